@@ -1,0 +1,104 @@
+/* Configuration: one table of settings serving the INI file, the environment,
+ * the command line, --print-config and the documentation. */
+#ifndef LQS_CONFIG_H
+#define LQS_CONFIG_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CONFIG_MAX_SECRETS 8
+#define CONFIG_MAX_ROUTES 32
+
+struct route {
+	char name[64];
+	char process_type[32];
+	char state[32];
+	char handler[64];
+};
+
+struct config {
+	/* [http] */
+	char *listen;
+	char *events_path;
+	int64_t max_body;
+	double connection_timeout;
+	int64_t max_connections;
+	int64_t max_connections_per_ip;
+	int64_t connection_memory_limit;
+	int64_t http_threads;
+	int64_t max_discard;
+	/* [auth] */
+	char *auth;                 /* "secret" or "none" */
+	char *secrets[CONFIG_MAX_SECRETS];
+	int n_secrets;
+	char *admin_token;
+	/* [store] */
+	char *store;
+	int64_t max_queued;
+	double dedupe_window;
+	double retention;
+	double failed_retention;
+	/* [worker] */
+	int64_t workers;
+	int64_t max_attempts;
+	double retry_base;
+	double retry_max_delay;
+	double drain_timeout;
+	char *on_failure;           /* "patch" or "leave" */
+	/* [lqs] */
+	char *api_url;
+	char *api_endpoint_prefix;
+	char *datastore_id;
+	char *api_key_id;
+	char *api_key_secret;
+	int64_t retry_count;
+	double retry_delay;
+	bool retry_aggressive;
+	double request_timeout;
+	char *additional_headers;
+	int64_t max_parallel_requests;
+	int64_t page_limit;
+	int64_t max_response;
+	/* [log] */
+	char *log_level;
+	/* [route NAME] */
+	struct route routes[CONFIG_MAX_ROUTES];
+	int n_routes;
+	/* where the file came from, for messages */
+	char *path;
+};
+
+struct config_overrides {
+	const char *listen;
+	const char *store;
+};
+
+/* Load defaults, then the file (NULL: none), then the environment, then the
+ * overrides. On error returns -1 and writes "file:line: message" lines to err. */
+int config_load(struct config *cfg, const char *path, const struct config_overrides *ov,
+		char *err, size_t errlen);
+void config_free(struct config *cfg);
+/* INI text of the effective configuration; secrets are never printed. */
+void config_print(const struct config *cfg, FILE *out);
+/* Markdown table of every setting (for the README). */
+void config_print_reference(FILE *out);
+/* Split "host:port" ("[v6]:port" too). Returns 0 or -1. */
+int config_split_listen(const char *listen, char *host, size_t hostlen, unsigned *port);
+
+
+
+/* The running configuration, shared by threads and swapped on reload.
+ * config_current() returns a reference the caller must config_put(). */
+struct config_ref {
+	struct config cfg;
+	int refs;
+	unsigned generation;
+};
+/* Takes ownership of *cfg's contents (cfg is zeroed). */
+void config_install(struct config *cfg);
+struct config_ref *config_current(void);
+void config_put(struct config_ref *r);
+/* Drop the installed configuration (at exit). */
+void config_uninstall(void);
+#endif

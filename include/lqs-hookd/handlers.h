@@ -1,0 +1,35 @@
+/* Every compiled-in handler; one file each under src/handlers/. */
+#ifndef LQS_HANDLERS_H
+#define LQS_HANDLERS_H
+#include <stdint.h>
+
+#include "lqs-hookd/router.h"
+
+extern const struct handler_def handler_digestion_stats;
+
+/* Record statistics of a digestion, exposed for unit tests. */
+struct topic_stat {
+	char topic_id[37];
+	int64_t record_count;
+	int64_t record_size;
+};
+
+struct digestion_stats {
+	int64_t record_count;
+	int64_t record_size;
+	int64_t part_count;
+	int64_t start_time;   /* min timestamp (ns); valid when record_count > 0 */
+	int64_t end_time;
+	struct topic_stat *topics;   /* open-addressed table */
+	size_t topics_cap, topics_len;
+};
+
+void dstats_init(struct digestion_stats *s);
+void dstats_free(struct digestion_stats *s);
+/* Add one part's index. part names the part in errors. Returns 0, or -1
+ * with a message naming the part and entry. */
+int dstats_add_index(struct digestion_stats *s, json_t *index, const char *part, char *err,
+		     size_t errlen);
+json_t *dstats_to_json(const struct digestion_stats *s, const char *digestion_id);
+
+#endif

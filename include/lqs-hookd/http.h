@@ -1,0 +1,18 @@
+/* The HTTP front: validate, store, answer. Never waits on LogQS. */
+#ifndef LQS_HTTP_H
+#define LQS_HTTP_H
+#include <stddef.h>
+
+struct store;
+struct workers;
+struct http;
+
+/* listen_fd >= 0: serve that already-bound socket (socket activation). */
+struct http *http_start(struct store *st, struct workers *w, int listen_fd, char *err, size_t errlen);
+unsigned http_port(struct http *h);
+/* Stop accepting new connections; requests in flight go on. */
+void http_quiesce(struct http *h);
+/* Wait (bounded) for requests in flight, then stop. */
+void http_stop(struct http *h, double wait_s);
+
+#endif

@@ -1,0 +1,19 @@
+/* Structured logging: one JSON object per line on stderr. */
+#ifndef LQS_LOG_H
+#define LQS_LOG_H
+
+enum log_level { LOG_LVL_ERROR = 0, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
+
+void log_set_level(enum log_level lvl);
+int log_level_parse(const char *s, enum log_level *out);
+const char *log_level_name(enum log_level lvl);
+/* event_id and resource_id may be NULL; they are emitted as fields when set. */
+void log_event(enum log_level lvl, const char *event_id, const char *resource_id,
+	       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+#define log_error(...) log_event(LOG_LVL_ERROR, NULL, NULL, __VA_ARGS__)
+#define log_warn(...)  log_event(LOG_LVL_WARN, NULL, NULL, __VA_ARGS__)
+#define log_info(...)  log_event(LOG_LVL_INFO, NULL, NULL, __VA_ARGS__)
+#define log_debug(...) log_event(LOG_LVL_DEBUG, NULL, NULL, __VA_ARGS__)
+
+#endif

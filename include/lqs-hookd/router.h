@@ -1,0 +1,45 @@
+/* Compiled-in handlers and the configured routes to them. */
+#ifndef LQS_ROUTER_H
+#define LQS_ROUTER_H
+#include <stddef.h>
+
+#include <jansson.h>
+
+struct config;
+struct lqs_client;
+
+enum handler_status {
+	HANDLER_OK = 0,
+	HANDLER_RETRY,   /* transient: try the event again later */
+	HANDLER_FAIL,    /* permanent: the event is FAILED */
+};
+
+struct handler_out {
+	json_t *result;          /* set on HANDLER_OK (owned) */
+	char error_name[64];     /* set otherwise */
+	char error[1024];
+	double retry_after;      /* seconds the server asked for, 0 if none */
+};
+
+struct handler_ctx {
+	const char *event_id;
+	json_t *event;           /* canonical EventCreateRequest (borrowed) */
+	const struct config *cfg;
+	struct lqs_client *lqs;
+};
+
+struct handler_def {
+	const char *name;
+	const char *description;
+	enum handler_status (*run)(struct handler_ctx *ctx, struct handler_out *out);
+	/* Called once when the event is FAILED for good (may be NULL). */
+	void (*on_failure)(struct handler_ctx *ctx, const struct handler_out *failure);
+};
+
+const struct handler_def *router_handler_find(const char *name);
+/* Comma-separated names of the compiled-in handlers. */
+const char *router_handler_names(void);
+/* The handler configured for (process_type, state), or NULL. */
+const char *router_route(const struct config *cfg, const char *process_type, const char *state);
+
+#endif

@@ -1,0 +1,105 @@
+/* Durable event store (SQLite, WAL, fsync per commit). Every query lives here. */
+#ifndef LQS_STORE_H
+#define LQS_STORE_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "lqs-hookd/event.h"
+
+struct store;
+
+enum store_result {
+	STORE_OK = 0,
+	STORE_DUPLICATE,   /* enqueue: same delivery seen within the window */
+	STORE_FULL,        /* enqueue: max_queued unfinished events already held */
+	STORE_NOSPACE,     /* the disk is full */
+	STORE_NOTFOUND,
+	STORE_CONFLICT,    /* replay: event not in a replayable state */
+	STORE_ERROR,
+};
+
+/* Event states in the store. */
+#define ST_QUEUED "queued"
+#define ST_RUNNING "running"
+#define ST_RETRYING "retrying"
+#define ST_COMPLETED "completed"
+#define ST_FAILED "failed"
+
+struct store_claim {
+	char id[37];
+	char resource_id[37];
+	char handler[64];      /* "" when unrouted */
+	int attempt;           /* number of this attempt, from 1 */
+	json_t *event;         /* the canonical event; caller decrefs */
+};
+
+struct store_hist {
+	const char *step;
+	int64_t started_ms, ended_ms;
+	json_t *detail;        /* borrowed; may be NULL */
+	const char *error;     /* may be NULL */
+};
+
+int store_open(struct store **out, const char *path, char *err, size_t errlen);
+void store_close(struct store *st);
+
+/* Make events whose attempt was cut short by a crash runnable again.
+ * Returns how many were recovered, or -1. */
+int store_recover(struct store *st);
+
+/* Store an event durably. handler may be NULL (unrouted). dedupe_ms 0
+ * disables duplicate detection. id_out receives the new event's id, or the
+ * first delivery's id for STORE_DUPLICATE. */
+enum store_result store_enqueue(struct store *st, const struct event *ev, const char *handler,
+				int64_t dedupe_ms, int64_t max_queued, char id_out[37]);
+
+/* Claim the oldest runnable event whose resource has no running event.
+ * Returns 1 with *c filled, 0 when none is due (*next_due_ms gets the
+ * earliest future run time, or 0), -1 on error. */
+int store_claim(struct store *st, int64_t now, struct store_claim *c, int64_t *next_due_ms);
+void store_claim_release(struct store_claim *c);
+
+/* End an attempt. state is ST_COMPLETED, ST_FAILED or ST_RETRYING (then
+ * next_run_ms is when). hist rows are written in the same transaction. */
+enum store_result store_finish(struct store *st, const char *id, const char *state, json_t *result,
+			       const char *error, int64_t next_run_ms, const struct store_hist *hist,
+			       size_t n_hist);
+/* Put a running event back as runnable (drain on shutdown). */
+enum store_result store_requeue(struct store *st, const char *id, const char *why);
+enum store_result store_history_add(struct store *st, const char *id, const struct store_hist *h);
+
+/* Status documents (NULL: not found). */
+json_t *store_get(struct store *st, const char *id);
+json_t *store_history(struct store *st, const char *id);
+
+struct store_query {
+	const char *state;         /* NULL: any */
+	const char *process_type;  /* NULL: any */
+	const char *resource_id;   /* NULL: any */
+	int64_t since_ms;          /* 0: any */
+	int64_t after_seq;         /* cursor; 0: from the start */
+	int limit;
+};
+json_t *store_list(struct store *st, const struct store_query *q);
+
+/* Replay a finished event from scratch (attempts reset, history kept). */
+enum store_result store_replay(struct store *st, const char *id);
+/* Delete finished events older than the cut-offs. Returns rows deleted or -1. */
+int store_prune(struct store *st, int64_t completed_before_ms, int64_t failed_before_ms);
+
+/* Figures for metrics and readiness. */
+struct store_stats {
+	int64_t queued, running, retrying, completed, failed;
+	int64_t oldest_runnable_ms;   /* received_at of the oldest runnable, 0 if none */
+	int64_t size_bytes;
+};
+int store_stats(struct store *st, struct store_stats *out);
+/* Unfinished events (kept in memory; cheap). */
+int64_t store_unfinished(struct store *st);
+/* Is the store writable right now? */
+bool store_writable(struct store *st);
+
+#endif

@@ -1,0 +1,27 @@
+/* Small helpers shared by every module. */
+#ifndef LQS_UTIL_H
+#define LQS_UTIL_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Copy with truncation; always NUL-terminates (dst size > 0). Returns strlen(src). */
+size_t str_copy(char *dst, const char *src, size_t size);
+/* Strict decimal parsers: whole string, no overflow. Return 0 or -1. */
+int parse_i64(const char *s, int64_t *out);
+int parse_double(const char *s, double *out);
+int parse_bool(const char *s, bool *out);
+/* Milliseconds since the epoch / since an arbitrary monotonic origin. */
+int64_t now_ms(void);
+int64_t mono_ms(void);
+/* Lowercase hyphenated UUID check (accepts either case; out gets lowercase). */
+bool uuid_canonical(const char *s, char out[37]);
+void uuid_new(char out[37]);
+/* ISO 8601 UTC with milliseconds. */
+void iso8601_ms(int64_t ms, char out[32]);
+/* Overwrite memory in a way the compiler may not elide. */
+void secure_zero(void *p, size_t n);
+/* Read a whole small file (at most max bytes), NUL-terminated. NULL on error. */
+char *file_read_all(const char *path, size_t max, size_t *len);
+
+#endif

@@ -1,0 +1,915 @@
+#include "lqs-hookd/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <unistd.h>
+
+#include <pthread.h>
+#include <ini.h>
+
+#include "lqs-hookd/buf.h"
+#include "lqs-hookd/router.h"
+#include "lqs-hookd/util.h"
+
+enum setting_type {
+	T_STRING,   /* char * */
+	T_SECRET,   /* char *, never printed; NAME_file reads it from a file */
+	T_SECRETS,  /* repeatable secret list; NAME_file holds one per line */
+	T_INT,      /* int64_t */
+	T_SIZE,     /* int64_t bytes, accepts K/M/G suffixes */
+	T_DURATION, /* double seconds, accepts ms/s/m/h/d suffixes */
+	T_DOUBLE,
+	T_BOOL,
+	T_ENUM,     /* char *, one of choices */
+};
+
+struct setting {
+	const char *section;
+	const char *name;
+	enum setting_type type;
+	size_t offset;
+	const char *def;
+	double min, max;         /* bounds for numbers; ignored when min > max */
+	const char *env_alias;   /* the LogQS client's own variable, if any */
+	const char *choices;     /* '|'-separated, for T_ENUM */
+	const char *help;
+};
+
+#define OFF(f) offsetof(struct config, f)
+#define NOBOUND 1, 0
+
+/* The one table. Environment: LQS_HOOKD_<NAME> for every setting, and the
+ * LogQS client's own variable where it has one (the alias wins when both are
+ * set, so a tutorial user's environment means what it meant there). */
+static const struct setting settings[] = {
+	{ "http", "listen", T_STRING, OFF(listen), "127.0.0.1:8080", NOBOUND, NULL, NULL,
+	  "Address and port to listen on (HOST:PORT; port 0 picks a free port). Ignored under socket activation." },
+	{ "http", "events_path", T_STRING, OFF(events_path), "/events", NOBOUND, NULL, NULL,
+	  "Path LogQS posts events to (the hook URI plus this path)." },
+	{ "http", "max_body", T_SIZE, OFF(max_body), "64K", 64, 16777216, NULL, NULL,
+	  "Largest accepted request body; larger declared or actual bodies get 413." },
+	{ "http", "max_discard", T_SIZE, OFF(max_discard), "1M", 0, 1073741824, NULL, NULL,
+	  "How much of an over-long chunked body is read and discarded to send a 413; beyond it the connection is closed." },
+	{ "http", "connection_timeout", T_DURATION, OFF(connection_timeout), "30s", 1, 3600, NULL, NULL,
+	  "Idle time after which a client connection is closed (slow clients included)." },
+	{ "http", "max_connections", T_INT, OFF(max_connections), "1024", 1, 65536, NULL, NULL,
+	  "Total concurrent client connections; further connections are refused." },
+	{ "http", "max_connections_per_ip", T_INT, OFF(max_connections_per_ip), "64", 0, 65536, NULL, NULL,
+	  "Concurrent connections from one IP address (0: no per-IP limit)." },
+	{ "http", "connection_memory_limit", T_SIZE, OFF(connection_memory_limit), "32K", 4096, 1048576, NULL, NULL,
+	  "Per-connection memory for request line and headers; larger headers get 431." },
+	{ "http", "http_threads", T_INT, OFF(http_threads), "2", 1, 64, NULL, NULL,
+	  "Threads serving HTTP (they validate and store, never call LogQS)." },
+
+	{ "auth", "auth", T_ENUM, OFF(auth), "secret", NOBOUND, NULL, "secret|none",
+	  "'secret' requires a hook secret; 'none' accepts unauthenticated events (logged as a warning)." },
+	{ "auth", "secret", T_SECRETS, OFF(secrets), NULL, NOBOUND, "LQS_EXPECTED_SECRET", NULL,
+	  "Hook secret; repeat the key (or use secret_file, one per line) to accept several during rotation." },
+	{ "auth", "admin_token", T_SECRET, OFF(admin_token), NULL, NOBOUND, NULL, NULL,
+	  "Bearer token for the administration endpoints; unset: they answer loopback clients only." },
+
+	{ "store", "store", T_STRING, OFF(store), NULL, NOBOUND, NULL, NULL,
+	  "SQLite event store (default: $STATE_DIRECTORY/lqs-hookd.db, else ./lqs-hookd.db)." },
+	{ "store", "max_queued", T_INT, OFF(max_queued), "100000", 1, 100000000, NULL, NULL,
+	  "Unfinished events the store may hold; beyond it POST /events answers 503 with Retry-After." },
+	{ "store", "dedupe_window", T_DURATION, OFF(dedupe_window), "10m", 0, 604800, NULL, NULL,
+	  "A repeat of the same delivery within this window is answered as a duplicate (0: off)." },
+	{ "store", "retention", T_DURATION, OFF(retention), "14d", 60, 315360000, NULL, NULL,
+	  "Finished events older than this are pruned." },
+	{ "store", "failed_retention", T_DURATION, OFF(failed_retention), "90d", 60, 315360000, NULL, NULL,
+	  "Failed events older than this are pruned." },
+
+	{ "worker", "workers", T_INT, OFF(workers), "4", 1, 256, NULL, NULL,
+	  "Worker threads running handlers." },
+	{ "worker", "max_attempts", T_INT, OFF(max_attempts), "8", 1, 1000, NULL, NULL,
+	  "Attempts per event before it is FAILED (a dead letter that can be replayed)." },
+	{ "worker", "retry_base", T_DURATION, OFF(retry_base), "10s", 0.001, 86400, NULL, NULL,
+	  "Delay before the second attempt; doubles each attempt, with jitter." },
+	{ "worker", "retry_max_delay", T_DURATION, OFF(retry_max_delay), "10m", 0.001, 86400, NULL, NULL,
+	  "Upper bound of the delay between attempts." },
+	{ "worker", "drain_timeout", T_DURATION, OFF(drain_timeout), "20s", 0, 3600, NULL, NULL,
+	  "On shutdown, how long running attempts may take to finish before they are left for the next start." },
+	{ "worker", "on_failure", T_ENUM, OFF(on_failure), "patch", NOBOUND, NULL, "patch|leave",
+	  "On permanent failure, 'patch' sets the digestion to failed with the error; 'leave' does not touch it." },
+
+	{ "lqs", "api_url", T_STRING, OFF(api_url), "https://api.logqs.com", NOBOUND, "LQS_API_URL", NULL,
+	  "LogQS base URL." },
+	{ "lqs", "api_endpoint_prefix", T_STRING, OFF(api_endpoint_prefix), "/apps", NOBOUND, "LQS_API_ENDPOINT_PREFIX", NULL,
+	  "Path prefix before /lqs." },
+	{ "lqs", "datastore_id", T_STRING, OFF(datastore_id), NULL, NOBOUND, "LQS_DATASTORE_ID", NULL,
+	  "Datastore UUID (an event's own datastore_id wins)." },
+	{ "lqs", "api_key_id", T_STRING, OFF(api_key_id), NULL, NOBOUND, "LQS_API_KEY_ID", NULL,
+	  "API key id (UUID)." },
+	{ "lqs", "api_key_secret", T_SECRET, OFF(api_key_secret), NULL, NOBOUND, "LQS_API_KEY_SECRET", NULL,
+	  "API key secret (or api_key_secret_file)." },
+	{ "lqs", "retry_count", T_INT, OFF(retry_count), "2", 0, 100, "LQS_RETRY_COUNT", NULL,
+	  "Retries of one LogQS call after the first try." },
+	{ "lqs", "retry_delay", T_DURATION, OFF(retry_delay), "5", 0, 3600, "LQS_RETRY_DELAY", NULL,
+	  "First backoff between call retries (doubles each retry, jittered)." },
+	{ "lqs", "retry_aggressive", T_BOOL, OFF(retry_aggressive), "false", NOBOUND, "LQS_RETRY_AGGRESSIVE", NULL,
+	  "Retry 4xx answers too (as the LogQS client does with this set)." },
+	{ "lqs", "request_timeout", T_DURATION, OFF(request_timeout), "60", 0.1, 3600, "LQS_API_REQUEST_TIMEOUT", NULL,
+	  "Timeout of one LogQS request." },
+	{ "lqs", "additional_headers", T_STRING, OFF(additional_headers), "{}", NOBOUND, "LQS_ADDITIONAL_HEADERS", NULL,
+	  "JSON object of extra headers sent to LogQS (merged last)." },
+	{ "lqs", "max_parallel_requests", T_INT, OFF(max_parallel_requests), "8", 1, 256, NULL, NULL,
+	  "Concurrent requests one handler may make (digestion part fetches)." },
+	{ "lqs", "page_limit", T_INT, OFF(page_limit), "1000", 1, 100000, NULL, NULL,
+	  "Page size asked for when listing; the server may return fewer." },
+
+	{ "lqs", "max_response", T_SIZE, OFF(max_response), "64M", 1024, 4294967296.0, NULL, NULL,
+	  "Largest LogQS response body read; a larger one fails the call (not retried)." },
+
+	{ "log", "log_level", T_ENUM, OFF(log_level), "info", NOBOUND, NULL, "error|warn|info|debug",
+	  "Least severe level logged." },
+};
+
+#define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
+
+struct load_ctx {
+	struct config *cfg;
+	const char *path;
+	int lineno;
+	struct buf *err;
+	int errors;
+	bool secrets_from_file;   /* the file's first secret replaces defaults */
+};
+
+static void add_error(struct buf *err, const char *where, int line, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void add_error(struct buf *err, const char *where, int line, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (line > 0)
+		buf_printf(err, "%s:%d: %s\n", where, line, msg);
+	else
+		buf_printf(err, "%s: %s\n", where, msg);
+}
+
+static void *field(struct config *cfg, const struct setting *s)
+{
+	return (char *)cfg + s->offset;
+}
+
+static const struct setting *setting_find(const char *section, const char *name)
+{
+	for (size_t i = 0; i < N_SETTINGS; i++)
+		if (strcmp(settings[i].name, name) == 0 &&
+		    (!section || strcmp(settings[i].section, section) == 0))
+			return &settings[i];
+	return NULL;
+}
+
+static int parse_size(const char *s, int64_t *out)
+{
+	char *end;
+	double v;
+	double mul = 1;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || v < 0)
+		return -1;
+	if (*end) {
+		switch (toupper((unsigned char)*end)) {
+		case 'K': mul = 1024.0; break;
+		case 'M': mul = 1024.0 * 1024; break;
+		case 'G': mul = 1024.0 * 1024 * 1024; break;
+		default: return -1;
+		}
+		end++;
+		if (toupper((unsigned char)*end) == 'I')
+			end++;
+		if (toupper((unsigned char)*end) == 'B')
+			end++;
+		if (*end)
+			return -1;
+	}
+	v *= mul;
+	if (v > 9.0e18)
+		return -1;
+	*out = (int64_t)v;
+	return 0;
+}
+
+static int parse_duration(const char *s, double *out)
+{
+	char *end;
+	double v, mul = 1;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || v < 0 || !isfinite(v))
+		return -1;
+	if (strcmp(end, "") == 0 || strcmp(end, "s") == 0)
+		mul = 1;
+	else if (strcmp(end, "ms") == 0)
+		mul = 0.001;
+	else if (strcmp(end, "m") == 0 || strcmp(end, "min") == 0)
+		mul = 60;
+	else if (strcmp(end, "h") == 0)
+		mul = 3600;
+	else if (strcmp(end, "d") == 0)
+		mul = 86400;
+	else
+		return -1;
+	*out = v * mul;
+	return 0;
+}
+
+static bool enum_ok(const char *choices, const char *v)
+{
+	size_t n = strlen(v);
+	const char *p = choices;
+
+	while (p && *p) {
+		const char *bar = strchr(p, '|');
+		size_t len = bar ? (size_t)(bar - p) : strlen(p);
+		if (len == n && strncmp(p, v, n) == 0)
+			return true;
+		p = bar ? bar + 1 : NULL;
+	}
+	return false;
+}
+
+static void secrets_clear(struct config *cfg)
+{
+	for (int i = 0; i < cfg->n_secrets; i++) {
+		secure_zero(cfg->secrets[i], strlen(cfg->secrets[i]));
+		free(cfg->secrets[i]);
+		cfg->secrets[i] = NULL;
+	}
+	cfg->n_secrets = 0;
+}
+
+static int secrets_add(struct config *cfg, const char *v, char *why, size_t whylen)
+{
+	if (!*v) {
+		str_copy(why, "an empty secret is not allowed", whylen);
+		return -1;
+	}
+	if (cfg->n_secrets >= CONFIG_MAX_SECRETS) {
+		snprintf(why, whylen, "at most %d secrets may be accepted at once", CONFIG_MAX_SECRETS);
+		return -1;
+	}
+	cfg->secrets[cfg->n_secrets] = strdup(v);
+	if (!cfg->secrets[cfg->n_secrets]) {
+		str_copy(why, "out of memory", whylen);
+		return -1;
+	}
+	cfg->n_secrets++;
+	return 0;
+}
+
+static void strip_eol(char *s)
+{
+	size_t n = strlen(s);
+
+	while (n && (s[n - 1] == '\n' || s[n - 1] == '\r'))
+		s[--n] = '\0';
+}
+
+/* Secret files: the whole file (minus one trailing newline) for a single
+ * secret; one secret per non-empty line for a secret list. */
+static int secret_file_load(struct config *cfg, const struct setting *s, const char *path,
+			    char *why, size_t whylen)
+{
+	size_t len;
+	char *text = file_read_all(path, 65536, &len);
+	int rc = 0;
+
+	if (!text) {
+		snprintf(why, whylen, "cannot read secret file '%s': %s", path, strerror(errno));
+		return -1;
+	}
+	if (memchr(text, '\0', len)) {
+		snprintf(why, whylen, "secret file '%s' contains a NUL byte", path);
+		rc = -1;
+	} else if (s->type == T_SECRETS) {
+		char *save = NULL;
+		for (char *line = strtok_r(text, "\n", &save); line && !rc;
+		     line = strtok_r(NULL, "\n", &save)) {
+			strip_eol(line);
+			if (*line)
+				rc = secrets_add(cfg, line, why, whylen);
+		}
+		if (!rc && cfg->n_secrets == 0) {
+			snprintf(why, whylen, "secret file '%s' holds no secret", path);
+			rc = -1;
+		}
+	} else {
+		char **dst = field(cfg, s);
+		strip_eol(text);
+		if (!*text) {
+			snprintf(why, whylen, "secret file '%s' is empty", path);
+			rc = -1;
+		} else {
+			if (*dst) {
+				secure_zero(*dst, strlen(*dst));
+				free(*dst);
+			}
+			*dst = strdup(text);
+			if (!*dst)
+				rc = -1;
+		}
+	}
+	secure_zero(text, len);
+	free(text);
+	return rc;
+}
+
+/* Set one value. replace_list: a secret list source that replaces rather than
+ * appends (environment, credentials). Returns 0 or -1 with why filled in. */
+static int setting_apply(struct config *cfg, const struct setting *s, const char *v,
+			 bool is_file_variant, bool replace_list, char *why, size_t whylen)
+{
+	void *f = field(cfg, s);
+
+	if (is_file_variant) {
+		if (s->type == T_SECRETS && replace_list)
+			secrets_clear(cfg);
+		return secret_file_load(cfg, s, v, why, whylen);
+	}
+	switch (s->type) {
+	case T_STRING:
+	case T_SECRET:
+	case T_ENUM: {
+		char **dst = f;
+		if (s->type == T_ENUM && !enum_ok(s->choices, v)) {
+			snprintf(why, whylen, "%s: '%s' is not one of %s", s->name, v, s->choices);
+			return -1;
+		}
+		if (*dst) {
+			if (s->type == T_SECRET)
+				secure_zero(*dst, strlen(*dst));
+			free(*dst);
+		}
+		*dst = strdup(v);
+		return *dst ? 0 : -1;
+	}
+	case T_SECRETS:
+		if (replace_list)
+			secrets_clear(cfg);
+		return secrets_add(cfg, v, why, whylen);
+	case T_INT:
+	case T_SIZE: {
+		int64_t x;
+		int rc = s->type == T_INT ? parse_i64(v, &x) : parse_size(v, &x);
+		if (rc) {
+			snprintf(why, whylen, "%s: '%s' is not a valid %s", s->name, v,
+				 s->type == T_INT ? "integer" : "size (e.g. 65536, 64K, 1M)");
+			return -1;
+		}
+		if (s->min <= s->max && ((double)x < s->min || (double)x > s->max)) {
+			snprintf(why, whylen, "%s: %s is out of bounds [%.0f, %.0f]", s->name, v,
+				 s->min, s->max);
+			return -1;
+		}
+		*(int64_t *)f = x;
+		return 0;
+	}
+	case T_DURATION:
+	case T_DOUBLE: {
+		double x;
+		int rc = s->type == T_DOUBLE ? parse_double(v, &x) : parse_duration(v, &x);
+		if (rc) {
+			snprintf(why, whylen, "%s: '%s' is not a valid %s", s->name, v,
+				 s->type == T_DOUBLE ? "number" : "duration (e.g. 30, 30s, 500ms, 10m, 14d)");
+			return -1;
+		}
+		if (s->min <= s->max && (x < s->min || x > s->max)) {
+			snprintf(why, whylen, "%s: %s is out of bounds [%g, %g] seconds", s->name, v,
+				 s->min, s->max);
+			return -1;
+		}
+		*(double *)f = x;
+		return 0;
+	}
+	case T_BOOL:
+		if (parse_bool(v, (bool *)f)) {
+			snprintf(why, whylen, "%s: '%s' is not a boolean (true/false)", s->name, v);
+			return -1;
+		}
+		return 0;
+	}
+	return -1;
+}
+
+static int route_set(struct route *r, const char *name, const char *value, char *why, size_t whylen)
+{
+	static const char *const types = "ingestion|ingestion_part|digestion|digestion_part";
+	static const char *const states =
+		"ready|queued|processing|finalizing|completed|failed|cancelled|archived";
+
+	if (strcmp(name, "process_type") == 0) {
+		if (!enum_ok(types, value)) {
+			snprintf(why, whylen, "process_type: '%s' is not one of %s", value, types);
+			return -1;
+		}
+		str_copy(r->process_type, value, sizeof(r->process_type));
+	} else if (strcmp(name, "state") == 0) {
+		if (!enum_ok(states, value)) {
+			snprintf(why, whylen, "state: '%s' is not one of %s", value, states);
+			return -1;
+		}
+		str_copy(r->state, value, sizeof(r->state));
+	} else if (strcmp(name, "handler") == 0) {
+		if (!router_handler_find(value)) {
+			snprintf(why, whylen, "handler: unknown handler '%s' (known: %s)", value,
+				 router_handler_names());
+			return -1;
+		}
+		str_copy(r->handler, value, sizeof(r->handler));
+	} else {
+		snprintf(why, whylen, "unknown key '%s' in a route section (process_type, state, handler)", name);
+		return -1;
+	}
+	return 0;
+}
+
+static struct route *route_get(struct config *cfg, const char *name, char *why, size_t whylen)
+{
+	for (int i = 0; i < cfg->n_routes; i++)
+		if (strcmp(cfg->routes[i].name, name) == 0)
+			return &cfg->routes[i];
+	if (cfg->n_routes >= CONFIG_MAX_ROUTES) {
+		snprintf(why, whylen, "at most %d routes", CONFIG_MAX_ROUTES);
+		return NULL;
+	}
+	struct route *r = &cfg->routes[cfg->n_routes++];
+	memset(r, 0, sizeof(*r));
+	str_copy(r->name, name, sizeof(r->name));
+	return r;
+}
+
+static int ini_cb(void *user, const char *section, const char *name, const char *value)
+{
+	struct load_ctx *ctx = user;
+	char why[512] = "";
+	const struct setting *s;
+	bool file_variant = false;
+	char base[64];
+
+	if (strncmp(section, "route ", 6) == 0 || strncmp(section, "route\t", 6) == 0) {
+		const char *rname = section + 6;
+		while (*rname == ' ' || *rname == '\t')
+			rname++;
+		struct route *r = *rname ? route_get(ctx->cfg, rname, why, sizeof(why)) : NULL;
+		if (!*rname)
+			str_copy(why, "a route section needs a name: [route NAME]", sizeof(why));
+		if (!r || route_set(r, name, value, why, sizeof(why))) {
+			add_error(ctx->err, ctx->path, ctx->lineno, "%s", why);
+			ctx->errors++;
+		}
+		return 1;
+	}
+	s = setting_find(section, name);
+	if (!s) {
+		size_t n = strlen(name);
+		if (n > 5 && strcmp(name + n - 5, "_file") == 0 && n - 5 < sizeof(base)) {
+			memcpy(base, name, n - 5);
+			base[n - 5] = '\0';
+			s = setting_find(section, base);
+			if (s && (s->type == T_SECRET || s->type == T_SECRETS))
+				file_variant = true;
+			else
+				s = NULL;
+		}
+	}
+	if (!s) {
+		if (setting_find(NULL, name))
+			add_error(ctx->err, ctx->path, ctx->lineno, "key '%s' belongs in section [%s], not [%s]",
+				  name, setting_find(NULL, name)->section, section);
+		else
+			add_error(ctx->err, ctx->path, ctx->lineno, "unknown key '%s' in section [%s]", name,
+				  section);
+		ctx->errors++;
+		return 1;
+	}
+	/* The first secret in the file replaces nothing (defaults have none),
+	 * later ones add to the list: several secrets accepted for rotation. */
+	if (setting_apply(ctx->cfg, s, value, file_variant, false, why, sizeof(why))) {
+		add_error(ctx->err, ctx->path, ctx->lineno, "%s", why[0] ? why : "invalid value");
+		ctx->errors++;
+	}
+	return 1;
+}
+
+static char *counting_reader(char *str, int num, void *stream)
+{
+	struct { FILE *f; struct load_ctx *ctx; } *rd = stream;
+	char *r = fgets(str, num, rd->f);
+
+	if (r)
+		rd->ctx->lineno++;
+	return r;
+}
+
+static void env_name(const struct setting *s, char *out, size_t n, bool file_variant)
+{
+	size_t i = 0;
+	const char *p = s->name;
+
+	i = str_copy(out, "LQS_HOOKD_", n);
+	for (; *p && i + 1 < n; p++)
+		out[i++] = (char)toupper((unsigned char)*p);
+	out[i] = '\0';
+	if (file_variant && i + 6 < n)
+		memcpy(out + i, "_FILE", 6);
+}
+
+static void load_env(struct config *cfg, struct buf *err, int *errors)
+{
+	char name[96], why[512];
+	const char *v;
+
+	for (size_t i = 0; i < N_SETTINGS; i++) {
+		const struct setting *s = &settings[i];
+		bool secretish = s->type == T_SECRET || s->type == T_SECRETS;
+
+		for (int fv = 0; fv <= (secretish ? 1 : 0); fv++) {
+			env_name(s, name, sizeof(name), fv);
+			v = getenv(name);
+			if (v && setting_apply(cfg, s, v, fv, true, why, sizeof(why))) {
+				add_error(err, name, 0, "%s", why);
+				(*errors)++;
+			}
+		}
+		if (s->env_alias && (v = getenv(s->env_alias)) != NULL &&
+		    setting_apply(cfg, s, v, false, true, why, sizeof(why))) {
+			add_error(err, s->env_alias, 0, "%s", why);
+			(*errors)++;
+		}
+	}
+}
+
+/* systemd credentials (LoadCredential=): files named after the setting. */
+static void load_credentials(struct config *cfg, struct buf *err, int *errors)
+{
+	const char *dir = getenv("CREDENTIALS_DIRECTORY");
+	char path[PATH_MAX], why[512];
+
+	if (!dir || !*dir)
+		return;
+	for (size_t i = 0; i < N_SETTINGS; i++) {
+		const struct setting *s = &settings[i];
+		if (s->type != T_SECRET && s->type != T_SECRETS)
+			continue;
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, s->name) >= sizeof(path))
+			continue;
+		if (access(path, R_OK) != 0)
+			continue;
+		if (setting_apply(cfg, s, path, true, true, why, sizeof(why))) {
+			add_error(err, path, 0, "%s", why);
+			(*errors)++;
+		}
+	}
+}
+
+static void set_defaults(struct config *cfg)
+{
+	char why[256];
+
+	memset(cfg, 0, sizeof(*cfg));
+	for (size_t i = 0; i < N_SETTINGS; i++)
+		if (settings[i].def)
+			setting_apply(cfg, &settings[i], settings[i].def, false, false, why, sizeof(why));
+}
+
+int config_split_listen(const char *listen, char *host, size_t hostlen, unsigned *port)
+{
+	const char *colon;
+	int64_t p;
+
+	if (listen[0] == '[') {
+		const char *close = strchr(listen, ']');
+		if (!close || close[1] != ':')
+			return -1;
+		if ((size_t)(close - listen - 1) >= hostlen)
+			return -1;
+		memcpy(host, listen + 1, (size_t)(close - listen - 1));
+		host[close - listen - 1] = '\0';
+		colon = close + 1;
+	} else {
+		colon = strrchr(listen, ':');
+		if (!colon || (size_t)(colon - listen) >= hostlen)
+			return -1;
+		memcpy(host, listen, (size_t)(colon - listen));
+		host[colon - listen] = '\0';
+	}
+	if (parse_i64(colon + 1, &p) || p < 0 || p > 65535)
+		return -1;
+	*port = (unsigned)p;
+	return 0;
+}
+
+static void validate(struct config *cfg, struct buf *err, int *errors)
+{
+	char host[256];
+	unsigned port;
+	const char *where = cfg->path ? cfg->path : "config";
+
+	if (config_split_listen(cfg->listen, host, sizeof(host), &port)) {
+		add_error(err, where, 0, "listen: '%s' is not HOST:PORT", cfg->listen);
+		(*errors)++;
+	}
+	if (cfg->events_path[0] != '/' || strlen(cfg->events_path) > 128 ||
+	    strchr(cfg->events_path, '?') || strcmp(cfg->events_path, "/") == 0) {
+		add_error(err, where, 0, "events_path: '%s' must be an absolute path such as /events",
+			  cfg->events_path);
+		(*errors)++;
+	}
+	if (strcmp(cfg->auth, "secret") == 0 && cfg->n_secrets == 0) {
+		add_error(err, where, 0,
+			  "no hook secret configured: set LQS_EXPECTED_SECRET, secret or secret_file "
+			  "(or auth = none to accept unauthenticated events)");
+		(*errors)++;
+	}
+	if (cfg->retry_max_delay < cfg->retry_base) {
+		add_error(err, where, 0, "retry_max_delay (%g s) is smaller than retry_base (%g s)",
+			  cfg->retry_max_delay, cfg->retry_base);
+		(*errors)++;
+	}
+	if (cfg->datastore_id && *cfg->datastore_id) {
+		char canon[37];
+		if (!uuid_canonical(cfg->datastore_id, canon)) {
+			add_error(err, where, 0, "datastore_id: '%s' is not a UUID", cfg->datastore_id);
+			(*errors)++;
+		}
+	}
+	if (cfg->additional_headers) {
+		const char *p = cfg->additional_headers;
+		while (isspace((unsigned char)*p))
+			p++;
+		if (*p != '{') {
+			add_error(err, where, 0, "additional_headers: must be a JSON object");
+			(*errors)++;
+		}
+	}
+	if (!cfg->store) {
+		const char *sd = getenv("STATE_DIRECTORY");
+		char path[PATH_MAX];
+		/* systemd may pass several directories separated by ':'; use the first. */
+		if (sd && *sd) {
+			size_t n = strcspn(sd, ":");
+			snprintf(path, sizeof(path), "%.*s/lqs-hookd.db", (int)n, sd);
+		} else {
+			str_copy(path, "lqs-hookd.db", sizeof(path));
+		}
+		cfg->store = strdup(path);
+	}
+	if (cfg->n_routes == 0) {
+		struct route *r = &cfg->routes[cfg->n_routes++];
+		str_copy(r->name, "digestion-finalizing", sizeof(r->name));
+		str_copy(r->process_type, "digestion", sizeof(r->process_type));
+		str_copy(r->state, "finalizing", sizeof(r->state));
+		str_copy(r->handler, "digestion_stats", sizeof(r->handler));
+	}
+	for (int i = 0; i < cfg->n_routes; i++) {
+		struct route *r = &cfg->routes[i];
+		if (!r->process_type[0] || !r->state[0] || !r->handler[0]) {
+			add_error(err, where, 0, "route '%s' needs process_type, state and handler", r->name);
+			(*errors)++;
+		}
+	}
+}
+
+int config_load(struct config *cfg, const char *path, const struct config_overrides *ov,
+		char *errout, size_t errlen)
+{
+	struct buf err;
+	int errors = 0;
+	char why[512];
+
+	buf_init(&err, 16384);
+	set_defaults(cfg);
+	if (path) {
+		struct load_ctx ctx = { .cfg = cfg, .path = path, .err = &err };
+		struct { FILE *f; struct load_ctx *ctx; } rd;
+		int rc;
+
+		cfg->path = strdup(path);
+		rd.f = fopen(path, "r");
+		rd.ctx = &ctx;
+		if (!rd.f) {
+			add_error(&err, path, 0, "cannot open: %s", strerror(errno));
+			errors++;
+		} else {
+			rc = ini_parse_stream(counting_reader, &rd, ini_cb, &ctx);
+			fclose(rd.f);
+			errors += ctx.errors;
+			/* inih reports a syntax error by its line; our own errors were
+			 * already recorded with theirs. */
+			if (rc > 0 && ctx.errors == 0) {
+				add_error(&err, path, rc, "syntax error (expected [section] or key = value)");
+				errors++;
+			} else if (rc < 0) {
+				add_error(&err, path, 0, "cannot read");
+				errors++;
+			}
+		}
+	}
+	load_credentials(cfg, &err, &errors);
+	load_env(cfg, &err, &errors);
+	if (ov && ov->listen) {
+		if (setting_apply(cfg, setting_find("http", "listen"), ov->listen, false, false, why, sizeof(why))) {
+			add_error(&err, "--listen", 0, "%s", why);
+			errors++;
+		}
+	}
+	if (ov && ov->store)
+		setting_apply(cfg, setting_find("store", "store"), ov->store, false, false, why, sizeof(why));
+	if (!errors)
+		validate(cfg, &err, &errors);
+	if (errors) {
+		if (errout && errlen)
+			str_copy(errout, err.data ? err.data : "invalid configuration\n", errlen);
+		buf_free(&err);
+		return -1;
+	}
+	buf_free(&err);
+	return 0;
+}
+
+void config_free(struct config *cfg)
+{
+	for (size_t i = 0; i < N_SETTINGS; i++) {
+		const struct setting *s = &settings[i];
+		if (s->type == T_STRING || s->type == T_SECRET || s->type == T_ENUM) {
+			char **p = field(cfg, s);
+			if (*p && s->type == T_SECRET)
+				secure_zero(*p, strlen(*p));
+			free(*p);
+			*p = NULL;
+		}
+	}
+	secrets_clear(cfg);
+	free(cfg->path);
+	cfg->path = NULL;
+}
+
+static void value_text(const struct config *cfg, const struct setting *s, char *out, size_t n)
+{
+	const void *f = (const char *)cfg + s->offset;
+
+	switch (s->type) {
+	case T_STRING:
+	case T_ENUM: {
+		const char *v = *(char *const *)f;
+		str_copy(out, v ? v : "", n);
+		break;
+	}
+	case T_SECRET:
+		str_copy(out, *(char *const *)f ? "(set, hidden)" : "(unset)", n);
+		break;
+	case T_SECRETS:
+		if (cfg->n_secrets)
+			snprintf(out, n, "(%d set, hidden)", cfg->n_secrets);
+		else
+			str_copy(out, "(unset)", n);
+		break;
+	case T_INT:
+	case T_SIZE:
+		snprintf(out, n, "%lld", (long long)*(const int64_t *)f);
+		break;
+	case T_DURATION:
+	case T_DOUBLE:
+		snprintf(out, n, "%g", *(const double *)f);
+		break;
+	case T_BOOL:
+		str_copy(out, *(const bool *)f ? "true" : "false", n);
+		break;
+	}
+}
+
+void config_print(const struct config *cfg, FILE *out)
+{
+	const char *section = "";
+	char v[1024];
+
+	fprintf(out, "# effective configuration (secrets are never shown)\n");
+	for (size_t i = 0; i < N_SETTINGS; i++) {
+		const struct setting *s = &settings[i];
+		if (strcmp(section, s->section) != 0) {
+			section = s->section;
+			fprintf(out, "\n[%s]\n", section);
+		}
+		value_text(cfg, s, v, sizeof(v));
+		if (s->type == T_SECRET || s->type == T_SECRETS)
+			fprintf(out, "# %s = %s\n", s->name, v);
+		else
+			fprintf(out, "%s = %s\n", s->name, v);
+	}
+	for (int i = 0; i < cfg->n_routes; i++) {
+		const struct route *r = &cfg->routes[i];
+		fprintf(out, "\n[route %s]\nprocess_type = %s\nstate = %s\nhandler = %s\n", r->name,
+			r->process_type, r->state, r->handler);
+	}
+}
+
+void config_print_reference(FILE *out)
+{
+	char env[96], envf[96], key[160], envs[320], def[96], bounds[96];
+
+	fprintf(out, "| section | key | default | bounds | environment | meaning |\n");
+	fprintf(out, "|---|---|---|---|---|---|\n");
+	for (size_t i = 0; i < N_SETTINGS; i++) {
+		const struct setting *s = &settings[i];
+		bool secretish = s->type == T_SECRET || s->type == T_SECRETS;
+
+		env_name(s, env, sizeof(env), false);
+		env_name(s, envf, sizeof(envf), true);
+		if (secretish) {
+			snprintf(key, sizeof(key), "`%s`, `%s_file`", s->name, s->name);
+			snprintf(envs, sizeof(envs), "`%s`, `%s`", env, envf);
+		} else {
+			snprintf(key, sizeof(key), "`%s`", s->name);
+			snprintf(envs, sizeof(envs), "`%s`", env);
+		}
+		if (s->env_alias) {
+			size_t n = strlen(envs);
+			snprintf(envs + n, sizeof(envs) - n, ", `%s`", s->env_alias);
+		}
+		if (s->def)
+			snprintf(def, sizeof(def), "`%s`", s->def);
+		else
+			str_copy(def, "—", sizeof(def));
+		bounds[0] = '\0';
+		if (s->type == T_ENUM)
+			snprintf(bounds, sizeof(bounds), "%s", s->choices);
+		else if (s->min <= s->max && s->type == T_DURATION)
+			snprintf(bounds, sizeof(bounds), "%g–%g s", s->min, s->max);
+		else if (s->min <= s->max)
+			snprintf(bounds, sizeof(bounds), "%.0f–%.0f", s->min, s->max);
+		fprintf(out, "| %s | %s | %s | %s | %s | %s |\n", s->section, key, def, bounds, envs,
+			s->help);
+	}
+}
+
+static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct config_ref *current;
+static unsigned current_generation;
+
+static void ref_drop_locked(struct config_ref *r)
+{
+	if (r && --r->refs == 0) {
+		config_free(&r->cfg);
+		free(r);
+	}
+}
+
+void config_install(struct config *cfg)
+{
+	struct config_ref *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return;
+	r->cfg = *cfg;
+	memset(cfg, 0, sizeof(*cfg));
+	r->refs = 1;
+	pthread_mutex_lock(&current_lock);
+	r->generation = ++current_generation;
+	ref_drop_locked(current);
+	current = r;
+	pthread_mutex_unlock(&current_lock);
+}
+
+struct config_ref *config_current(void)
+{
+	struct config_ref *r;
+
+	pthread_mutex_lock(&current_lock);
+	r = current;
+	if (r)
+		r->refs++;
+	pthread_mutex_unlock(&current_lock);
+	return r;
+}
+
+void config_put(struct config_ref *r)
+{
+	pthread_mutex_lock(&current_lock);
+	ref_drop_locked(r);
+	pthread_mutex_unlock(&current_lock);
+}
+
+void config_uninstall(void)
+{
+	pthread_mutex_lock(&current_lock);
+	ref_drop_locked(current);
+	current = NULL;
+	pthread_mutex_unlock(&current_lock);
+}

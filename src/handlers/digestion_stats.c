@@ -1,0 +1,385 @@
+/* digestion_stats: the LogQS tutorial's job, done completely. For a
+ * digestion in `finalizing`: read every part's index, compute record
+ * statistics, store them in the log's context, mark the digestion completed. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lqs-hookd/config.h"
+#include "lqs-hookd/handlers.h"
+#include "lqs-hookd/locks.h"
+#include "lqs-hookd/log.h"
+#include "lqs-hookd/lqs.h"
+#include "lqs-hookd/util.h"
+
+void dstats_init(struct digestion_stats *s)
+{
+	memset(s, 0, sizeof(*s));
+}
+
+void dstats_free(struct digestion_stats *s)
+{
+	free(s->topics);
+	memset(s, 0, sizeof(*s));
+}
+
+static uint64_t hash_str(const char *p)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	return h;
+}
+
+static struct topic_stat *topic_slot(struct digestion_stats *s, const char *id)
+{
+	size_t i;
+
+	if ((s->topics_len + 1) * 2 > s->topics_cap) {
+		size_t ncap = s->topics_cap ? s->topics_cap * 2 : 16;
+		struct topic_stat *nt = calloc(ncap, sizeof(*nt));
+		if (!nt)
+			return NULL;
+		for (size_t k = 0; k < s->topics_cap; k++) {
+			if (!s->topics[k].topic_id[0])
+				continue;
+			i = hash_str(s->topics[k].topic_id) & (ncap - 1);
+			while (nt[i].topic_id[0])
+				i = (i + 1) & (ncap - 1);
+			nt[i] = s->topics[k];
+		}
+		free(s->topics);
+		s->topics = nt;
+		s->topics_cap = ncap;
+	}
+	i = hash_str(id) & (s->topics_cap - 1);
+	while (s->topics[i].topic_id[0]) {
+		if (strcmp(s->topics[i].topic_id, id) == 0)
+			return &s->topics[i];
+		i = (i + 1) & (s->topics_cap - 1);
+	}
+	str_copy(s->topics[i].topic_id, id, sizeof(s->topics[i].topic_id));
+	s->topics_len++;
+	return &s->topics[i];
+}
+
+/* Integers that hold nanosecond timestamps may be numbers or strings. */
+static int json_i64(json_t *v, int64_t *out)
+{
+	if (json_is_integer(v)) {
+		*out = json_integer_value(v);
+		return 0;
+	}
+	if (json_is_string(v))
+		return parse_i64(json_string_value(v), out);
+	return -1;
+}
+
+int dstats_add_index(struct digestion_stats *s, json_t *index, const char *part, char *err,
+		     size_t errlen)
+{
+	size_t i;
+	json_t *e;
+
+	if (!json_is_array(index)) {
+		snprintf(err, errlen, "part %s: index is not an array", part);
+		return -1;
+	}
+	json_array_foreach(index, i, e) {
+		json_t *topic, *clen;
+		int64_t dlen, size, ts;
+		char canon[37];
+		struct topic_stat *t;
+
+		if (!json_is_array(e) || json_array_size(e) != 9) {
+			snprintf(err, errlen, "part %s: index entry %zu is not an array of 9 fields", part, i);
+			return -1;
+		}
+		topic = json_array_get(e, 0);
+		if (!json_is_string(topic) || !uuid_canonical(json_string_value(topic), canon)) {
+			snprintf(err, errlen, "part %s: index entry %zu: topic_id is not a UUID", part, i);
+			return -1;
+		}
+		if (json_i64(json_array_get(e, 4), &dlen) || dlen < 0) {
+			snprintf(err, errlen, "part %s: index entry %zu: data_length is not a non-negative integer",
+				 part, i);
+			return -1;
+		}
+		clen = json_array_get(e, 7);
+		if (json_is_null(clen)) {
+			size = dlen;
+		} else if (json_i64(clen, &size) || size < 0) {
+			snprintf(err, errlen, "part %s: index entry %zu: chunk_length is neither null nor a non-negative integer",
+				 part, i);
+			return -1;
+		}
+		if (json_i64(json_array_get(e, 8), &ts)) {
+			snprintf(err, errlen, "part %s: index entry %zu: timestamp is not an integer", part, i);
+			return -1;
+		}
+		t = topic_slot(s, canon);
+		if (!t) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		if (s->record_count == 0 || ts < s->start_time)
+			s->start_time = ts;
+		if (s->record_count == 0 || ts > s->end_time)
+			s->end_time = ts;
+		s->record_count++;
+		s->record_size += size;
+		t->record_count++;
+		t->record_size += size;
+	}
+	s->part_count++;
+	return 0;
+}
+
+json_t *dstats_to_json(const struct digestion_stats *s, const char *digestion_id)
+{
+	json_t *topics = json_object();
+
+	for (size_t i = 0; i < s->topics_cap; i++) {
+		const struct topic_stat *t = &s->topics[i];
+		if (t->topic_id[0])
+			json_object_set_new(topics, t->topic_id,
+					    json_pack("{s:I, s:I}", "record_count", (json_int_t)t->record_count,
+						      "record_size", (json_int_t)t->record_size));
+	}
+	return json_pack("{s:s, s:I, s:I, s:I, s:o, s:o, s:o}", "digestion_id", digestion_id,
+			 "record_count", (json_int_t)s->record_count, "record_size",
+			 (json_int_t)s->record_size, "part_count", (json_int_t)s->part_count,
+			 "start_time", s->record_count ? json_integer(s->start_time) : json_null(),
+			 "end_time", s->record_count ? json_integer(s->end_time) : json_null(),
+			 "topics", topics);
+}
+
+struct run {
+	struct digestion_stats stats;
+	char **fetch;          /* parts whose index was not in the listing */
+	size_t n_fetch, cap_fetch;
+	char digestion_id[37];
+	char err[768];
+};
+
+static int part_id(json_t *part, char out[37])
+{
+	json_t *id = json_object_get(part, "id");
+
+	return json_is_string(id) && uuid_canonical(json_string_value(id), out) ? 0 : -1;
+}
+
+static int on_listed_part(void *ctx, json_t *part)
+{
+	struct run *r = ctx;
+	char id[37];
+	json_t *index;
+
+	if (!json_is_object(part) || part_id(part, id)) {
+		snprintf(r->err, sizeof(r->err), "digestion %s: a listed part has no valid id", r->digestion_id);
+		return -1;
+	}
+	index = json_object_get(part, "index");
+	if (json_is_array(index))
+		return dstats_add_index(&r->stats, index, id, r->err, sizeof(r->err));
+	if (index && !json_is_null(index)) {
+		snprintf(r->err, sizeof(r->err), "part %s: index is not an array", id);
+		return -1;
+	}
+	if (r->n_fetch == r->cap_fetch) {
+		size_t ncap = r->cap_fetch ? r->cap_fetch * 2 : 64;
+		char **nf = realloc(r->fetch, ncap * sizeof(*nf));
+		if (!nf)
+			return -1;
+		r->fetch = nf;
+		r->cap_fetch = ncap;
+	}
+	size_t plen = strlen(r->digestion_id) + 64;
+	r->fetch[r->n_fetch] = malloc(plen);
+	if (!r->fetch[r->n_fetch])
+		return -1;
+	snprintf(r->fetch[r->n_fetch++], plen, "digestions/%s/parts/%s", r->digestion_id, id);
+	return 0;
+}
+
+static int on_fetched_part(void *ctx, size_t i, json_t *part)
+{
+	struct run *r = ctx;
+	const char *path = r->fetch[i];
+	const char *id = strrchr(path, '/') + 1;
+	json_t *index = json_is_object(part) ? json_object_get(part, "index") : NULL;
+
+	if (!json_is_array(index)) {
+		snprintf(r->err, sizeof(r->err), "part %s: index is %s", id,
+			 !index || json_is_null(index) ? "missing (null) even when fetched" : "not an array");
+		return -1;
+	}
+	return dstats_add_index(&r->stats, index, id, r->err, sizeof(r->err));
+}
+
+static enum handler_status from_lqs(const struct lqs_error *e, struct handler_out *out)
+{
+	str_copy(out->error_name, e->name[0] ? e->name : "LogQSError", sizeof(out->error_name));
+	str_copy(out->error, e->message, sizeof(out->error));
+	out->retry_after = e->retry_after;
+	return e->retryable ? HANDLER_RETRY : HANDLER_FAIL;
+}
+
+static enum handler_status fail(struct handler_out *out, const char *name, const char *msg)
+{
+	str_copy(out->error_name, name, sizeof(out->error_name));
+	str_copy(out->error, msg, sizeof(out->error));
+	return HANDLER_FAIL;
+}
+
+static enum handler_status write_context(struct handler_ctx *ctx, const char *log_id, json_t *stats,
+					 struct handler_out *out)
+{
+	struct lqs_error e;
+	json_t *log = NULL, *context, *body, *patched = NULL;
+	char path[96];
+	enum handler_status st = HANDLER_OK;
+
+	snprintf(path, sizeof(path), "logs/%s", log_id);
+	/* Read-modify-write of the context: one writer per log at a time. */
+	locks_acquire(log_id);
+	if (lqs_get(ctx->lqs, path, &log, &e)) {
+		st = from_lqs(&e, out);
+		goto out;
+	}
+	if (!json_is_object(log)) {
+		st = fail(out, "InvalidResponse", "log is not an object");
+		goto out;
+	}
+	context = json_object_get(log, "context");
+	if (json_is_object(context))
+		context = json_deep_copy(context);
+	else if (!context || json_is_null(context))
+		context = json_object();
+	else {
+		st = fail(out, "InvalidResponse", "log context is neither an object nor null");
+		goto out;
+	}
+	json_object_set(context, "digestion_stats", stats);
+	body = json_pack("{s:o}", "context", context);
+	if (lqs_patch(ctx->lqs, path, body, &patched, &e))
+		st = from_lqs(&e, out);
+	json_decref(body);
+	json_decref(patched);
+out:
+	locks_release(log_id);
+	json_decref(log);
+	return st;
+}
+
+static enum handler_status stats_run(struct handler_ctx *ctx, struct handler_out *out)
+{
+	struct lqs_error e;
+	struct run r;
+	json_t *dig = NULL, *state, *log_id, *stats = NULL, *patched = NULL, *body;
+	const char *rid = json_string_value(json_object_get(ctx->event, "resource_id"));
+	const char *ptype = json_string_value(json_object_get(ctx->event, "process_type"));
+	char path[96], log[37];
+	enum handler_status st = HANDLER_OK;
+
+	memset(&r, 0, sizeof(r));
+	dstats_init(&r.stats);
+	if (!rid || !ptype || strcmp(ptype, "digestion") != 0)
+		return fail(out, "UnsupportedEvent", "digestion_stats handles digestion events only");
+	str_copy(r.digestion_id, rid, sizeof(r.digestion_id));
+
+	/* 1. The digestion, and whether there is anything to do. */
+	snprintf(path, sizeof(path), "digestions/%s", rid);
+	if (lqs_get(ctx->lqs, path, &dig, &e))
+		return from_lqs(&e, out);
+	state = json_object_get(dig, "state");
+	log_id = json_object_get(dig, "log_id");
+	if (!json_is_string(state)) {
+		st = fail(out, "InvalidResponse", "digestion has no state");
+		goto done;
+	}
+	if (strcmp(json_string_value(state), "completed") == 0) {
+		/* A repeated delivery: the work is already done. */
+		out->result = json_pack("{s:s, s:s}", "status", "already_completed", "digestion_id", rid);
+		goto done;
+	}
+	if (strcmp(json_string_value(state), "failed") == 0 ||
+	    strcmp(json_string_value(state), "cancelled") == 0 ||
+	    strcmp(json_string_value(state), "archived") == 0) {
+		char why[128];
+		snprintf(why, sizeof(why), "digestion is %s", json_string_value(state));
+		out->result = json_pack("{s:s, s:s, s:s}", "status", "skipped", "reason", why,
+					"digestion_id", rid);
+		goto done;
+	}
+	if (!json_is_string(log_id) || !uuid_canonical(json_string_value(log_id), log)) {
+		st = fail(out, "InvalidResponse", "digestion has no valid log_id");
+		goto done;
+	}
+
+	/* 2–3. Every part: those listed with their index are counted as the
+	 * pages arrive; the rest are fetched in parallel and counted on arrival,
+	 * so no more than a page and a few parts are held at once. */
+	snprintf(path, sizeof(path), "digestions/%s/parts", rid);
+	if (lqs_list(ctx->lqs, path, NULL, on_listed_part, &r, &e)) {
+		st = e.name[0] ? from_lqs(&e, out) : fail(out, "InvalidPartData", r.err);
+		goto done;
+	}
+	if (r.n_fetch && lqs_get_many(ctx->lqs, r.fetch, r.n_fetch, on_fetched_part, &r, &e)) {
+		st = e.name[0] ? from_lqs(&e, out) : fail(out, "InvalidPartData", r.err);
+		goto done;
+	}
+	stats = dstats_to_json(&r.stats, rid);
+
+	/* 4. The log's context, keeping every other key. */
+	st = write_context(ctx, log, stats, out);
+	if (st != HANDLER_OK)
+		goto done;
+
+	/* 5. Done: advance the digestion. */
+	snprintf(path, sizeof(path), "digestions/%s", rid);
+	body = json_pack("{s:s}", "state", "completed");
+	if (lqs_patch(ctx->lqs, path, body, &patched, &e))
+		st = from_lqs(&e, out);
+	json_decref(body);
+	json_decref(patched);
+	if (st == HANDLER_OK)
+		out->result = json_incref(stats);
+done:
+	for (size_t i = 0; i < r.n_fetch; i++)
+		free(r.fetch[i]);
+	free(r.fetch);
+	dstats_free(&r.stats);
+	json_decref(dig);
+	json_decref(stats);
+	return st;
+}
+
+static void stats_on_failure(struct handler_ctx *ctx, const struct handler_out *f)
+{
+	const char *rid = json_string_value(json_object_get(ctx->event, "resource_id"));
+	struct lqs_error e;
+	json_t *body, *patched = NULL;
+	char path[96];
+
+	if (!rid || strcmp(ctx->cfg->on_failure, "leave") == 0)
+		return;
+	snprintf(path, sizeof(path), "digestions/%s", rid);
+	body = json_pack("{s:s, s:s, s:s}", "state", "failed", "error_name", f->error_name,
+			 "error_message", f->error);
+	if (lqs_patch(ctx->lqs, path, body, &patched, &e))
+		log_event(LOG_LVL_ERROR, ctx->event_id, rid, "could not mark digestion failed: %s",
+			  e.message);
+	json_decref(body);
+	json_decref(patched);
+}
+
+const struct handler_def handler_digestion_stats = {
+	.name = "digestion_stats",
+	.description = "record statistics of a digestion into its log's context, then complete it",
+	.run = stats_run,
+	.on_failure = stats_on_failure,
+};

@@ -1,0 +1,602 @@
+#include "lqs-hookd/http.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+
+#include "lqs-hookd/auth.h"
+#include "lqs-hookd/buf.h"
+#include "lqs-hookd/config.h"
+#include "lqs-hookd/event.h"
+#include "lqs-hookd/log.h"
+#include "lqs-hookd/router.h"
+#include "lqs-hookd/store.h"
+#include "lqs-hookd/util.h"
+#include "lqs-hookd/worker.h"
+
+/* Seconds a client is asked to wait when the queue is full or the disk is. */
+#define HTTP_RETRY_AFTER_S "30"
+
+struct http {
+	struct MHD_Daemon *d;
+	struct store *st;
+	struct workers *w;
+	atomic_int in_flight;
+	unsigned port;
+};
+
+enum route_kind {
+	R_NONE, R_EVENTS, R_EVENT, R_HISTORY, R_REPLAY, R_HEALTHZ, R_READYZ,
+};
+
+/* Per-request state, created on the first callback and freed only in the
+ * completion callback, so an aborted upload leaks nothing. */
+struct req {
+	enum route_kind route;
+	char id[64];
+	bool id_ok;
+	struct buf body;
+	bool overflow;
+	size_t discarded;
+	struct config_ref *cfg;
+};
+
+static enum MHD_Result reply_text(struct MHD_Connection *c, unsigned status, const char *text,
+				  const char *h1, const char *v1)
+{
+	/* MUST_COPY: libmicrohttpd copies and never writes through the pointer;
+	 * its prototype is just not const-correct. */
+	union { const char *c; void *v; } cast = { .c = text };
+	struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), cast.v, MHD_RESPMEM_MUST_COPY);
+	enum MHD_Result ret;
+
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	if (h1)
+		MHD_add_response_header(r, h1, v1);
+	ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* Takes ownership of body. */
+static enum MHD_Result reply_json(struct MHD_Connection *c, unsigned status, json_t *body,
+				  const char *h1, const char *v1)
+{
+	char *text = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	enum MHD_Result ret;
+
+	json_decref(body);
+	if (!text)
+		return reply_text(c, 500, "{\"detail\":\"Internal Server Error\"}", NULL, NULL);
+	ret = reply_text(c, status, text, h1, v1);
+	free(text);
+	return ret;
+}
+
+static enum MHD_Result reply_detail(struct MHD_Connection *c, unsigned status, const char *detail,
+				    const char *h1, const char *v1)
+{
+	return reply_json(c, status, json_pack("{s:s}", "detail", detail), h1, v1);
+}
+
+/* Route by path only; methods are checked by the caller. */
+static enum route_kind route_of(const char *url, const char *events_path, char *id, size_t idlen)
+{
+	size_t n = strlen(events_path);
+
+	if (strcmp(url, "/healthz") == 0)
+		return R_HEALTHZ;
+	if (strcmp(url, "/readyz") == 0)
+		return R_READYZ;
+	if (strncmp(url, events_path, n) != 0)
+		return R_NONE;
+	url += n;
+	if (*url == '\0')
+		return R_EVENTS;
+	if (*url != '/' || url[1] == '\0')
+		return R_NONE;
+	url++;
+	const char *slash = strchr(url, '/');
+	size_t idn = slash ? (size_t)(slash - url) : strlen(url);
+	if (idn == 0 || idn >= idlen)
+		return idn == 0 ? R_NONE : R_EVENT;   /* too long: a malformed id */
+	memcpy(id, url, idn);
+	id[idn] = '\0';
+	if (!slash)
+		return R_EVENT;
+	if (strcmp(slash, "/history") == 0)
+		return R_HISTORY;
+	if (strcmp(slash, "/replay") == 0)
+		return R_REPLAY;
+	return R_NONE;
+}
+
+static const char *allowed_methods(enum route_kind r)
+{
+	switch (r) {
+	case R_EVENTS: return "GET, POST";
+	case R_REPLAY: return "POST";
+	default: return "GET";
+	}
+}
+
+static bool method_ok(enum route_kind r, const char *method)
+{
+	if (r == R_EVENTS)
+		return strcmp(method, "POST") == 0 || strcmp(method, "GET") == 0;
+	if (r == R_REPLAY)
+		return strcmp(method, "POST") == 0;
+	return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+}
+
+static bool content_type_ok(const char *ct)
+{
+	size_t n = strlen("application/json");
+
+	if (!ct)
+		return false;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	if (strncasecmp(ct, "application/json", n) != 0)
+		return false;
+	ct += n;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	return *ct == '\0' || *ct == ';';
+}
+
+static bool client_is_loopback(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+
+	if (!sa)
+		return false;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
+		return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
+		static const unsigned char v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+		if (IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr))
+			return true;
+		return memcmp(in6->sin6_addr.s6_addr, v4mapped, 12) == 0 && in6->sin6_addr.s6_addr[12] == 127;
+	}
+	return sa->sa_family == AF_UNIX;
+}
+
+/* Administration endpoints: the admin token when one is configured,
+ * otherwise loopback clients only. Returns MHD_YES after answering a refusal,
+ * or MHD_NO-as-"go on" through *allowed. */
+static enum MHD_Result admin_gate(struct MHD_Connection *c, const struct config *cfg, bool *allowed)
+{
+	*allowed = false;
+	if (cfg->admin_token) {
+		const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+		enum auth_result a = auth_check_token(h, cfg->admin_token);
+		if (a == AUTH_OK) {
+			*allowed = true;
+			return MHD_YES;
+		}
+		return reply_detail(c, 401, a == AUTH_MISSING ? "Authorization header is missing"
+							      : "Invalid authorization token",
+				    "WWW-Authenticate", "Bearer");
+	}
+	if (client_is_loopback(c)) {
+		*allowed = true;
+		return MHD_YES;
+	}
+	return reply_detail(c, 403, "administration endpoints answer loopback clients only "
+				    "(configure admin_token to allow others)", NULL, NULL);
+}
+
+/* First callback of POST /events: everything the headers can decide. */
+static enum MHD_Result events_headers(struct http *h, struct MHD_Connection *c, struct req *r,
+				      bool *answered)
+{
+	const struct config *cfg = &r->cfg->cfg;
+	const char *auth, *ct, *cl;
+
+	*answered = true;
+	if (strcmp(cfg->auth, "none") != 0) {
+		auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+		switch (auth_check_bearer(auth, cfg->secrets, cfg->n_secrets)) {
+		case AUTH_MISSING:
+			return reply_detail(c, 401, "Authorization header is missing", "WWW-Authenticate", "Bearer");
+		case AUTH_INVALID:
+			return reply_detail(c, 401, "Invalid authorization token", "WWW-Authenticate", "Bearer");
+		case AUTH_OK:
+			break;
+		}
+	}
+	ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+	if (!content_type_ok(ct))
+		return reply_detail(c, 415, "Content-Type must be application/json", NULL, NULL);
+	cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (cl) {
+		int64_t n;
+		if (parse_i64(cl, &n) == 0 && n > cfg->max_body) {
+			char msg[128];
+			snprintf(msg, sizeof(msg), "Request body larger than max_body (%lld bytes)",
+				 (long long)cfg->max_body);
+			return reply_detail(c, 413, msg, NULL, NULL);
+		}
+	}
+	/* Admission control before reading a byte of body. */
+	if (store_unfinished(h->st) >= cfg->max_queued) {
+		char msg[160];
+		snprintf(msg, sizeof(msg), "queue full: %lld unfinished events (max_queued); retry later",
+			 (long long)cfg->max_queued);
+		return reply_detail(c, 503, msg, MHD_HTTP_HEADER_RETRY_AFTER, HTTP_RETRY_AFTER_S);
+	}
+	*answered = false;
+	return MHD_YES;
+}
+
+static enum MHD_Result events_receive(struct http *h, struct MHD_Connection *c, struct req *r)
+{
+	const struct config *cfg = &r->cfg->cfg;
+	struct event ev;
+	json_t *detail = NULL;
+	const char *handler;
+	char id[37], loc[200];
+	enum store_result sr;
+
+	if (r->overflow) {
+		char msg[128];
+		snprintf(msg, sizeof(msg), "Request body larger than max_body (%lld bytes)",
+			 (long long)cfg->max_body);
+		return reply_detail(c, 413, msg, MHD_HTTP_HEADER_CONNECTION, "close");
+	}
+	switch (event_parse(r->body.data ? r->body.data : "", r->body.len, &ev, &detail)) {
+	case EVENT_SYNTAX:
+		return reply_json(c, 400, json_pack("{s:o}", "detail", detail), NULL, NULL);
+	case EVENT_INVALID:
+		return reply_json(c, 422, json_pack("{s:o}", "detail", detail), NULL, NULL);
+	case EVENT_NOMEM:
+		return reply_detail(c, 500, "Internal Server Error", NULL, NULL);
+	case EVENT_OK:
+		break;
+	}
+	handler = router_route(cfg, ev.process_type, ev.current_state);
+	sr = store_enqueue(h->st, &ev, handler, (int64_t)(cfg->dedupe_window * 1000.0), cfg->max_queued, id);
+	switch (sr) {
+	case STORE_OK:
+		log_event(LOG_LVL_INFO, id, ev.resource_id, "event accepted (%s/%s -> %s)", ev.process_type,
+			  ev.current_state, handler ? handler : "unrouted");
+		event_free(&ev);
+		workers_kick(h->w);
+		snprintf(loc, sizeof(loc), "%s/%s", cfg->events_path, id);
+		return reply_json(c, 202, json_pack("{s:s, s:s}", "status", "accepted", "event_id", id),
+				  MHD_HTTP_HEADER_LOCATION, loc);
+	case STORE_DUPLICATE:
+		log_event(LOG_LVL_INFO, id, ev.resource_id, "duplicate delivery answered with the first event");
+		event_free(&ev);
+		snprintf(loc, sizeof(loc), "%s/%s", cfg->events_path, id);
+		return reply_json(c, 200, json_pack("{s:s, s:s}", "status", "duplicate", "event_id", id),
+				  MHD_HTTP_HEADER_LOCATION, loc);
+	case STORE_FULL:
+		event_free(&ev);
+		return reply_detail(c, 503, "queue full (max_queued unfinished events); retry later",
+				    MHD_HTTP_HEADER_RETRY_AFTER, HTTP_RETRY_AFTER_S);
+	case STORE_NOSPACE:
+		log_event(LOG_LVL_ERROR, NULL, ev.resource_id, "event refused: the store's disk is full");
+		event_free(&ev);
+		return reply_detail(c, 503, "event store is out of disk space; retry later",
+				    MHD_HTTP_HEADER_RETRY_AFTER, HTTP_RETRY_AFTER_S);
+	default:
+		log_event(LOG_LVL_ERROR, NULL, ev.resource_id, "event refused: the store failed");
+		event_free(&ev);
+		return reply_detail(c, 503, "event store unavailable; retry later",
+				    MHD_HTTP_HEADER_RETRY_AFTER, HTTP_RETRY_AFTER_S);
+	}
+}
+
+static int64_t parse_since(const char *s)
+{
+	struct tm tm;
+	int64_t v;
+	const char *end;
+
+	if (parse_i64(s, &v) == 0)
+		return v * 1000;   /* seconds since the epoch */
+	memset(&tm, 0, sizeof(tm));
+	end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (!end)
+		return -1;
+	return (int64_t)timegm(&tm) * 1000;
+}
+
+static enum MHD_Result events_list(struct http *h, struct MHD_Connection *c)
+{
+	static const char *const states = "queued|running|retrying|completed|failed";
+	struct store_query q = { 0 };
+	const char *v;
+	int64_t n;
+
+	q.state = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "state");
+	if (q.state && (!*q.state || !strstr(states, q.state) || strchr(q.state, '|')))
+		return reply_detail(c, 400, "state must be one of queued, running, retrying, completed, failed",
+				    NULL, NULL);
+	q.process_type = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "process_type");
+	if (q.process_type && !event_type_valid(q.process_type))
+		return reply_detail(c, 400, "process_type must be a LogQS ProcessType", NULL, NULL);
+	q.resource_id = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "resource_id");
+	char rid[37];
+	if (q.resource_id) {
+		if (!uuid_canonical(q.resource_id, rid))
+			return reply_detail(c, 400, "resource_id must be a UUID", NULL, NULL);
+		q.resource_id = rid;
+	}
+	if ((v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "since"))) {
+		q.since_ms = parse_since(v);
+		if (q.since_ms < 0)
+			return reply_detail(c, 400, "since must be epoch seconds or YYYY-MM-DDTHH:MM:SS (UTC)",
+					    NULL, NULL);
+	}
+	q.limit = 100;
+	if ((v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit"))) {
+		if (parse_i64(v, &n) || n < 1 || n > 1000)
+			return reply_detail(c, 400, "limit must be an integer from 1 to 1000", NULL, NULL);
+		q.limit = (int)n;
+	}
+	if ((v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "cursor"))) {
+		if (parse_i64(v, &n) || n < 0)
+			return reply_detail(c, 400, "cursor must be a next_cursor value from an earlier page",
+					    NULL, NULL);
+		q.after_seq = n;
+	}
+	return reply_json(c, 200, store_list(h->st, &q), NULL, NULL);
+}
+
+static enum MHD_Result handle_admin(struct http *h, struct MHD_Connection *c, struct req *r,
+				    const char *method)
+{
+	char id[37];
+	json_t *doc;
+
+	if (r->route == R_EVENTS)
+		return events_list(h, c);
+	if (!uuid_canonical(r->id, id))
+		return reply_detail(c, 400, "event id must be a UUID", NULL, NULL);
+	switch (r->route) {
+	case R_EVENT:
+		doc = store_get(h->st, id);
+		return doc ? reply_json(c, 200, doc, NULL, NULL) : reply_detail(c, 404, "event not found", NULL, NULL);
+	case R_HISTORY:
+		doc = store_history(h->st, id);
+		return doc ? reply_json(c, 200, json_pack("{s:s, s:o}", "event_id", id, "history", doc), NULL, NULL)
+			   : reply_detail(c, 404, "event not found", NULL, NULL);
+	case R_REPLAY:
+		(void)method;
+		switch (store_replay(h->st, id)) {
+		case STORE_OK:
+			log_event(LOG_LVL_INFO, id, NULL, "event replayed by an operator");
+			workers_kick(h->w);
+			return reply_json(c, 202, json_pack("{s:s, s:s}", "status", "replayed", "event_id", id),
+					  NULL, NULL);
+		case STORE_NOTFOUND:
+			return reply_detail(c, 404, "event not found", NULL, NULL);
+		case STORE_CONFLICT:
+			return reply_detail(c, 409, "event is not finished; only completed or failed events can be replayed",
+					    NULL, NULL);
+		default:
+			return reply_detail(c, 503, "event store unavailable; retry later",
+					    MHD_HTTP_HEADER_RETRY_AFTER, HTTP_RETRY_AFTER_S);
+		}
+	default:
+		return reply_detail(c, 404, "Not Found", NULL, NULL);
+	}
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+				  const char *method, const char *version, const char *upload,
+				  size_t *upload_size, void **con_cls)
+{
+	struct http *h = cls;
+	struct req *r = *con_cls;
+	bool answered, allowed;
+	enum MHD_Result ret;
+
+	(void)version;
+	if (!r) {
+		r = calloc(1, sizeof(*r));
+		if (!r)
+			return MHD_NO;
+		r->cfg = config_current();
+		*con_cls = r;
+		atomic_fetch_add(&h->in_flight, 1);
+		buf_init(&r->body, (size_t)r->cfg->cfg.max_body);
+		r->route = route_of(url, r->cfg->cfg.events_path, r->id, sizeof(r->id));
+		if (r->route == R_NONE)
+			return reply_detail(c, 404, "Not Found", NULL, NULL);
+		if (!method_ok(r->route, method))
+			return reply_detail(c, 405, "Method Not Allowed", MHD_HTTP_HEADER_ALLOW,
+					    allowed_methods(r->route));
+		if (r->route == R_EVENTS && strcmp(method, "POST") == 0) {
+			ret = events_headers(h, c, r, &answered);
+			return answered ? ret : MHD_YES;
+		}
+		if (r->route == R_HEALTHZ)
+			return reply_json(c, 200, json_pack("{s:s}", "status", "ok"), NULL, NULL);
+		if (r->route == R_READYZ) {
+			if (workers_alive(h->w) <= 0)
+				return reply_detail(c, 503, "workers are not running", NULL, NULL);
+			if (!store_writable(h->st))
+				return reply_detail(c, 503, "event store is not writable", NULL, NULL);
+			return reply_json(c, 200, json_pack("{s:s}", "status", "ready"), NULL, NULL);
+		}
+		ret = admin_gate(c, &r->cfg->cfg, &allowed);
+		if (!allowed)
+			return ret;
+		/* Administration requests carry no body worth reading: answer
+		 * once it is in (a body, if any, is discarded). */
+		return MHD_YES;
+	}
+	if (*upload_size) {
+		if (r->route != R_EVENTS || strcmp(method, "POST") != 0) {
+			*upload_size = 0;   /* ignored body of an admin request */
+			return MHD_YES;
+		}
+		if (!r->overflow && buf_append(&r->body, upload, *upload_size) != 0)
+			r->overflow = true;   /* the buffer freed itself */
+		if (r->overflow) {
+			r->discarded += *upload_size;
+			/* libmicrohttpd cannot answer mid-upload: read and drop up
+			 * to max_discard to send a 413, then give up on the client. */
+			if (r->discarded > (size_t)r->cfg->cfg.max_discard)
+				return MHD_NO;
+		}
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	if (r->route == R_EVENTS && strcmp(method, "POST") == 0)
+		return events_receive(h, c, r);
+	return handle_admin(h, c, r, method);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct http *h = cls;
+	struct req *r = *con_cls;
+
+	(void)c;
+	(void)toe;
+	if (!r)
+		return;
+	buf_free(&r->body);
+	config_put(r->cfg);
+	free(r);
+	*con_cls = NULL;
+	atomic_fetch_sub(&h->in_flight, 1);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[512];
+	size_t n;
+
+	(void)cls;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = strlen(msg);
+	while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+		msg[--n] = '\0';
+	log_warn("http: %s", msg);
+}
+
+struct http *http_start(struct store *st, struct workers *w, int listen_fd, char *err, size_t errlen)
+{
+	struct config_ref *ref = config_current();
+	const struct config *cfg = &ref->cfg;
+	struct http *h = calloc(1, sizeof(*h));
+	struct sockaddr_storage ss;
+	char host[256];
+	unsigned port = 0;
+	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+	const union MHD_DaemonInfo *di;
+
+	if (!h) {
+		config_put(ref);
+		return NULL;
+	}
+	h->st = st;
+	h->w = w;
+	memset(&ss, 0, sizeof(ss));
+	if (listen_fd < 0) {
+		struct addrinfo hints = { .ai_flags = AI_PASSIVE | AI_NUMERICSERV, .ai_socktype = SOCK_STREAM };
+		struct addrinfo *ai = NULL;
+		char portstr[8];
+		int rc;
+
+		if (config_split_listen(cfg->listen, host, sizeof(host), &port)) {
+			snprintf(err, errlen, "listen: '%s' is not HOST:PORT", cfg->listen);
+			goto fail;
+		}
+		snprintf(portstr, sizeof(portstr), "%u", port);
+		rc = getaddrinfo(host[0] ? host : NULL, portstr, &hints, &ai);
+		if (rc || !ai) {
+			snprintf(err, errlen, "listen: cannot resolve '%s': %s", host, gai_strerror(rc));
+			goto fail;
+		}
+		memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+		if (ai->ai_family == AF_INET6)
+			flags |= MHD_USE_IPv6;
+		freeaddrinfo(ai);
+	}
+	{
+		struct MHD_OptionItem opts[] = {
+			{ MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)cfg->http_threads, NULL },
+			{ MHD_OPTION_CONNECTION_LIMIT, (intptr_t)cfg->max_connections, NULL },
+			{ MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)cfg->max_connections_per_ip, NULL },
+			{ MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)(cfg->connection_timeout + 0.5), NULL },
+			{ MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)cfg->connection_memory_limit, NULL },
+			{ MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL },
+			{ listen_fd >= 0 ? MHD_OPTION_LISTEN_SOCKET : MHD_OPTION_SOCK_ADDR,
+			  listen_fd >= 0 ? listen_fd : 0, listen_fd >= 0 ? NULL : &ss },
+			{ MHD_OPTION_END, 0, NULL },
+		};
+		errno = 0;
+		h->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, h,
+					MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+					MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+					MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+	}
+	if (!h->d) {
+		snprintf(err, errlen, "cannot listen on %s: %s", listen_fd >= 0 ? "the passed socket" : cfg->listen,
+			 errno ? strerror(errno) : "libmicrohttpd refused to start");
+		goto fail;
+	}
+	di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+	h->port = di ? di->port : port;
+	config_put(ref);
+	return h;
+fail:
+	config_put(ref);
+	free(h);
+	return NULL;
+}
+
+unsigned http_port(struct http *h)
+{
+	return h->port;
+}
+
+void http_quiesce(struct http *h)
+{
+	if (h && h->d) {
+		MHD_socket fd = MHD_quiesce_daemon(h->d);
+		if (fd != MHD_INVALID_SOCKET)
+			close(fd);
+	}
+}
+
+void http_stop(struct http *h, double wait_s)
+{
+	int64_t deadline = mono_ms() + (int64_t)(wait_s * 1000.0);
+
+	if (!h)
+		return;
+	while (atomic_load(&h->in_flight) > 0 && mono_ms() < deadline) {
+		struct timespec ts = { 0, 10 * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+	MHD_stop_daemon(h->d);
+	free(h);
+}

@@ -1,0 +1,75 @@
+#include "lqs-hookd/log.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "lqs-hookd/util.h"
+
+static atomic_int log_threshold = LOG_LVL_INFO;
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static const char *const level_names[] = { "error", "warn", "info", "debug" };
+
+void log_set_level(enum log_level lvl)
+{
+	atomic_store(&log_threshold, (int)lvl);
+}
+
+const char *log_level_name(enum log_level lvl)
+{
+	return (unsigned)lvl < 4 ? level_names[lvl] : "info";
+}
+
+int log_level_parse(const char *s, enum log_level *out)
+{
+	for (int i = 0; i < 4; i++) {
+		if (strcasecmp(s, level_names[i]) == 0) {
+			*out = (enum log_level)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+void log_event(enum log_level lvl, const char *event_id, const char *resource_id,
+	       const char *fmt, ...)
+{
+	char msg[2048], ts[64];
+	struct timespec now;
+	va_list ap;
+	json_t *o;
+	char *line;
+
+	if ((int)lvl > atomic_load(&log_threshold))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	clock_gettime(CLOCK_REALTIME, &now);
+	iso8601_ms((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000, ts);
+
+	/* jansson escapes the message, so untrusted text cannot forge lines. */
+	o = json_pack("{s:s, s:s, s:s}", "ts", ts, "level", log_level_name(lvl), "msg", msg);
+	if (!o)
+		return;
+	if (event_id)
+		json_object_set_new(o, "event_id", json_string(event_id));
+	if (resource_id)
+		json_object_set_new(o, "resource_id", json_string(resource_id));
+	line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	if (!line)
+		return;
+	pthread_mutex_lock(&log_lock);
+	fputs(line, stderr);
+	fputc('\n', stderr);
+	fflush(stderr);
+	pthread_mutex_unlock(&log_lock);
+	free(line);
+}

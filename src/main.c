@@ -1,0 +1,290 @@
+/* lqs-hookd: receive LogQS workflow hook events, store them durably and run
+ * compiled-in handlers against the LogQS REST API. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#ifdef LQS_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+#include "lqs-hookd/config.h"
+#include "lqs-hookd/http.h"
+#include "lqs-hookd/log.h"
+#include "lqs-hookd/store.h"
+#include "lqs-hookd/util.h"
+#include "lqs-hookd/worker.h"
+
+/* How often finished events are pruned, and STATUS= refreshed. */
+#define PRUNE_INTERVAL_MS (60LL * 60 * 1000)
+#define STATUS_INTERVAL_MS 5000LL
+/* How long shutdown waits for HTTP requests in flight. */
+#define HTTP_DRAIN_S 5.0
+
+static volatile sig_atomic_t sig_stop, sig_reload;
+
+static void on_signal(int sig)
+{
+	if (sig == SIGHUP) {
+		sig_reload = 1;
+		return;
+	}
+	/* A second stop signal exits at once: every acknowledged event is
+	 * already committed, so nothing is lost. */
+	if (sig_stop)
+		_exit(1);
+	sig_stop = 1;
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: lqs-hookd [--config FILE] [--listen HOST:PORT] [--store PATH]\n"
+		"                 [--check-config] [--print-config] [--version] [--help]\n"
+		"\n"
+		"Receives LogQS workflow hook events on POST /events, stores them durably\n"
+		"and runs the configured handlers against the LogQS REST API.\n"
+		"\n"
+		"  -c, --config FILE   INI configuration file (also $LQS_HOOKD_CONFIG)\n"
+		"  -l, --listen H:P    listen address (overrides config and environment)\n"
+		"  -s, --store PATH    SQLite event store (overrides config and environment)\n"
+		"      --check-config  validate the configuration and exit (0: valid)\n"
+		"      --print-config  print the effective configuration (secrets hidden)\n"
+		"  -V, --version       print the version\n"
+		"  -h, --help          this text\n"
+		"\n"
+		"Precedence: command line > environment > config file > built-in default.\n"
+		"See lqs-hookd(8) and lqs-hookd.conf(5).\n");
+}
+
+static void notify(const char *state)
+{
+#ifdef LQS_HAVE_SYSTEMD
+	sd_notify(0, state);
+#else
+	(void)state;
+#endif
+}
+
+/* Settings that libmicrohttpd or the store took at start. */
+static void log_restart_only(const struct config *old, const struct config *nw)
+{
+	if (strcmp(old->listen, nw->listen) != 0)
+		log_warn("reload: listen changed to %s; takes effect after a restart", nw->listen);
+	if (strcmp(old->store, nw->store) != 0)
+		log_warn("reload: store changed to %s; takes effect after a restart", nw->store);
+	if (old->http_threads != nw->http_threads || old->max_connections != nw->max_connections ||
+	    old->max_connections_per_ip != nw->max_connections_per_ip ||
+	    old->connection_timeout != nw->connection_timeout ||
+	    old->connection_memory_limit != nw->connection_memory_limit)
+		log_warn("reload: http_threads/max_connections/max_connections_per_ip/"
+			 "connection_timeout/connection_memory_limit take effect after a restart");
+	if (old->workers != nw->workers)
+		log_warn("reload: workers changed to %lld; takes effect after a restart",
+			 (long long)nw->workers);
+}
+
+static void reload(const char *path, const struct config_overrides *ov)
+{
+	struct config nw;
+	char err[4096];
+	struct config_ref *old;
+	enum log_level lvl;
+
+	if (config_load(&nw, path, ov, err, sizeof(err))) {
+		log_error("reload failed; keeping the running configuration: %s", err);
+		config_free(&nw);
+		return;
+	}
+	old = config_current();
+	log_restart_only(&old->cfg, &nw);
+	config_put(old);
+	if (log_level_parse(nw.log_level, &lvl) == 0)
+		log_set_level(lvl);
+	config_install(&nw);
+	log_info("configuration reloaded%s%s", path ? " from " : "", path ? path : "");
+}
+
+static int listen_fd_from_systemd(void)
+{
+#ifdef LQS_HAVE_SYSTEMD
+	int n = sd_listen_fds(1);
+	if (n >= 1)
+		return SD_LISTEN_FDS_START;
+#endif
+	return -1;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "store", required_argument, NULL, 's' },
+		{ "check-config", no_argument, NULL, 'C' },
+		{ "print-config", no_argument, NULL, 'P' },
+		{ "print-reference", no_argument, NULL, 'R' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct config_overrides ov = { 0 };
+	const char *path = getenv("LQS_HOOKD_CONFIG");
+	bool check = false, print = false;
+	struct config cfg;
+	struct config_ref *ref;
+	char err[4096];
+	struct store *st = NULL;
+	struct workers *w = NULL;
+	struct http *h = NULL;
+	enum log_level lvl;
+	int opt, recovered, listen_fd;
+	struct sigaction sa;
+	double drain;
+	int64_t last_prune, last_status = 0;
+
+	if (path && !*path)
+		path = NULL;
+	while ((opt = getopt_long(argc, argv, "c:l:s:Vh", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'c': path = optarg; break;
+		case 'l': ov.listen = optarg; break;
+		case 's': ov.store = optarg; break;
+		case 'C': check = true; break;
+		case 'P': print = true; break;
+		case 'R': config_print_reference(stdout); return 0;
+		case 'V': printf("lqs-hookd %s\n", LQS_VERSION); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "lqs-hookd: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	if (config_load(&cfg, path, &ov, err, sizeof(err))) {
+		fputs(err, stderr);
+		config_free(&cfg);
+		return 1;
+	}
+	if (check || print) {
+		if (print)
+			config_print(&cfg, stdout);
+		if (check)
+			printf("%s: configuration is valid\n", path ? path : "(defaults and environment)");
+		config_free(&cfg);
+		return 0;
+	}
+	if (log_level_parse(cfg.log_level, &lvl) == 0)
+		log_set_level(lvl);
+	if (strcmp(cfg.auth, "none") == 0)
+		log_warn("auth = none: events are accepted WITHOUT authentication");
+	config_install(&cfg);
+	ref = config_current();
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		log_error("cannot initialise libcurl");
+		return 1;
+	}
+	if (store_open(&st, ref->cfg.store, err, sizeof(err))) {
+		log_error("%s", err);
+		goto fail;
+	}
+	recovered = store_recover(st);
+	if (recovered > 0)
+		log_warn("recovered %d event(s) whose attempt was interrupted by the last stop", recovered);
+	w = workers_start(st, (int)ref->cfg.workers);
+	if (!w) {
+		log_error("cannot start workers");
+		goto fail;
+	}
+	listen_fd = listen_fd_from_systemd();
+	h = http_start(st, w, listen_fd, err, sizeof(err));
+	if (!h) {
+		log_error("%s", err);
+		goto fail;
+	}
+	{
+		char host[256];
+		unsigned port;
+		if (listen_fd >= 0)
+			log_info("listening on the socket passed by systemd (port %u)", http_port(h));
+		else if (config_split_listen(ref->cfg.listen, host, sizeof(host), &port) == 0)
+			log_info("listening on %s:%u (events at %s, store %s, %lld workers, %lld unfinished events)",
+				 host, http_port(h), ref->cfg.events_path, ref->cfg.store,
+				 (long long)ref->cfg.workers, (long long)store_unfinished(st));
+	}
+	config_put(ref);
+	ref = NULL;
+	notify("READY=1");
+
+	last_prune = mono_ms() - PRUNE_INTERVAL_MS + 60000; /* first prune a minute after start */
+	while (!sig_stop) {
+		struct timespec ts = { 0, 200 * 1000000L };
+		nanosleep(&ts, NULL);
+		if (sig_reload) {
+			sig_reload = 0;
+			notify("RELOADING=1");
+			reload(path, &ov);
+			notify("READY=1");
+		}
+		if (mono_ms() - last_status >= STATUS_INTERVAL_MS) {
+			char status[128];
+			snprintf(status, sizeof(status), "STATUS=%lld unfinished events",
+				 (long long)store_unfinished(st));
+			notify(status);
+			notify("WATCHDOG=1");
+			last_status = mono_ms();
+		}
+		if (mono_ms() - last_prune >= PRUNE_INTERVAL_MS) {
+			struct config_ref *r = config_current();
+			int64_t now = now_ms();
+			int n = store_prune(st, now - (int64_t)(r->cfg.retention * 1000.0),
+					    now - (int64_t)(r->cfg.failed_retention * 1000.0));
+			if (n > 0)
+				log_info("pruned %d finished event(s) past retention", n);
+			config_put(r);
+			last_prune = mono_ms();
+		}
+	}
+
+	notify("STOPPING=1");
+	log_info("stopping: no new connections; draining");
+	ref = config_current();
+	drain = ref->cfg.drain_timeout;
+	config_put(ref);
+	http_quiesce(h);
+	http_stop(h, HTTP_DRAIN_S);
+	workers_stop(w, drain);
+	store_close(st);
+	config_uninstall();
+	curl_global_cleanup();
+	log_info("stopped");
+	return 0;
+
+fail:
+	if (ref)
+		config_put(ref);
+	http_stop(h, 0);
+	workers_stop(w, 0);
+	store_close(st);
+	config_uninstall();
+	curl_global_cleanup();
+	return 1;
+}

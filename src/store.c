@@ -1,0 +1,774 @@
+#include "lqs-hookd/store.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <sqlite3.h>
+
+#include "lqs-hookd/log.h"
+#include "lqs-hookd/util.h"
+
+/* One connection guarded by one mutex: SQLite serialises writers anyway,
+ * and a single connection keeps the per-resource claim check atomic. */
+struct store {
+	sqlite3 *db;
+	pthread_mutex_t lock;
+	int64_t unfinished;
+	char *path;
+};
+
+static const char *const schema =
+	"CREATE TABLE IF NOT EXISTS events ("
+	"  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  id TEXT NOT NULL UNIQUE,"
+	"  received_at INTEGER NOT NULL,"
+	"  updated_at INTEGER NOT NULL,"
+	"  process_type TEXT NOT NULL,"
+	"  current_state TEXT NOT NULL,"
+	"  resource_id TEXT NOT NULL,"
+	"  dedupe_key TEXT NOT NULL,"
+	"  body TEXT NOT NULL,"
+	"  handler TEXT,"
+	"  state TEXT NOT NULL,"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  next_run_at INTEGER NOT NULL DEFAULT 0,"
+	"  result TEXT,"
+	"  error TEXT,"
+	"  finished_at INTEGER"
+	");"
+	"CREATE INDEX IF NOT EXISTS events_runnable ON events(state, next_run_at, seq);"
+	"CREATE INDEX IF NOT EXISTS events_resource ON events(resource_id, state);"
+	"CREATE INDEX IF NOT EXISTS events_dedupe ON events(dedupe_key, received_at);"
+	"CREATE INDEX IF NOT EXISTS events_finished ON events(state, finished_at);"
+	"CREATE TABLE IF NOT EXISTS history ("
+	"  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  event_id TEXT NOT NULL,"
+	"  step TEXT NOT NULL,"
+	"  started_at INTEGER NOT NULL,"
+	"  ended_at INTEGER,"
+	"  detail TEXT,"
+	"  error TEXT"
+	");"
+	"CREATE INDEX IF NOT EXISTS history_event ON history(event_id, seq);"
+	"PRAGMA user_version = 1;";
+
+static enum store_result map_rc(int rc)
+{
+	if (rc == SQLITE_FULL || rc == SQLITE_IOERR)
+		return STORE_NOSPACE;
+	return STORE_ERROR;
+}
+
+static void log_db_error(struct store *st, const char *what)
+{
+	log_error("store: %s: %s", what, sqlite3_errmsg(st->db));
+}
+
+static int exec(struct store *st, const char *sql)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(st->db, sql, NULL, NULL, &msg);
+
+	if (rc != SQLITE_OK) {
+		log_error("store: %s: %s", sql, msg ? msg : "?");
+		sqlite3_free(msg);
+	}
+	return rc;
+}
+
+static void bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+	if (v && *v)
+		sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(s, i);
+}
+
+static sqlite3_stmt *prep(struct store *st, const char *sql)
+{
+	sqlite3_stmt *s = NULL;
+
+	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
+		log_db_error(st, "prepare");
+		return NULL;
+	}
+	return s;
+}
+
+static int64_t scalar_i64(struct store *st, const char *sql)
+{
+	sqlite3_stmt *s = prep(st, sql);
+	int64_t v = -1;
+
+	if (s && sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return v;
+}
+
+int store_open(struct store **out, const char *path, char *err, size_t errlen)
+{
+	struct store *st = calloc(1, sizeof(*st));
+	int rc;
+
+	if (!st) {
+		str_copy(err, "out of memory", errlen);
+		return -1;
+	}
+	pthread_mutex_init(&st->lock, NULL);
+	st->path = strdup(path);
+	rc = sqlite3_open_v2(path, &st->db,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "cannot open store '%s': %s", path,
+			 st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+		store_close(st);
+		return -1;
+	}
+	sqlite3_busy_timeout(st->db, 5000);
+	/* WAL + synchronous=FULL: every commit is fsynced before it returns,
+	 * so a 202 survives a process crash and a power loss. */
+	if (exec(st, "PRAGMA journal_mode=WAL;") != SQLITE_OK ||
+	    exec(st, "PRAGMA synchronous=FULL;") != SQLITE_OK ||
+	    exec(st, "PRAGMA foreign_keys=ON;") != SQLITE_OK || exec(st, schema) != SQLITE_OK) {
+		snprintf(err, errlen, "cannot initialise store '%s': %s", path, sqlite3_errmsg(st->db));
+		store_close(st);
+		return -1;
+	}
+	st->unfinished = scalar_i64(st, "SELECT count(*) FROM events WHERE state IN "
+					"('queued','running','retrying')");
+	*out = st;
+	return 0;
+}
+
+void store_close(struct store *st)
+{
+	if (!st)
+		return;
+	if (st->db) {
+		/* Fold the WAL back so the file is self-contained after exit. */
+		sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+		sqlite3_close(st->db);
+	}
+	pthread_mutex_destroy(&st->lock);
+	free(st->path);
+	free(st);
+}
+
+static int hist_insert(struct store *st, const char *id, const struct store_hist *h)
+{
+	sqlite3_stmt *s = prep(st, "INSERT INTO history(event_id, step, started_at, ended_at, detail, error) "
+				   "VALUES (?,?,?,?,?,?)");
+	char *detail = NULL;
+	int rc;
+
+	if (!s)
+		return SQLITE_ERROR;
+	if (h->detail)
+		detail = json_dumps(h->detail, JSON_COMPACT);
+	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, h->step, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, h->started_ms);
+	if (h->ended_ms)
+		sqlite3_bind_int64(s, 4, h->ended_ms);
+	else
+		sqlite3_bind_null(s, 4);
+	bind_text(s, 5, detail);
+	bind_text(s, 6, h->error);
+	rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	free(detail);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static void close_attempt(struct store *st, const char *id, int64_t now, const char *error)
+{
+	sqlite3_stmt *s = prep(st, "UPDATE history SET ended_at=?, error=? WHERE event_id=? "
+				   "AND step='attempt' AND ended_at IS NULL");
+
+	if (!s)
+		return;
+	sqlite3_bind_int64(s, 1, now);
+	bind_text(s, 2, error);
+	sqlite3_bind_text(s, 3, id, -1, SQLITE_STATIC);
+	sqlite3_step(s);
+	sqlite3_finalize(s);
+}
+
+int store_recover(struct store *st)
+{
+	sqlite3_stmt *s;
+	int n = 0;
+	int64_t now = now_ms();
+
+	pthread_mutex_lock(&st->lock);
+	exec(st, "BEGIN IMMEDIATE");
+	s = prep(st, "SELECT id FROM events WHERE state = 'running'");
+	while (s && sqlite3_step(s) == SQLITE_ROW) {
+		struct store_hist h = { .step = "recovered", .started_ms = now, .ended_ms = now,
+					.error = "attempt interrupted (the daemon stopped while it ran)" };
+		hist_insert(st, (const char *)sqlite3_column_text(s, 0), &h);
+		close_attempt(st, (const char *)sqlite3_column_text(s, 0), now,
+			      "interrupted: the daemon stopped while the attempt ran");
+		n++;
+	}
+	sqlite3_finalize(s);
+	s = prep(st, "UPDATE events SET state='queued', next_run_at=0, updated_at=? WHERE state='running'");
+	if (s) {
+		sqlite3_bind_int64(s, 1, now);
+		sqlite3_step(s);
+		sqlite3_finalize(s);
+	}
+	if (exec(st, "COMMIT") != SQLITE_OK) {
+		exec(st, "ROLLBACK");
+		n = -1;
+	}
+	pthread_mutex_unlock(&st->lock);
+	return n;
+}
+
+static void dedupe_key(const struct event *ev, char *out, size_t n)
+{
+	snprintf(out, n, "%s|%s|%s|%s|%s", ev->hook_id, ev->process_type, ev->resource_id,
+		 ev->previous_state, ev->current_state);
+}
+
+enum store_result store_enqueue(struct store *st, const struct event *ev, const char *handler,
+				int64_t dedupe_ms, int64_t max_queued, char id_out[37])
+{
+	char key[200];
+	int64_t now = now_ms();
+	json_t *doc;
+	char *body;
+	sqlite3_stmt *s;
+	int rc;
+	enum store_result res = STORE_OK;
+
+	dedupe_key(ev, key, sizeof(key));
+	doc = event_to_json(ev);
+	body = doc ? json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	json_decref(doc);
+	if (!body)
+		return STORE_ERROR;
+
+	pthread_mutex_lock(&st->lock);
+	if (dedupe_ms > 0) {
+		s = prep(st, "SELECT id FROM events WHERE dedupe_key=? AND received_at>=? "
+			     "ORDER BY seq LIMIT 1");
+		if (s) {
+			sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(s, 2, now - dedupe_ms);
+			if (sqlite3_step(s) == SQLITE_ROW) {
+				str_copy(id_out, (const char *)sqlite3_column_text(s, 0), 37);
+				res = STORE_DUPLICATE;
+			}
+			sqlite3_finalize(s);
+		}
+		if (res == STORE_DUPLICATE)
+			goto out;
+	}
+	if (max_queued > 0 && st->unfinished >= max_queued) {
+		res = STORE_FULL;
+		goto out;
+	}
+	uuid_new(id_out);
+	rc = exec(st, "BEGIN IMMEDIATE");
+	if (rc != SQLITE_OK) {
+		res = map_rc(rc);
+		goto out;
+	}
+	s = prep(st, "INSERT INTO events(id, received_at, updated_at, process_type, current_state, "
+		     "resource_id, dedupe_key, body, handler, state) VALUES (?,?,?,?,?,?,?,?,?,'queued')");
+	if (!s) {
+		exec(st, "ROLLBACK");
+		res = STORE_ERROR;
+		goto out;
+	}
+	sqlite3_bind_text(s, 1, id_out, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, now);
+	sqlite3_bind_int64(s, 3, now);
+	sqlite3_bind_text(s, 4, ev->process_type, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 5, ev->current_state, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 6, ev->resource_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 7, key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 8, body, -1, SQLITE_STATIC);
+	bind_text(s, 9, handler);
+	rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	if (rc == SQLITE_DONE) {
+		struct store_hist h = { .step = "received", .started_ms = now, .ended_ms = now };
+		rc = hist_insert(st, id_out, &h);
+	}
+	if (rc != SQLITE_DONE && rc != SQLITE_OK) {
+		res = map_rc(rc);
+		log_db_error(st, "enqueue");
+		exec(st, "ROLLBACK");
+		goto out;
+	}
+	rc = exec(st, "COMMIT");
+	if (rc != SQLITE_OK) {
+		res = map_rc(rc);
+		exec(st, "ROLLBACK");
+		goto out;
+	}
+	st->unfinished++;
+out:
+	pthread_mutex_unlock(&st->lock);
+	free(body);
+	return res;
+}
+
+int store_claim(struct store *st, int64_t now, struct store_claim *c, int64_t *next_due_ms)
+{
+	sqlite3_stmt *s;
+	int found = 0;
+
+	memset(c, 0, sizeof(*c));
+	*next_due_ms = 0;
+	pthread_mutex_lock(&st->lock);
+	/* Oldest runnable first; never two running events for one resource. */
+	s = prep(st, "SELECT id, resource_id, handler, attempts, body FROM events e "
+		     "WHERE state IN ('queued','retrying') AND next_run_at <= ? "
+		     "AND NOT EXISTS (SELECT 1 FROM events r WHERE r.resource_id = e.resource_id "
+		     "AND r.state = 'running') ORDER BY seq LIMIT 1");
+	if (!s) {
+		pthread_mutex_unlock(&st->lock);
+		return -1;
+	}
+	sqlite3_bind_int64(s, 1, now);
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		const char *h = (const char *)sqlite3_column_text(s, 2);
+		json_error_t jerr;
+		str_copy(c->id, (const char *)sqlite3_column_text(s, 0), sizeof(c->id));
+		str_copy(c->resource_id, (const char *)sqlite3_column_text(s, 1), sizeof(c->resource_id));
+		str_copy(c->handler, h ? h : "", sizeof(c->handler));
+		c->attempt = sqlite3_column_int(s, 3) + 1;
+		c->event = json_loads((const char *)sqlite3_column_text(s, 4), 0, &jerr);
+		found = 1;
+	}
+	sqlite3_finalize(s);
+	if (found) {
+		int64_t now2 = now_ms();
+		struct store_hist h = { .step = "attempt", .started_ms = now2 };
+		json_t *d = json_pack("{s:i}", "attempt", c->attempt);
+		h.detail = d;
+		exec(st, "BEGIN IMMEDIATE");
+		s = prep(st, "UPDATE events SET state='running', attempts=attempts+1, updated_at=? WHERE id=?");
+		if (s) {
+			sqlite3_bind_int64(s, 1, now2);
+			sqlite3_bind_text(s, 2, c->id, -1, SQLITE_STATIC);
+			sqlite3_step(s);
+			sqlite3_finalize(s);
+		}
+		hist_insert(st, c->id, &h);
+		json_decref(d);
+		if (exec(st, "COMMIT") != SQLITE_OK) {
+			exec(st, "ROLLBACK");
+			json_decref(c->event);
+			c->event = NULL;
+			found = -1;
+		}
+	} else {
+		s = prep(st, "SELECT min(next_run_at) FROM events WHERE state IN ('queued','retrying') "
+			     "AND next_run_at > ?");
+		if (s) {
+			sqlite3_bind_int64(s, 1, now);
+			if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL)
+				*next_due_ms = sqlite3_column_int64(s, 0);
+			sqlite3_finalize(s);
+		}
+	}
+	pthread_mutex_unlock(&st->lock);
+	return found;
+}
+
+void store_claim_release(struct store_claim *c)
+{
+	json_decref(c->event);
+	c->event = NULL;
+}
+
+enum store_result store_finish(struct store *st, const char *id, const char *state, json_t *result,
+			       const char *error, int64_t next_run_ms, const struct store_hist *hist,
+			       size_t n_hist)
+{
+	bool final = strcmp(state, ST_COMPLETED) == 0 || strcmp(state, ST_FAILED) == 0;
+	char *res = result ? json_dumps(result, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	int64_t now = now_ms();
+	sqlite3_stmt *s;
+	int rc;
+	enum store_result out = STORE_OK;
+
+	pthread_mutex_lock(&st->lock);
+	rc = exec(st, "BEGIN IMMEDIATE");
+	if (rc != SQLITE_OK) {
+		out = map_rc(rc);
+		goto done;
+	}
+	close_attempt(st, id, now, error);
+	for (size_t i = 0; i < n_hist; i++)
+		hist_insert(st, id, &hist[i]);
+	s = prep(st, "UPDATE events SET state=?, result=?, error=?, next_run_at=?, updated_at=?, "
+		     "finished_at=? WHERE id=? AND state='running'");
+	if (!s) {
+		exec(st, "ROLLBACK");
+		out = STORE_ERROR;
+		goto done;
+	}
+	sqlite3_bind_text(s, 1, state, -1, SQLITE_STATIC);
+	bind_text(s, 2, res);
+	bind_text(s, 3, error);
+	sqlite3_bind_int64(s, 4, final ? 0 : next_run_ms);
+	sqlite3_bind_int64(s, 5, now);
+	if (final)
+		sqlite3_bind_int64(s, 6, now);
+	else
+		sqlite3_bind_null(s, 6);
+	sqlite3_bind_text(s, 7, id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE || exec(st, "COMMIT") != SQLITE_OK) {
+		out = map_rc(rc);
+		exec(st, "ROLLBACK");
+		goto done;
+	}
+	if (final && sqlite3_changes(st->db) > 0)
+		st->unfinished--;
+done:
+	pthread_mutex_unlock(&st->lock);
+	free(res);
+	return out;
+}
+
+enum store_result store_requeue(struct store *st, const char *id, const char *why)
+{
+	int64_t now = now_ms();
+	struct store_hist h = { .step = "requeued", .started_ms = now, .ended_ms = now, .error = why };
+	sqlite3_stmt *s;
+	enum store_result out = STORE_ERROR;
+
+	pthread_mutex_lock(&st->lock);
+	exec(st, "BEGIN IMMEDIATE");
+	close_attempt(st, id, now, why);
+	/* An interrupted attempt does not count against max_attempts. */
+	s = prep(st, "UPDATE events SET state='queued', next_run_at=0, updated_at=?, "
+		     "attempts=max(attempts-1,0) WHERE id=? AND state='running'");
+	if (s) {
+		sqlite3_bind_int64(s, 1, now);
+		sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
+		if (sqlite3_step(s) == SQLITE_DONE)
+			out = STORE_OK;
+		sqlite3_finalize(s);
+	}
+	hist_insert(st, id, &h);
+	if (exec(st, "COMMIT") != SQLITE_OK) {
+		exec(st, "ROLLBACK");
+		out = STORE_ERROR;
+	}
+	pthread_mutex_unlock(&st->lock);
+	return out;
+}
+
+enum store_result store_history_add(struct store *st, const char *id, const struct store_hist *h)
+{
+	int rc;
+
+	pthread_mutex_lock(&st->lock);
+	rc = hist_insert(st, id, h);
+	pthread_mutex_unlock(&st->lock);
+	return rc == SQLITE_OK ? STORE_OK : map_rc(rc);
+}
+
+static json_t *col_json(sqlite3_stmt *s, int i)
+{
+	const char *t = (const char *)sqlite3_column_text(s, i);
+	json_error_t jerr;
+	json_t *v;
+
+	if (!t)
+		return json_null();
+	v = json_loads(t, JSON_DECODE_ANY, &jerr);
+	return v ? v : json_string(t);
+}
+
+static json_t *col_str(sqlite3_stmt *s, int i)
+{
+	const char *t = (const char *)sqlite3_column_text(s, i);
+
+	return t ? json_string(t) : json_null();
+}
+
+static json_t *col_time(sqlite3_stmt *s, int i)
+{
+	char ts[32];
+
+	if (sqlite3_column_type(s, i) == SQLITE_NULL)
+		return json_null();
+	iso8601_ms(sqlite3_column_int64(s, i), ts);
+	return json_string(ts);
+}
+
+#define EVENT_COLS "seq, id, received_at, updated_at, body, handler, state, attempts, next_run_at, " \
+		   "result, error, finished_at"
+
+/* The status document: the okdata-style trace view of one event. */
+static json_t *event_row(sqlite3_stmt *s)
+{
+	const char *state = (const char *)sqlite3_column_text(s, 6);
+	int attempts = sqlite3_column_int(s, 7);
+	bool done = strcmp(state, ST_COMPLETED) == 0 || strcmp(state, ST_FAILED) == 0;
+	const char *trace = done ? "FINISHED" : (attempts == 0 && strcmp(state, ST_QUEUED) == 0 ? "STARTED" : "CONTINUE");
+	json_t *o = json_object();
+
+	json_object_set_new(o, "event_id", col_str(s, 1));
+	json_object_set_new(o, "received_at", col_time(s, 2));
+	json_object_set_new(o, "updated_at", col_time(s, 3));
+	json_object_set_new(o, "event", col_json(s, 4));
+	json_object_set_new(o, "handler", col_str(s, 5));
+	json_object_set_new(o, "state", json_string(state));
+	json_object_set_new(o, "trace_status", json_string(trace));
+	json_object_set_new(o, "trace_event_status",
+			    json_string(strcmp(state, ST_FAILED) == 0 ? "FAILED" : "OK"));
+	json_object_set_new(o, "done", json_boolean(done));
+	json_object_set_new(o, "attempts", json_integer(attempts));
+	json_object_set_new(o, "next_attempt_at",
+			    strcmp(state, ST_RETRYING) == 0 ? col_time(s, 8) : json_null());
+	json_object_set_new(o, "result", col_json(s, 9));
+	json_object_set_new(o, "error", col_str(s, 10));
+	json_object_set_new(o, "finished_at", col_time(s, 11));
+	return o;
+}
+
+json_t *store_get(struct store *st, const char *id)
+{
+	sqlite3_stmt *s;
+	json_t *o = NULL;
+
+	pthread_mutex_lock(&st->lock);
+	s = prep(st, "SELECT " EVENT_COLS " FROM events WHERE id=?");
+	if (s) {
+		sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+		if (sqlite3_step(s) == SQLITE_ROW)
+			o = event_row(s);
+		sqlite3_finalize(s);
+	}
+	pthread_mutex_unlock(&st->lock);
+	return o;
+}
+
+json_t *store_history(struct store *st, const char *id)
+{
+	sqlite3_stmt *s;
+	json_t *steps = NULL;
+
+	pthread_mutex_lock(&st->lock);
+	s = prep(st, "SELECT 1 FROM events WHERE id=?");
+	if (s) {
+		sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+		if (sqlite3_step(s) == SQLITE_ROW)
+			steps = json_array();
+		sqlite3_finalize(s);
+	}
+	s = steps ? prep(st, "SELECT step, started_at, ended_at, detail, error FROM history "
+			     "WHERE event_id=? ORDER BY seq") : NULL;
+	if (s) {
+		sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+		while (sqlite3_step(s) == SQLITE_ROW) {
+			json_t *h = json_object();
+			int64_t a = sqlite3_column_int64(s, 1);
+			json_object_set_new(h, "step", col_str(s, 0));
+			json_object_set_new(h, "started_at", col_time(s, 1));
+			json_object_set_new(h, "ended_at", col_time(s, 2));
+			if (sqlite3_column_type(s, 2) != SQLITE_NULL)
+				json_object_set_new(h, "duration_ms",
+						    json_integer(sqlite3_column_int64(s, 2) - a));
+			else
+				json_object_set_new(h, "duration_ms", json_null());
+			json_object_set_new(h, "detail", col_json(s, 3));
+			json_object_set_new(h, "error", col_str(s, 4));
+			json_array_append_new(steps, h);
+		}
+		sqlite3_finalize(s);
+	}
+	pthread_mutex_unlock(&st->lock);
+	return steps;
+}
+
+json_t *store_list(struct store *st, const struct store_query *q)
+{
+	sqlite3_stmt *s;
+	json_t *items = json_array(), *out;
+	int n = 0, limit = q->limit > 0 ? q->limit : 100;
+	int64_t last_seq = 0;
+
+	pthread_mutex_lock(&st->lock);
+	s = prep(st, "SELECT " EVENT_COLS " FROM events WHERE seq > ? "
+		     "AND (?2 IS NULL OR state = ?2) AND (?3 IS NULL OR process_type = ?3) "
+		     "AND (?4 IS NULL OR resource_id = ?4) AND received_at >= ?5 "
+		     "ORDER BY seq LIMIT ?6");
+	if (s) {
+		sqlite3_bind_int64(s, 1, q->after_seq);
+		bind_text(s, 2, q->state);
+		bind_text(s, 3, q->process_type);
+		bind_text(s, 4, q->resource_id);
+		sqlite3_bind_int64(s, 5, q->since_ms);
+		sqlite3_bind_int(s, 6, limit + 1);
+		while (sqlite3_step(s) == SQLITE_ROW) {
+			if (n == limit) {
+				n++;
+				break;
+			}
+			json_array_append_new(items, event_row(s));
+			last_seq = sqlite3_column_int64(s, 0);
+			n++;
+		}
+		sqlite3_finalize(s);
+	}
+	pthread_mutex_unlock(&st->lock);
+	out = json_pack("{s:o}", "data", items);
+	if (n > limit) {
+		char cur[32];
+		snprintf(cur, sizeof(cur), "%lld", (long long)last_seq);
+		json_object_set_new(out, "next_cursor", json_string(cur));
+	} else {
+		json_object_set_new(out, "next_cursor", json_null());
+	}
+	return out;
+}
+
+enum store_result store_replay(struct store *st, const char *id)
+{
+	int64_t now = now_ms();
+	struct store_hist h = { .step = "replay", .started_ms = now, .ended_ms = now };
+	sqlite3_stmt *s;
+	enum store_result out = STORE_NOTFOUND;
+	const char *state = NULL;
+
+	pthread_mutex_lock(&st->lock);
+	exec(st, "BEGIN IMMEDIATE");
+	s = prep(st, "SELECT state FROM events WHERE id=?");
+	if (s) {
+		sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+		if (sqlite3_step(s) == SQLITE_ROW) {
+			state = (const char *)sqlite3_column_text(s, 0);
+			out = (strcmp(state, ST_FAILED) == 0 || strcmp(state, ST_COMPLETED) == 0)
+				      ? STORE_OK : STORE_CONFLICT;
+		}
+		sqlite3_finalize(s);
+	}
+	if (out == STORE_OK) {
+		s = prep(st, "UPDATE events SET state='queued', attempts=0, next_run_at=0, result=NULL, "
+			     "error=NULL, finished_at=NULL, updated_at=? WHERE id=?");
+		if (s) {
+			sqlite3_bind_int64(s, 1, now);
+			sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
+			if (sqlite3_step(s) != SQLITE_DONE)
+				out = STORE_ERROR;
+			sqlite3_finalize(s);
+		}
+		if (out == STORE_OK)
+			hist_insert(st, id, &h);
+	}
+	if (out == STORE_OK && exec(st, "COMMIT") == SQLITE_OK) {
+		st->unfinished++;
+	} else {
+		exec(st, "ROLLBACK");
+		if (out == STORE_OK)
+			out = STORE_ERROR;
+	}
+	pthread_mutex_unlock(&st->lock);
+	return out;
+}
+
+int store_prune(struct store *st, int64_t completed_before_ms, int64_t failed_before_ms)
+{
+	sqlite3_stmt *s;
+	int n = -1;
+
+	pthread_mutex_lock(&st->lock);
+	exec(st, "BEGIN IMMEDIATE");
+	exec(st, "CREATE TEMP TABLE IF NOT EXISTS prune_ids(id TEXT PRIMARY KEY)");
+	exec(st, "DELETE FROM prune_ids");
+	s = prep(st, "INSERT INTO prune_ids SELECT id FROM events WHERE "
+		     "(state='completed' AND finished_at < ?) OR (state='failed' AND finished_at < ?)");
+	if (s) {
+		sqlite3_bind_int64(s, 1, completed_before_ms);
+		sqlite3_bind_int64(s, 2, failed_before_ms);
+		if (sqlite3_step(s) == SQLITE_DONE)
+			n = sqlite3_changes(st->db);
+		sqlite3_finalize(s);
+	}
+	if (n > 0) {
+		exec(st, "DELETE FROM history WHERE event_id IN (SELECT id FROM prune_ids)");
+		exec(st, "DELETE FROM events WHERE id IN (SELECT id FROM prune_ids)");
+	}
+	if (exec(st, "COMMIT") != SQLITE_OK) {
+		exec(st, "ROLLBACK");
+		n = -1;
+	}
+	pthread_mutex_unlock(&st->lock);
+	return n;
+}
+
+int store_stats(struct store *st, struct store_stats *out)
+{
+	sqlite3_stmt *s;
+	struct stat sb;
+	char wal[4096];
+
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&st->lock);
+	s = prep(st, "SELECT state, count(*) FROM events GROUP BY state");
+	while (s && sqlite3_step(s) == SQLITE_ROW) {
+		const char *state = (const char *)sqlite3_column_text(s, 0);
+		int64_t n = sqlite3_column_int64(s, 1);
+		if (strcmp(state, ST_QUEUED) == 0)
+			out->queued = n;
+		else if (strcmp(state, ST_RUNNING) == 0)
+			out->running = n;
+		else if (strcmp(state, ST_RETRYING) == 0)
+			out->retrying = n;
+		else if (strcmp(state, ST_COMPLETED) == 0)
+			out->completed = n;
+		else if (strcmp(state, ST_FAILED) == 0)
+			out->failed = n;
+	}
+	sqlite3_finalize(s);
+	s = prep(st, "SELECT min(received_at) FROM events WHERE state IN ('queued','retrying')");
+	if (s && sqlite3_step(s) == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL)
+		out->oldest_runnable_ms = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	pthread_mutex_unlock(&st->lock);
+	if (stat(st->path, &sb) == 0)
+		out->size_bytes = sb.st_size;
+	snprintf(wal, sizeof(wal), "%s-wal", st->path);
+	if (stat(wal, &sb) == 0)
+		out->size_bytes += sb.st_size;
+	return 0;
+}
+
+int64_t store_unfinished(struct store *st)
+{
+	int64_t n;
+
+	pthread_mutex_lock(&st->lock);
+	n = st->unfinished;
+	pthread_mutex_unlock(&st->lock);
+	return n;
+}
+
+bool store_writable(struct store *st)
+{
+	int rc;
+
+	pthread_mutex_lock(&st->lock);
+	rc = exec(st, "BEGIN IMMEDIATE");
+	if (rc == SQLITE_OK)
+		exec(st, "ROLLBACK");
+	pthread_mutex_unlock(&st->lock);
+	return rc == SQLITE_OK;
+}

@@ -1,0 +1,343 @@
+#include "lqs-hookd/worker.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lqs-hookd/config.h"
+#include "lqs-hookd/log.h"
+#include "lqs-hookd/lqs.h"
+#include "lqs-hookd/router.h"
+#include "lqs-hookd/store.h"
+#include "lqs-hookd/util.h"
+
+/* A Retry-After longer than this is treated as this (one hour). */
+#define WORKER_MAX_RETRY_AFTER_S 3600.0
+
+struct worker {
+	struct workers *pool;
+	pthread_t thread;
+	int index;
+	bool started;
+};
+
+struct workers {
+	struct store *st;
+	struct worker *w;
+	int n;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	unsigned kicks;
+	bool stopping;
+	volatile int abort_calls;   /* read by lqs clients' retry loops */
+	atomic_int alive;
+	atomic_int busy;
+};
+
+double worker_retry_delay(double base, double max, int attempt, double retry_after, double jitter01)
+{
+	double d = base * ldexp(1.0, attempt - 1 > 30 ? 30 : attempt - 1);
+
+	d *= 1.0 + 0.25 * jitter01;
+	if (d > max)
+		d = max;
+	if (retry_after > d)
+		d = retry_after > WORKER_MAX_RETRY_AFTER_S ? WORKER_MAX_RETRY_AFTER_S : retry_after;
+	return d;
+}
+
+/* Per-attempt history: each LogQS call becomes a step. */
+struct attempt_trace {
+	struct store_hist *rows;
+	json_t **details;
+	size_t n, cap;
+	char **errors;
+};
+
+static void trace_call(void *ctx, const struct lqs_call *call)
+{
+	struct attempt_trace *t = ctx;
+
+	if (t->n == t->cap) {
+		size_t ncap = t->cap ? t->cap * 2 : 16;
+		struct store_hist *nr = realloc(t->rows, ncap * sizeof(*nr));
+		if (!nr)
+			return;
+		t->rows = nr;
+		json_t **nd = realloc(t->details, ncap * sizeof(*nd));
+		if (!nd)
+			return;
+		t->details = nd;
+		char **ne = realloc(t->errors, ncap * sizeof(*ne));
+		if (!ne)
+			return;
+		t->errors = ne;
+		t->cap = ncap;
+	}
+	t->details[t->n] = json_pack("{s:s, s:s, s:i, s:i}", "method", call->method, "path", call->path,
+				     "status", call->status, "try", call->try_no);
+	t->errors[t->n] = call->error ? strdup(call->error) : NULL;
+	t->rows[t->n] = (struct store_hist){ .step = "lqs_call", .started_ms = call->started_ms,
+					     .ended_ms = call->started_ms + call->duration_ms,
+					     .detail = t->details[t->n], .error = t->errors[t->n] };
+	t->n++;
+}
+
+static void trace_free(struct attempt_trace *t)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		json_decref(t->details[i]);
+		free(t->errors[i]);
+	}
+	free(t->rows);
+	free(t->details);
+	free(t->errors);
+	memset(t, 0, sizeof(*t));
+}
+
+static void run_one(struct workers *pool, struct lqs_client **client, unsigned *client_gen,
+		    struct store_claim *c, unsigned *seed)
+{
+	struct config_ref *ref = config_current();
+	const struct config *cfg = &ref->cfg;
+	const char *ptype = json_string_value(json_object_get(c->event, "process_type"));
+	const char *cstate = json_string_value(json_object_get(c->event, "current_state"));
+	struct attempt_trace trace = { 0 };
+	struct handler_out out;
+	enum handler_status hs;
+	const struct handler_def *def = NULL;
+	int64_t t0 = now_ms();
+
+	memset(&out, 0, sizeof(out));
+	if (!c->handler[0]) {
+		char why[160];
+		snprintf(why, sizeof(why), "no route for process_type=%s, current_state=%s",
+			 ptype ? ptype : "?", cstate ? cstate : "?");
+		out.result = json_pack("{s:s, s:s}", "status", "not_routed", "reason", why);
+		hs = HANDLER_OK;
+	} else if (!(def = router_handler_find(c->handler))) {
+		snprintf(out.error, sizeof(out.error), "unknown handler '%s'", c->handler);
+		str_copy(out.error_name, "UnknownHandler", sizeof(out.error_name));
+		hs = HANDLER_FAIL;
+	} else {
+		const char *ds = json_string_value(json_object_get(c->event, "datastore_id"));
+		struct handler_ctx hctx = { .event_id = c->id, .event = c->event, .cfg = cfg };
+
+		if (!*client || *client_gen != ref->generation) {
+			lqs_client_free(*client);
+			*client = lqs_client_new(cfg);
+			*client_gen = ref->generation;
+			if (*client)
+				lqs_client_set_abort(*client, &pool->abort_calls);
+		}
+		if (!*client) {
+			str_copy(out.error_name, "OutOfMemory", sizeof(out.error_name));
+			str_copy(out.error, "cannot create the LogQS client", sizeof(out.error));
+			hs = HANDLER_RETRY;
+		} else {
+			lqs_client_begin(*client, ds, trace_call, &trace);
+			hctx.lqs = *client;
+			hs = def->run(&hctx, &out);
+		}
+		if (hs == HANDLER_RETRY && pool->abort_calls) {
+			/* Interrupted by shutdown: not the event's fault. */
+			store_requeue(pool->st, c->id, "interrupted by shutdown; will run at the next start");
+			log_event(LOG_LVL_INFO, c->id, c->resource_id, "attempt interrupted by shutdown; requeued");
+			goto out;
+		}
+		if (hs == HANDLER_RETRY && c->attempt >= cfg->max_attempts) {
+			char msg[sizeof(out.error) + 64];
+			snprintf(msg, sizeof(msg), "gave up after %d attempts: %s", c->attempt, out.error);
+			str_copy(out.error, msg, sizeof(out.error));
+			hs = HANDLER_FAIL;
+		}
+		if (hs == HANDLER_FAIL && def && def->on_failure && *client) {
+			lqs_client_begin(*client, ds, trace_call, &trace);
+			def->on_failure(&hctx, &out);
+		}
+	}
+
+	{
+		int64_t t1 = now_ms();
+		json_t *detail;
+		struct store_hist *rows;
+		size_t n = trace.n;
+		const char *state;
+		int64_t next = 0;
+		char err[1200];
+
+		if (hs == HANDLER_OK) {
+			state = ST_COMPLETED;
+		} else if (hs == HANDLER_RETRY) {
+			double d = worker_retry_delay(cfg->retry_base, cfg->retry_max_delay, c->attempt,
+						      out.retry_after, (double)rand_r(seed) / RAND_MAX);
+			state = ST_RETRYING;
+			next = t1 + (int64_t)(d * 1000.0);
+		} else {
+			state = ST_FAILED;
+		}
+		snprintf(err, sizeof(err), "%s: %s", out.error_name, out.error);
+		detail = json_pack("{s:s, s:i, s:s?}", "state", state, "attempt", c->attempt, "handler",
+				   c->handler[0] ? c->handler : NULL);
+		if (next) {
+			char ts[32];
+			iso8601_ms(next, ts);
+			json_object_set_new(detail, "next_attempt_at", json_string(ts));
+		}
+		rows = realloc(trace.rows, (n + 1) * sizeof(*rows));
+		if (rows) {
+			trace.rows = rows;
+			rows[n] = (struct store_hist){ .step = "outcome", .started_ms = t0, .ended_ms = t1,
+						       .detail = detail,
+						       .error = hs == HANDLER_OK ? NULL : err };
+			n++;
+		}
+		if (store_finish(pool->st, c->id, state, out.result, hs == HANDLER_OK ? NULL : err, next,
+				 trace.rows, n) != STORE_OK)
+			log_event(LOG_LVL_ERROR, c->id, c->resource_id,
+				  "could not record the outcome (%s); the event stays runnable", state);
+		json_decref(detail);
+		if (hs == HANDLER_OK)
+			log_event(LOG_LVL_INFO, c->id, c->resource_id, "event completed (attempt %d, %lld ms)",
+				  c->attempt, (long long)(t1 - t0));
+		else
+			log_event(hs == HANDLER_RETRY ? LOG_LVL_WARN : LOG_LVL_ERROR, c->id, c->resource_id,
+				  "attempt %d %s: %s", c->attempt,
+				  hs == HANDLER_RETRY ? "failed, will retry" : "failed for good", err);
+	}
+out:
+	json_decref(out.result);
+	trace_free(&trace);
+	config_put(ref);
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *self = arg;
+	struct workers *pool = self->pool;
+	struct lqs_client *client = NULL;
+	unsigned client_gen = 0, seed = (unsigned)(now_ms() + self->index * 7919);
+
+	atomic_fetch_add(&pool->alive, 1);
+	for (;;) {
+		struct store_claim c;
+		int64_t next_due = 0;
+		unsigned seen;
+		int got;
+
+		pthread_mutex_lock(&pool->mu);
+		if (pool->stopping) {
+			pthread_mutex_unlock(&pool->mu);
+			break;
+		}
+		seen = pool->kicks;
+		pthread_mutex_unlock(&pool->mu);
+
+		got = store_claim(pool->st, now_ms(), &c, &next_due);
+		if (got == 1) {
+			atomic_fetch_add(&pool->busy, 1);
+			run_one(pool, &client, &client_gen, &c, &seed);
+			atomic_fetch_sub(&pool->busy, 1);
+			store_claim_release(&c);
+			continue;
+		}
+		/* Nothing due: sleep until kicked, the next retry is due, or 1 s
+		 * (a resource freed by another worker does not kick). */
+		int64_t wait_ms = 1000;
+		if (next_due) {
+			int64_t d = next_due - now_ms();
+			if (d < wait_ms)
+				wait_ms = d < 1 ? 1 : d;
+		}
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += wait_ms / 1000;
+		ts.tv_nsec += (wait_ms % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_mutex_lock(&pool->mu);
+		while (!pool->stopping && pool->kicks == seen) {
+			if (pthread_cond_timedwait(&pool->cv, &pool->mu, &ts) == ETIMEDOUT)
+				break;
+		}
+		pthread_mutex_unlock(&pool->mu);
+	}
+	lqs_client_free(client);
+	atomic_fetch_sub(&pool->alive, 1);
+	return NULL;
+}
+
+struct workers *workers_start(struct store *st, int n)
+{
+	struct workers *pool = calloc(1, sizeof(*pool));
+
+	if (!pool)
+		return NULL;
+	pool->st = st;
+	pool->n = n;
+	pool->w = calloc((size_t)n, sizeof(*pool->w));
+	pthread_mutex_init(&pool->mu, NULL);
+	pthread_cond_init(&pool->cv, NULL);
+	if (!pool->w) {
+		free(pool);
+		return NULL;
+	}
+	for (int i = 0; i < n; i++) {
+		pool->w[i].pool = pool;
+		pool->w[i].index = i;
+		if (pthread_create(&pool->w[i].thread, NULL, worker_main, &pool->w[i]) == 0)
+			pool->w[i].started = true;
+		else
+			log_error("cannot start worker %d: %s", i, strerror(errno));
+	}
+	return pool;
+}
+
+void workers_kick(struct workers *pool)
+{
+	if (!pool)
+		return;
+	pthread_mutex_lock(&pool->mu);
+	pool->kicks++;
+	pthread_cond_broadcast(&pool->cv);
+	pthread_mutex_unlock(&pool->mu);
+}
+
+void workers_stop(struct workers *pool, double drain_s)
+{
+	int64_t deadline = mono_ms() + (int64_t)(drain_s * 1000.0);
+
+	if (!pool)
+		return;
+	pthread_mutex_lock(&pool->mu);
+	pool->stopping = true;
+	pthread_cond_broadcast(&pool->cv);
+	pthread_mutex_unlock(&pool->mu);
+	while (atomic_load(&pool->busy) > 0 && mono_ms() < deadline) {
+		struct timespec ts = { 0, 20 * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+	if (atomic_load(&pool->busy) > 0)
+		log_warn("drain timeout reached with %d attempt(s) running; interrupting them",
+			 atomic_load(&pool->busy));
+	pool->abort_calls = 1;
+	for (int i = 0; i < pool->n; i++)
+		if (pool->w[i].started)
+			pthread_join(pool->w[i].thread, NULL);
+	pthread_mutex_destroy(&pool->mu);
+	pthread_cond_destroy(&pool->cv);
+	free(pool->w);
+	free(pool);
+}
+
+int workers_alive(struct workers *pool)
+{
+	return pool ? atomic_load(&pool->alive) : 0;
+}
