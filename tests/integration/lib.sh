@@ -1,0 +1,184 @@
+# Shared helpers for integration tests: start the real binaries on 127.0.0.1,
+# bounded waits, assertions, and cleanup of only the processes we started.
+set -u
+
+: "${LQS_HOOKD:?path to the lqs-hookd binary}"
+: "${LQS_MOCK:?path to the lqs-mock binary}"
+: "${LQS_SRC:?source tree}"
+
+T_PASS=0
+T_FAIL=0
+T_PIDS=()
+T_DIR=$(mktemp -d /tmp/lqs-it-XXXXXX)
+SECRET=it-hook-secret
+AUTH="Authorization: Bearer $(printf %s "$SECRET" | base64)"
+DEMO_FIXTURE="$LQS_SRC/tests/data/mock/demo.json"
+DS=$(jq -r .datastore_id "$DEMO_FIXTURE")
+KEY_ID=$(jq -r .api_key_id "$DEMO_FIXTURE")
+KEY_SECRET=$(jq -r .api_key_secret "$DEMO_FIXTURE")
+DIG=$(jq -r '.digestions[0].id' "$DEMO_FIXTURE")
+LOG_ID=$(jq -r '.logs[0].id' "$DEMO_FIXTURE")
+
+cleanup() {
+	local pid
+	for pid in "${T_PIDS[@]}"; do
+		kill -9 "$pid" 2>/dev/null
+	done
+	wait 2>/dev/null
+	rm -rf "$T_DIR"
+}
+trap cleanup EXIT
+
+pass() { T_PASS=$((T_PASS + 1)); printf 'ok   %s\n' "$1"; }
+fail() { T_FAIL=$((T_FAIL + 1)); printf 'FAIL %s\n' "$1"; [ $# -gt 1 ] && printf '     %s\n' "$2"; }
+
+# check NAME ACTUAL EXPECTED
+check() {
+	if [ "$2" = "$3" ]; then pass "$1"; else fail "$1" "expected [$3], got [$2]"; fi
+}
+
+# check_contains NAME HAYSTACK NEEDLE
+check_contains() {
+	case "$2" in *"$3"*) pass "$1" ;; *) fail "$1" "[$3] not in [$2]" ;; esac
+}
+
+finish() {
+	printf '%d passed, %d failed\n' "$T_PASS" "$T_FAIL"
+	[ "$T_FAIL" -eq 0 ]
+	exit $?
+}
+
+# wait_until SECONDS COMMAND...: poll every 50 ms, bounded.
+wait_until() {
+	local limit=$1 i=0
+	shift
+	local n=$((limit * 20))
+	while [ $i -lt $n ]; do
+		if "$@" >/dev/null 2>&1; then return 0; fi
+		sleep 0.05
+		i=$((i + 1))
+	done
+	return 1
+}
+
+# start_mock [lqs-mock args...]: sets MOCK_PID, MOCK_PORT, MOCK.
+start_mock() {
+	local out="$T_DIR/mock.$RANDOM.out"
+	"$LQS_MOCK" --port 0 "$@" >"$out" 2>"$out.err" &
+	MOCK_PID=$!
+	T_PIDS+=("$MOCK_PID")
+	wait_until 10 grep -q '^PORT=' "$out" || { echo "mock did not start"; cat "$out.err"; exit 1; }
+	MOCK_PORT=$(sed -n 's/^PORT=//p' "$out")
+	MOCK="http://127.0.0.1:$MOCK_PORT"
+}
+
+start_demo_mock() { start_mock --fixture "$DEMO_FIXTURE" "$@"; }
+
+# Environment for a daemon pointed at the mock.
+mock_env() {
+	echo "LQS_API_URL=$MOCK LQS_DATASTORE_ID=$DS LQS_API_KEY_ID=$KEY_ID LQS_API_KEY_SECRET=$KEY_SECRET"
+}
+
+# start_hookd STORE [args...]: env from HOOKD_ENV (space-separated VAR=value);
+# sets HOOKD_PID, PORT, BASE, HOOKD_LOG.
+start_hookd() {
+	local store=$1
+	shift
+	HOOKD_LOG="$T_DIR/hookd.$RANDOM.log"
+	# shellcheck disable=SC2086
+	env LQS_EXPECTED_SECRET="$SECRET" LQS_RETRY_DELAY=0.05 ${HOOKD_ENV:-} \
+		"$LQS_HOOKD" --listen 127.0.0.1:0 --store "$store" "$@" 2>"$HOOKD_LOG" &
+	HOOKD_PID=$!
+	T_PIDS+=("$HOOKD_PID")
+	if ! wait_until 10 grep -q '"listening on' "$HOOKD_LOG"; then
+		echo "lqs-hookd did not start:"; cat "$HOOKD_LOG"; exit 1
+	fi
+	PORT=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$HOOKD_LOG" | head -1 | grep -o '[0-9]*$')
+	BASE="http://127.0.0.1:$PORT"
+}
+
+# stop_hookd [SIGNAL]: signal our daemon and wait (bounded) for it to exit.
+# Sets HOOKD_RC.
+stop_hookd() {
+	local sig=${1:-TERM}
+	kill -"$sig" "$HOOKD_PID" 2>/dev/null
+	wait_until 40 bash -c "! kill -0 $HOOKD_PID 2>/dev/null"
+	wait "$HOOKD_PID" 2>/dev/null
+	HOOKD_RC=$?
+}
+
+# post BODY [extra curl args...]: sets CODE and BODY. CT overrides the
+# Content-Type (curl would send both if it were given twice).
+post() {
+	local data=$1
+	shift
+	local out="$T_DIR/resp.$RANDOM"
+	CODE=$(curl -s -o "$out" -w '%{http_code}' --max-time 10 -X POST "$BASE/events" \
+		-H "Content-Type: ${CT:-application/json}" "$@" --data-binary "$data")
+	BODY=$(cat "$out")
+}
+
+# get PATH: sets CODE and BODY.
+get() {
+	local out="$T_DIR/resp.$RANDOM"
+	CODE=$(curl -s -o "$out" -w '%{http_code}' --max-time 10 "$BASE$1")
+	BODY=$(cat "$out")
+}
+
+event_json() { # current_state process_type resource_id [previous_state]
+	local prev=${4:-}
+	if [ -n "$prev" ]; then
+		printf '{"previous_state":"%s","current_state":"%s","process_type":"%s","resource_id":"%s"}' "$prev" "$1" "$2" "$3"
+	else
+		printf '{"current_state":"%s","process_type":"%s","resource_id":"%s"}' "$1" "$2" "$3"
+	fi
+}
+
+# wait_done ID [SECONDS]: until the event is FINISHED.
+wait_done() {
+	local id=$1 limit=${2:-20}
+	wait_until "$limit" bash -c "curl -s --max-time 2 '$BASE/events/$id' | jq -e '.done == true'"
+}
+
+mock_requests() { curl -s --max-time 5 "$MOCK/_mock/requests"; }
+mock_state() { curl -s --max-time 5 "$MOCK/_mock/state"; }
+mock_fault() { curl -s --max-time 5 -X POST "$MOCK/_mock/faults" -d "$1" >/dev/null; }
+
+# Independent computation of the digestion statistics straight from a fixture
+# file, in SQL (exact 64-bit integers). Prints "count|size|start|end|parts".
+fixture_stats() { # FIXTURE DIGESTION_ID
+	sqlite3 :memory: "
+	  WITH e AS (SELECT i.value AS v FROM json_each(readfile('$1'), '\$.digestion_parts') p,
+	                  json_each(p.value, '\$.index') i
+	             WHERE json_extract(p.value, '\$.digestion_id') = '$2')
+	  SELECT count(*), sum(coalesce(json_extract(v, '\$[7]'), json_extract(v, '\$[4]'))),
+	         min(cast(json_extract(v, '\$[8]') AS INTEGER)), max(cast(json_extract(v, '\$[8]') AS INTEGER)),
+	         (SELECT count(*) FROM json_each(readfile('$1'), '\$.digestion_parts') q
+	           WHERE json_extract(q.value, '\$.digestion_id') = '$2')
+	  FROM e;"
+}
+
+# Per-topic "topic|count|size" lines, sorted.
+fixture_topics() { # FIXTURE DIGESTION_ID
+	sqlite3 :memory: "
+	  WITH e AS (SELECT i.value AS v FROM json_each(readfile('$1'), '\$.digestion_parts') p,
+	                  json_each(p.value, '\$.index') i
+	             WHERE json_extract(p.value, '\$.digestion_id') = '$2')
+	  SELECT lower(json_extract(v, '\$[0]')), count(*),
+	         sum(coalesce(json_extract(v, '\$[7]'), json_extract(v, '\$[4]')))
+	  FROM e GROUP BY 1 ORDER BY 1;"
+}
+
+# The same figures as the mock's log context holds them.
+context_stats() { # STATE_FILE LOG_ID
+	sqlite3 :memory: "
+	  SELECT json_extract(s, '\$.record_count'), json_extract(s, '\$.record_size'),
+	         json_extract(s, '\$.start_time'), json_extract(s, '\$.end_time'), json_extract(s, '\$.part_count')
+	  FROM (SELECT json_extract(readfile('$1'), '\$.logs.\"$2\".context.digestion_stats') AS s);"
+}
+
+context_topics() { # STATE_FILE LOG_ID
+	sqlite3 :memory: "
+	  SELECT t.key, json_extract(t.value, '\$.record_count'), json_extract(t.value, '\$.record_size')
+	  FROM json_each(readfile('$1'), '\$.logs.\"$2\".context.digestion_stats.topics') t ORDER BY 1;"
+}

@@ -1,0 +1,155 @@
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "lqs-hookd/auth.h"
+#include "lqs-hookd/buf.h"
+#include "suites.h"
+
+START_TEST(buf_caps_and_frees)
+{
+	struct buf b;
+
+	buf_init(&b, 8);
+	ck_assert_int_eq(buf_append(&b, "12345", 5), 0);
+	ck_assert_str_eq(b.data, "12345");
+	ck_assert_int_eq(buf_append(&b, "678", 3), 0);
+	ck_assert_uint_eq(b.len, 8);
+	/* one byte over: error, and the buffer is empty again */
+	ck_assert_int_eq(buf_append(&b, "9", 1), -E2BIG);
+	ck_assert_ptr_null(b.data);
+	ck_assert_uint_eq(b.len, 0);
+	buf_free(&b);
+}
+END_TEST
+
+START_TEST(buf_printf_grows)
+{
+	struct buf b;
+
+	buf_init(&b, 0);
+	for (int i = 0; i < 1000; i++)
+		ck_assert_int_eq(buf_printf(&b, "%04d", i), 0);
+	ck_assert_uint_eq(b.len, 4000);
+	ck_assert(memcmp(b.data + 3996, "0999", 4) == 0);
+	buf_free(&b);
+}
+END_TEST
+
+START_TEST(base64_vectors)
+{
+	/* RFC 4648 test vectors */
+	static const char *const plain[] = { "", "f", "fo", "foo", "foob", "fooba", "foobar" };
+	static const char *const enc[] = { "", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy" };
+	char out[32];
+	unsigned char dec[32];
+
+	for (int i = 0; i < 7; i++) {
+		ck_assert_int_eq(base64_encode(plain[i], strlen(plain[i]), out, sizeof(out)), (long)strlen(enc[i]));
+		ck_assert_str_eq(out, enc[i]);
+		ck_assert_int_eq(base64_decode(enc[i], strlen(enc[i]), dec, sizeof(dec)), (long)strlen(plain[i]));
+		ck_assert(memcmp(dec, plain[i], strlen(plain[i])) == 0);
+	}
+}
+END_TEST
+
+START_TEST(base64_rejects_malformed)
+{
+	unsigned char dec[32];
+
+	ck_assert_int_lt(base64_decode("Zg=", 3, dec, sizeof(dec)), 0);        /* bad length */
+	ck_assert_int_lt(base64_decode("Z===", 4, dec, sizeof(dec)), 0);       /* too much padding */
+	ck_assert_int_lt(base64_decode("Zg==Zg==", 8, dec, sizeof(dec)), 0);   /* padding mid-string */
+	ck_assert_int_lt(base64_decode("Zm9*", 4, dec, sizeof(dec)), 0);       /* bad character */
+	ck_assert_int_lt(base64_decode("Zm 9", 4, dec, sizeof(dec)), 0);       /* whitespace */
+	ck_assert_int_lt(base64_decode("Zm9vYmFy", 8, dec, 5), 0);             /* output too small */
+}
+END_TEST
+
+START_TEST(bearer_check)
+{
+	char *secrets[] = { "old-secret", "secret" };
+	char hdr[256];
+	char enc[64];
+
+	base64_encode("secret", 6, enc, sizeof(enc));
+	snprintf(hdr, sizeof(hdr), "Bearer %s", enc);
+	ck_assert_int_eq(auth_check_bearer(NULL, secrets, 2), AUTH_MISSING);
+	ck_assert_int_eq(auth_check_bearer(hdr, secrets, 2), AUTH_OK);
+	ck_assert_int_eq(auth_check_bearer(hdr, secrets, 1), AUTH_INVALID);      /* only the old one */
+	snprintf(hdr, sizeof(hdr), "bearer %s", enc);
+	ck_assert_int_eq(auth_check_bearer(hdr, secrets, 2), AUTH_OK);           /* scheme is case-insensitive */
+	snprintf(hdr, sizeof(hdr), "Bearer  %s", enc);
+	ck_assert_int_eq(auth_check_bearer(hdr, secrets, 2), AUTH_INVALID);      /* two spaces */
+	ck_assert_int_eq(auth_check_bearer("Bearer ", secrets, 2), AUTH_INVALID);
+	ck_assert_int_eq(auth_check_bearer("Basic c2VjcmV0", secrets, 2), AUTH_INVALID);
+	ck_assert_int_eq(auth_check_bearer("Bearer secret", secrets, 2), AUTH_INVALID); /* not base64 of it */
+	base64_encode("secre", 5, enc, sizeof(enc));                              /* a prefix */
+	snprintf(hdr, sizeof(hdr), "Bearer %s", enc);
+	ck_assert_int_eq(auth_check_bearer(hdr, secrets, 2), AUTH_INVALID);
+	base64_encode("secretX", 7, enc, sizeof(enc));                            /* an extension */
+	snprintf(hdr, sizeof(hdr), "Bearer %s", enc);
+	ck_assert_int_eq(auth_check_bearer(hdr, secrets, 2), AUTH_INVALID);
+}
+END_TEST
+
+START_TEST(bearer_huge_token)
+{
+	static char hdr[20000];
+	char *secrets[] = { "secret" };
+
+	memcpy(hdr, "Bearer ", 7);
+	memset(hdr + 7, 'A', sizeof(hdr) - 8);
+	hdr[sizeof(hdr) - 1] = '\0';
+	ck_assert_int_eq(auth_check_bearer(hdr, secrets, 1), AUTH_INVALID);
+}
+END_TEST
+
+START_TEST(ct_equal_semantics)
+{
+	ck_assert(ct_equal("abc", 3, "abc", 3));
+	ck_assert(!ct_equal("abc", 3, "abd", 3));
+	ck_assert(!ct_equal("abc", 3, "abc\0", 4));
+	ck_assert(!ct_equal("", 0, "a", 1));
+	ck_assert(ct_equal("", 0, "", 0));
+}
+END_TEST
+
+START_TEST(api_key_bearer)
+{
+	char out[256];
+
+	ck_assert_int_eq(auth_basic_bearer("id", "secret", out, sizeof(out)), 0);
+	/* base64("id:secret") */
+	ck_assert_str_eq(out, "Bearer aWQ6c2VjcmV0");
+	ck_assert_int_eq(auth_check_token("Bearer tok", "tok"), AUTH_OK);
+	ck_assert_int_eq(auth_check_token("Bearer tok2", "tok"), AUTH_INVALID);
+	ck_assert_int_eq(auth_check_token(NULL, "tok"), AUTH_MISSING);
+}
+END_TEST
+
+Suite *suite_buf(void)
+{
+	Suite *s = suite_create("buf");
+	TCase *t = tcase_create("core");
+
+	tcase_add_test(t, buf_caps_and_frees);
+	tcase_add_test(t, buf_printf_grows);
+	suite_add_tcase(s, t);
+	return s;
+}
+
+Suite *suite_auth(void)
+{
+	Suite *s = suite_create("auth");
+	TCase *t = tcase_create("core");
+
+	tcase_add_test(t, base64_vectors);
+	tcase_add_test(t, base64_rejects_malformed);
+	tcase_add_test(t, bearer_check);
+	tcase_add_test(t, bearer_huge_token);
+	tcase_add_test(t, ct_equal_semantics);
+	tcase_add_test(t, api_key_bearer);
+	suite_add_tcase(s, t);
+	return s;
+}

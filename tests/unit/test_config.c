@@ -1,0 +1,269 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lqs-hookd/config.h"
+#include "suites.h"
+
+static char tmpdir[64];
+
+static void clear_env(void)
+{
+	static const char *const vars[] = {
+		"LQS_EXPECTED_SECRET", "LQS_API_URL", "LQS_API_ENDPOINT_PREFIX", "LQS_DATASTORE_ID",
+		"LQS_API_KEY_ID", "LQS_API_KEY_SECRET", "LQS_RETRY_COUNT", "LQS_RETRY_DELAY",
+		"LQS_RETRY_AGGRESSIVE", "LQS_API_REQUEST_TIMEOUT", "LQS_ADDITIONAL_HEADERS",
+		"LQS_HOOKD_AUTH", "LQS_HOOKD_LISTEN", "LQS_HOOKD_SECRET", "LQS_HOOKD_SECRET_FILE",
+		"LQS_HOOKD_MAX_BODY", "CREDENTIALS_DIRECTORY", "STATE_DIRECTORY", "LQS_HOOKD_STORE", NULL,
+	};
+	for (int i = 0; vars[i]; i++)
+		unsetenv(vars[i]);
+}
+
+static void setup(void)
+{
+	clear_env();
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/lqs-config-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+static void teardown(void)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	ck_assert_int_eq(system(cmd), 0);
+	clear_env();
+}
+
+static const char *write_file(const char *name, const char *text)
+{
+	static char path[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+START_TEST(defaults_need_a_secret)
+{
+	struct config c;
+	char err[1024] = "";
+
+	ck_assert_int_eq(config_load(&c, NULL, NULL, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "no hook secret configured"));
+	config_free(&c);
+
+	setenv("LQS_HOOKD_AUTH", "none", 1);
+	ck_assert_int_eq(config_load(&c, NULL, NULL, err, sizeof(err)), 0);
+	ck_assert_str_eq(c.listen, "127.0.0.1:8080");
+	ck_assert_str_eq(c.events_path, "/events");
+	ck_assert_int_eq(c.max_body, 65536);
+	ck_assert_int_eq(c.workers, 4);
+	ck_assert_str_eq(c.store, "lqs-hookd.db");
+	ck_assert_str_eq(c.api_url, "https://api.logqs.com");
+	ck_assert_str_eq(c.api_endpoint_prefix, "/apps");
+	ck_assert_int_eq(c.retry_count, 2);
+	ck_assert(c.retry_delay == 5.0);
+	ck_assert(c.dedupe_window == 600.0);
+	/* the built-in route */
+	ck_assert_int_eq(c.n_routes, 1);
+	ck_assert_str_eq(c.routes[0].handler, "digestion_stats");
+	config_free(&c);
+}
+END_TEST
+
+START_TEST(client_env_names)
+{
+	struct config c;
+	char err[1024] = "";
+
+	setenv("LQS_EXPECTED_SECRET", "s3", 1);
+	setenv("LQS_API_URL", "http://127.0.0.1:9", 1);
+	setenv("LQS_RETRY_DELAY", "0.25", 1);
+	setenv("LQS_RETRY_COUNT", "5", 1);
+	setenv("LQS_API_REQUEST_TIMEOUT", "7", 1);
+	setenv("LQS_DATASTORE_ID", "6F0C1C4E-8F5A-4D8E-9B3A-2F1D5C7E9A01", 1);
+	setenv("STATE_DIRECTORY", "/var/lib/lqs-hookd:/other", 1);
+	ck_assert_int_eq(config_load(&c, NULL, NULL, err, sizeof(err)), 0);
+	ck_assert_int_eq(c.n_secrets, 1);
+	ck_assert_str_eq(c.secrets[0], "s3");
+	ck_assert_str_eq(c.api_url, "http://127.0.0.1:9");
+	ck_assert(c.retry_delay == 0.25);
+	ck_assert_int_eq(c.retry_count, 5);
+	ck_assert(c.request_timeout == 7.0);
+	ck_assert_str_eq(c.store, "/var/lib/lqs-hookd/lqs-hookd.db");
+	config_free(&c);
+}
+END_TEST
+
+START_TEST(precedence)
+{
+	struct config c;
+	char err[1024] = "";
+	const char *path = write_file("p.conf", "[http]\nlisten = 127.0.0.1:1111\nmax_body = 1K\n"
+						"[auth]\nsecret = from-file\n");
+	struct config_overrides ov = { .listen = "127.0.0.1:3333" };
+
+	ck_assert_int_eq(config_load(&c, path, NULL, err, sizeof(err)), 0);
+	ck_assert_str_eq(c.listen, "127.0.0.1:1111");
+	ck_assert_int_eq(c.max_body, 1024);
+	ck_assert_str_eq(c.secrets[0], "from-file");
+	config_free(&c);
+
+	setenv("LQS_HOOKD_LISTEN", "127.0.0.1:2222", 1);
+	setenv("LQS_EXPECTED_SECRET", "from-env", 1);
+	ck_assert_int_eq(config_load(&c, path, NULL, err, sizeof(err)), 0);
+	ck_assert_str_eq(c.listen, "127.0.0.1:2222");
+	ck_assert_int_eq(c.n_secrets, 1);
+	ck_assert_str_eq(c.secrets[0], "from-env");
+	config_free(&c);
+
+	ck_assert_int_eq(config_load(&c, path, &ov, err, sizeof(err)), 0);
+	ck_assert_str_eq(c.listen, "127.0.0.1:3333");
+	config_free(&c);
+}
+END_TEST
+
+START_TEST(errors_have_file_and_line)
+{
+	struct config c;
+	char err[2048] = "";
+	const char *path;
+
+	path = write_file("a.conf", "[http]\nlisten = 127.0.0.1:1\nbogus = 1\n");
+	ck_assert_int_eq(config_load(&c, path, NULL, err, sizeof(err)), -1);
+	ck_assert_msg(strstr(err, "a.conf:3: unknown key 'bogus' in section [http]"), "got: %s", err);
+	config_free(&c);
+
+	path = write_file("b.conf", "[auth]\nsecret = x\n[http]\n\nmax_body = 99G\n");
+	ck_assert_int_eq(config_load(&c, path, NULL, err, sizeof(err)), -1);
+	ck_assert_msg(strstr(err, "b.conf:5: max_body: 99G is out of bounds"), "got: %s", err);
+	config_free(&c);
+
+	path = write_file("c.conf", "[worker]\nworkers = many\n");
+	ck_assert_int_eq(config_load(&c, path, NULL, err, sizeof(err)), -1);
+	ck_assert_msg(strstr(err, "c.conf:2: workers: 'many' is not a valid integer"), "got: %s", err);
+	config_free(&c);
+
+	path = write_file("d.conf", "[http]\nworkers = 2\n");
+	ck_assert_int_eq(config_load(&c, path, NULL, err, sizeof(err)), -1);
+	ck_assert_msg(strstr(err, "d.conf:2: key 'workers' belongs in section [worker]"), "got: %s", err);
+	config_free(&c);
+
+	path = write_file("e.conf", "[http]\nthis line has no equals sign\n");
+	ck_assert_int_eq(config_load(&c, path, NULL, err, sizeof(err)), -1);
+	ck_assert_msg(strstr(err, "e.conf:2: syntax error"), "got: %s", err);
+	config_free(&c);
+
+	path = write_file("f.conf", "[auth]\nauth = maybe\n");
+	ck_assert_int_eq(config_load(&c, path, NULL, err, sizeof(err)), -1);
+	ck_assert_msg(strstr(err, "f.conf:2: auth: 'maybe' is not one of secret|none"), "got: %s", err);
+	config_free(&c);
+
+	path = write_file("g.conf", "[route x]\nprocess_type = digestion\nstate = finalizing\nhandler = nope\n");
+	ck_assert_int_eq(config_load(&c, path, NULL, err, sizeof(err)), -1);
+	ck_assert_msg(strstr(err, "g.conf:4: handler: unknown handler 'nope'"), "got: %s", err);
+	config_free(&c);
+
+	ck_assert_int_eq(config_load(&c, "/nonexistent/x.conf", NULL, err, sizeof(err)), -1);
+	ck_assert_msg(strstr(err, "/nonexistent/x.conf: cannot open"), "got: %s", err);
+	config_free(&c);
+}
+END_TEST
+
+START_TEST(durations_and_routes)
+{
+	struct config c;
+	char err[1024] = "";
+	const char *path = write_file("r.conf",
+				      "[auth]\nauth = none\n[worker]\nretry_base = 500ms\nretry_max_delay = 2m\n"
+				      "[store]\nretention = 1d\n"
+				      "[route ingest]\nprocess_type = ingestion\nstate = completed\nhandler = digestion_stats\n");
+
+	ck_assert_int_eq(config_load(&c, path, NULL, err, sizeof(err)), 0);
+	ck_assert(c.retry_base == 0.5);
+	ck_assert(c.retry_max_delay == 120.0);
+	ck_assert(c.retention == 86400.0);
+	ck_assert_int_eq(c.n_routes, 1);   /* a configured route replaces the built-in one */
+	ck_assert_str_eq(c.routes[0].process_type, "ingestion");
+	config_free(&c);
+}
+END_TEST
+
+START_TEST(secret_sources_and_hiding)
+{
+	struct config c;
+	char err[1024] = "", out[8192];
+	const char *sf = write_file("secrets", "first-secret\n\nsecond-secret\n");
+	char conf[256];
+	FILE *f;
+	size_t n;
+
+	snprintf(conf, sizeof(conf), "[auth]\nsecret_file = %s\nadmin_token = tok-123\n"
+				     "[lqs]\napi_key_secret = key-456\n", sf);
+	const char *path = write_file("s.conf", conf);
+	ck_assert_int_eq(config_load(&c, path, NULL, err, sizeof(err)), 0);
+	ck_assert_int_eq(c.n_secrets, 2);
+	ck_assert_str_eq(c.secrets[0], "first-secret");
+	ck_assert_str_eq(c.secrets[1], "second-secret");
+	f = tmpfile();
+	config_print(&c, f);
+	rewind(f);
+	n = fread(out, 1, sizeof(out) - 1, f);
+	out[n] = '\0';
+	fclose(f);
+	ck_assert_ptr_null(strstr(out, "first-secret"));
+	ck_assert_ptr_null(strstr(out, "second-secret"));
+	ck_assert_ptr_null(strstr(out, "tok-123"));
+	ck_assert_ptr_null(strstr(out, "key-456"));
+	ck_assert_ptr_nonnull(strstr(out, "(2 set, hidden)"));
+	config_free(&c);
+
+	/* systemd credentials: a file named after the setting */
+	write_file("secret", "cred-secret\n");
+	setenv("CREDENTIALS_DIRECTORY", tmpdir, 1);
+	ck_assert_int_eq(config_load(&c, NULL, NULL, err, sizeof(err)), 0);
+	ck_assert_int_eq(c.n_secrets, 1);
+	ck_assert_str_eq(c.secrets[0], "cred-secret");
+	config_free(&c);
+}
+END_TEST
+
+START_TEST(listen_split)
+{
+	char host[64];
+	unsigned port;
+
+	ck_assert_int_eq(config_split_listen("127.0.0.1:8080", host, sizeof(host), &port), 0);
+	ck_assert_str_eq(host, "127.0.0.1");
+	ck_assert_uint_eq(port, 8080);
+	ck_assert_int_eq(config_split_listen("[::1]:0", host, sizeof(host), &port), 0);
+	ck_assert_str_eq(host, "::1");
+	ck_assert_uint_eq(port, 0);
+	ck_assert_int_eq(config_split_listen("localhost", host, sizeof(host), &port), -1);
+	ck_assert_int_eq(config_split_listen("h:70000", host, sizeof(host), &port), -1);
+}
+END_TEST
+
+Suite *suite_config(void)
+{
+	Suite *s = suite_create("config");
+	TCase *t = tcase_create("core");
+
+	tcase_add_checked_fixture(t, setup, teardown);
+	tcase_add_test(t, defaults_need_a_secret);
+	tcase_add_test(t, client_env_names);
+	tcase_add_test(t, precedence);
+	tcase_add_test(t, errors_have_file_and_line);
+	tcase_add_test(t, durations_and_routes);
+	tcase_add_test(t, secret_sources_and_hiding);
+	tcase_add_test(t, listen_split);
+	suite_add_tcase(s, t);
+	return s;
+}

@@ -1,0 +1,253 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lqs-hookd/store.h"
+#include "lqs-hookd/util.h"
+#include "suites.h"
+
+static char dir[64], path[128];
+static struct store *st;
+
+static void setup(void)
+{
+	char err[256];
+
+	snprintf(dir, sizeof(dir), "/tmp/lqs-store-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/t.db", dir);
+	ck_assert_int_eq(store_open(&st, path, err, sizeof(err)), 0);
+}
+
+static void teardown(void)
+{
+	char cmd[128];
+
+	store_close(st);
+	st = NULL;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+static void mk(struct event *ev, const char *rid, const char *hook)
+{
+	memset(ev, 0, sizeof(*ev));
+	str_copy(ev->current_state, "finalizing", sizeof(ev->current_state));
+	str_copy(ev->process_type, "digestion", sizeof(ev->process_type));
+	str_copy(ev->resource_id, rid, sizeof(ev->resource_id));
+	if (hook)
+		str_copy(ev->hook_id, hook, sizeof(ev->hook_id));
+}
+
+#define R1 "11111111-1111-1111-1111-111111111111"
+#define R2 "22222222-2222-2222-2222-222222222222"
+
+START_TEST(enqueue_get_durable)
+{
+	struct event ev;
+	char id[37], err[256];
+	json_t *doc;
+
+	mk(&ev, R1, NULL);
+	ck_assert_int_eq(store_enqueue(st, &ev, "digestion_stats", 0, 100, id), STORE_OK);
+	ck_assert_int_eq(store_unfinished(st), 1);
+	doc = store_get(st, id);
+	ck_assert_str_eq(json_string_value(json_object_get(doc, "trace_status")), "STARTED");
+	ck_assert_str_eq(json_string_value(json_object_get(doc, "trace_event_status")), "OK");
+	ck_assert(json_is_false(json_object_get(doc, "done")));
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(doc, "event"), "resource_id")), R1);
+	json_decref(doc);
+	/* reopen: still there */
+	store_close(st);
+	ck_assert_int_eq(store_open(&st, path, err, sizeof(err)), 0);
+	ck_assert_int_eq(store_unfinished(st), 1);
+	doc = store_get(st, id);
+	ck_assert_ptr_nonnull(doc);
+	json_decref(doc);
+	ck_assert_ptr_null(store_get(st, "00000000-0000-0000-0000-000000000000"));
+}
+END_TEST
+
+START_TEST(dedupe_and_full)
+{
+	struct event ev;
+	char id1[37], id2[37];
+
+	mk(&ev, R1, "33333333-3333-3333-3333-333333333333");
+	ck_assert_int_eq(store_enqueue(st, &ev, NULL, 60000, 100, id1), STORE_OK);
+	ck_assert_int_eq(store_enqueue(st, &ev, NULL, 60000, 100, id2), STORE_DUPLICATE);
+	ck_assert_str_eq(id1, id2);
+	/* window 0: no dedupe */
+	ck_assert_int_eq(store_enqueue(st, &ev, NULL, 0, 100, id2), STORE_OK);
+	ck_assert_str_ne(id1, id2);
+	/* another state is another delivery */
+	str_copy(ev.current_state, "completed", sizeof(ev.current_state));
+	ck_assert_int_eq(store_enqueue(st, &ev, NULL, 60000, 3, id2), STORE_OK);
+	ck_assert_int_eq(store_enqueue(st, &ev, NULL, 0, 3, id2), STORE_FULL);
+}
+END_TEST
+
+START_TEST(claim_serialises_per_resource)
+{
+	struct event ev;
+	char a[37], b[37], c[37];
+	struct store_claim c1, c2, c3;
+	int64_t due;
+
+	mk(&ev, R1, NULL);
+	store_enqueue(st, &ev, "h", 0, 100, a);
+	store_enqueue(st, &ev, "h", 0, 100, b);
+	mk(&ev, R2, NULL);
+	store_enqueue(st, &ev, "h", 0, 100, c);
+	ck_assert_int_eq(store_claim(st, now_ms(), &c1, &due), 1);
+	ck_assert_str_eq(c1.id, a);   /* oldest first */
+	ck_assert_int_eq(c1.attempt, 1);
+	/* b has the same resource as a, which is running: c comes next */
+	ck_assert_int_eq(store_claim(st, now_ms(), &c2, &due), 1);
+	ck_assert_str_eq(c2.id, c);
+	ck_assert_int_eq(store_claim(st, now_ms(), &c3, &due), 0);
+	ck_assert_int_eq(store_finish(st, a, ST_COMPLETED, NULL, NULL, 0, NULL, 0), STORE_OK);
+	ck_assert_int_eq(store_claim(st, now_ms(), &c3, &due), 1);
+	ck_assert_str_eq(c3.id, b);
+	store_claim_release(&c1);
+	store_claim_release(&c2);
+	store_claim_release(&c3);
+}
+END_TEST
+
+START_TEST(retry_later_and_finish)
+{
+	struct event ev;
+	char id[37];
+	struct store_claim c;
+	int64_t due, now = now_ms();
+	json_t *doc, *res = json_pack("{s:i}", "record_count", 3);
+
+	mk(&ev, R1, NULL);
+	store_enqueue(st, &ev, "h", 0, 100, id);
+	ck_assert_int_eq(store_claim(st, now, &c, &due), 1);
+	store_claim_release(&c);
+	ck_assert_int_eq(store_finish(st, id, ST_RETRYING, NULL, "HTTP503: down", now + 60000, NULL, 0), STORE_OK);
+	doc = store_get(st, id);
+	ck_assert_str_eq(json_string_value(json_object_get(doc, "trace_status")), "CONTINUE");
+	ck_assert_str_eq(json_string_value(json_object_get(doc, "state")), "retrying");
+	ck_assert(json_is_string(json_object_get(doc, "next_attempt_at")));
+	json_decref(doc);
+	/* not due yet */
+	ck_assert_int_eq(store_claim(st, now, &c, &due), 0);
+	ck_assert_int_eq(due, now + 60000);
+	ck_assert_int_eq(store_claim(st, now + 60000, &c, &due), 1);
+	ck_assert_int_eq(c.attempt, 2);
+	store_claim_release(&c);
+	ck_assert_int_eq(store_finish(st, id, ST_COMPLETED, res, NULL, 0, NULL, 0), STORE_OK);
+	doc = store_get(st, id);
+	ck_assert_str_eq(json_string_value(json_object_get(doc, "trace_status")), "FINISHED");
+	ck_assert(json_is_true(json_object_get(doc, "done")));
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(doc, "result"), "record_count")), 3);
+	ck_assert_int_eq(json_integer_value(json_object_get(doc, "attempts")), 2);
+	json_decref(doc);
+	ck_assert_int_eq(store_unfinished(st), 0);
+	json_decref(res);
+}
+END_TEST
+
+START_TEST(recover_replay_history_prune)
+{
+	struct event ev;
+	char id[37], err[256];
+	struct store_claim c;
+	int64_t due;
+	json_t *doc, *hist;
+
+	mk(&ev, R1, NULL);
+	store_enqueue(st, &ev, "h", 0, 100, id);
+	ck_assert_int_eq(store_claim(st, now_ms(), &c, &due), 1);
+	store_claim_release(&c);
+	/* the process dies mid-attempt */
+	store_close(st);
+	ck_assert_int_eq(store_open(&st, path, err, sizeof(err)), 0);
+	ck_assert_int_eq(store_recover(st), 1);
+	ck_assert_int_eq(store_claim(st, now_ms(), &c, &due), 1);
+	ck_assert_str_eq(c.id, id);
+	store_claim_release(&c);
+	ck_assert_int_eq(store_replay(st, id), STORE_CONFLICT);   /* still running */
+	ck_assert_int_eq(store_finish(st, id, ST_FAILED, NULL, "HTTP404: gone", 0, NULL, 0), STORE_OK);
+	doc = store_get(st, id);
+	ck_assert_str_eq(json_string_value(json_object_get(doc, "trace_event_status")), "FAILED");
+	json_decref(doc);
+	ck_assert_int_eq(store_replay(st, id), STORE_OK);
+	doc = store_get(st, id);
+	ck_assert_str_eq(json_string_value(json_object_get(doc, "state")), "queued");
+	ck_assert_int_eq(json_integer_value(json_object_get(doc, "attempts")), 0);
+	json_decref(doc);
+	hist = store_history(st, id);
+	/* received, attempt, recovered, attempt, replay */
+	ck_assert_uint_eq(json_array_size(hist), 5);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(hist, 2), "step")), "recovered");
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(hist, 4), "step")), "replay");
+	json_decref(hist);
+	ck_assert_int_eq(store_replay(st, "00000000-0000-0000-0000-000000000000"), STORE_NOTFOUND);
+	/* prune: only finished events older than the cut-off */
+	ck_assert_int_eq(store_claim(st, now_ms(), &c, &due), 1);
+	store_claim_release(&c);
+	ck_assert_int_eq(store_finish(st, id, ST_COMPLETED, NULL, NULL, 0, NULL, 0), STORE_OK);
+	ck_assert_int_eq(store_prune(st, now_ms() - 100000, now_ms() - 100000), 0);
+	ck_assert_int_eq(store_prune(st, now_ms() + 1000, 0), 1);
+	ck_assert_ptr_null(store_get(st, id));
+	ck_assert_ptr_null(store_history(st, id));
+}
+END_TEST
+
+START_TEST(list_filters_and_cursor)
+{
+	struct event ev;
+	char id[37];
+	struct store_query q = { .limit = 2 };
+	json_t *page;
+	const char *cur;
+
+	for (int i = 0; i < 5; i++) {
+		mk(&ev, i % 2 ? R1 : R2, NULL);
+		store_enqueue(st, &ev, NULL, 0, 100, id);
+	}
+	page = store_list(st, &q);
+	ck_assert_uint_eq(json_array_size(json_object_get(page, "data")), 2);
+	cur = json_string_value(json_object_get(page, "next_cursor"));
+	ck_assert_ptr_nonnull(cur);
+	q.after_seq = strtoll(cur, NULL, 10);
+	json_decref(page);
+	page = store_list(st, &q);
+	ck_assert_uint_eq(json_array_size(json_object_get(page, "data")), 2);
+	json_decref(page);
+	q.after_seq = 0;
+	q.limit = 100;
+	q.resource_id = R1;
+	page = store_list(st, &q);
+	ck_assert_uint_eq(json_array_size(json_object_get(page, "data")), 2);
+	ck_assert(json_is_null(json_object_get(page, "next_cursor")));
+	json_decref(page);
+	q.resource_id = NULL;
+	q.state = "failed";
+	page = store_list(st, &q);
+	ck_assert_uint_eq(json_array_size(json_object_get(page, "data")), 0);
+	json_decref(page);
+}
+END_TEST
+
+Suite *suite_store(void)
+{
+	Suite *s = suite_create("store");
+	TCase *t = tcase_create("core");
+
+	tcase_add_checked_fixture(t, setup, teardown);
+	tcase_set_timeout(t, 30);
+	tcase_add_test(t, enqueue_get_durable);
+	tcase_add_test(t, dedupe_and_full);
+	tcase_add_test(t, claim_serialises_per_resource);
+	tcase_add_test(t, retry_later_and_finish);
+	tcase_add_test(t, recover_replay_history_prune);
+	tcase_add_test(t, list_filters_and_cursor);
+	suite_add_tcase(s, t);
+	return s;
+}
