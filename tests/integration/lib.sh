@@ -43,6 +43,12 @@ check_contains() {
 }
 
 finish() {
+	# Any sanitizer report from a daemon or mock we ran fails the test.
+	local reports
+	reports=$(grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$T_DIR"/hookd.*.log "$T_DIR"/mock.*.err 2>/dev/null)
+	if [ -n "$reports" ]; then
+		fail "no sanitizer reports" "$(cat $reports | head -60)"
+	fi
 	printf '%d passed, %d failed\n' "$T_PASS" "$T_FAIL"
 	[ "$T_FAIL" -eq 0 ]
 	exit $?
@@ -181,4 +187,10 @@ context_topics() { # STATE_FILE LOG_ID
 	sqlite3 :memory: "
 	  SELECT t.key, json_extract(t.value, '\$.record_count'), json_extract(t.value, '\$.record_size')
 	  FROM json_each(readfile('$1'), '\$.logs.\"$2\".context.digestion_stats.topics') t ORDER BY 1;"
+}
+
+# fixture_set FIXTURE JSONPATH JSON > out: edit a fixture without losing
+# integer precision (jq would turn 19-digit timestamps into doubles).
+fixture_set() {
+	sqlite3 :memory: "SELECT json_set(readfile('$1'), '$2', json('$3'));"
 }
