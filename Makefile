@@ -14,9 +14,11 @@ CMAKE_FLAGS ?=
 # machine that already has them never needs root.
 DEB_PACKAGES = build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev \
 	libcurl4-openssl-dev uuid-dev libsqlite3-dev libinih-dev check libsubunit-dev \
-	libsystemd-dev curl jq sqlite3 procps
+	libsystemd-dev curl jq sqlite3 procps clang
 
-.PHONY: all build deps test test-plain test-asan demo install clean
+CLANG    ?= build-clang
+
+.PHONY: all build deps test test-plain test-asan test-clang demo install clean
 
 all: build
 
@@ -40,6 +42,7 @@ build: $(BUILD)/Makefile
 test: deps
 	$(MAKE) test-plain
 	$(MAKE) test-asan
+	$(MAKE) test-clang
 
 test-plain:
 	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
@@ -52,13 +55,21 @@ test-asan:
 	cd $(ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
 
+# The warning set is enforced on clang too; its unit tests run as a smoke check.
+test-clang:
+	CC=clang cmake -S . -B $(CLANG) $(CMAKE_FLAGS)
+	cmake --build $(CLANG) -j $(JOBS)
+	cd $(CLANG) && ctest --output-on-failure -R '^unit$$'
+
 demo: deps
 	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
 	cmake --build $(BUILD) -j $(JOBS)
 	./scripts/demo.sh $(BUILD)
 
-install: build
-	DESTDIR=$(DESTDIR) cmake --install $(BUILD) --prefix $(PREFIX)
+install: deps
+	cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_FLAGS)
+	cmake --build $(BUILD) -j $(JOBS)
+	DESTDIR=$(DESTDIR) cmake --install $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN)
+	rm -rf $(BUILD) $(ASAN) $(CLANG)

@@ -848,12 +848,23 @@ void config_print_reference(FILE *out)
 		else
 			str_copy(def, "—", sizeof(def));
 		bounds[0] = '\0';
-		if (s->type == T_ENUM)
-			snprintf(bounds, sizeof(bounds), "%s", s->choices);
-		else if (s->min <= s->max && s->type == T_DURATION)
-			snprintf(bounds, sizeof(bounds), "%g–%g s", s->min, s->max);
-		else if (s->min <= s->max)
+		if (s->type == T_ENUM) {
+			/* '|' would split a Markdown cell */
+			size_t o = 0;
+			for (const char *p = s->choices; *p && o + 3 < sizeof(bounds); p++) {
+				if (*p == '|') {
+					bounds[o++] = ',';
+					bounds[o++] = ' ';
+				} else {
+					bounds[o++] = *p;
+				}
+			}
+			bounds[o] = '\0';
+		} else if (s->min <= s->max && s->type == T_DURATION) {
+			snprintf(bounds, sizeof(bounds), "%.10g–%.10g s", s->min, s->max);
+		} else if (s->min <= s->max) {
 			snprintf(bounds, sizeof(bounds), "%.0f–%.0f", s->min, s->max);
+		}
 		fprintf(out, "| %s | %s | %s | %s | %s | %s |\n", s->section, key, def, bounds, envs,
 			s->help);
 	}

@@ -77,7 +77,11 @@ static enum MHD_Result reply_text(struct MHD_Connection *c, unsigned status, con
 static enum MHD_Result reply_json(struct MHD_Connection *c, unsigned status, json_t *body,
 				  const char *h1, const char *v1)
 {
-	char *text = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	/* ?pretty indents the answer for people reading it with curl; the
+	 * integers stay exact (unlike piping through a double-based tool). */
+	size_t fmt = MHD_lookup_connection_value_n(c, MHD_GET_ARGUMENT_KIND, "pretty", 6, NULL, NULL) == MHD_YES
+			     ? JSON_INDENT(2) : JSON_COMPACT;
+	char *text = body ? json_dumps(body, fmt | JSON_PRESERVE_ORDER) : NULL;
 	enum MHD_Result ret;
 
 	json_decref(body);
@@ -487,6 +491,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	*con_cls = NULL;
 	atomic_fetch_sub(&h->in_flight, 1);
 }
+
+static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {

@@ -192,7 +192,7 @@ static void run_one(struct workers *pool, struct lqs_client **client, unsigned *
 		rows = realloc(trace.rows, (n + 1) * sizeof(*rows));
 		if (rows) {
 			trace.rows = rows;
-			rows[n] = (struct store_hist){ .step = "outcome", .started_ms = t0, .ended_ms = t1,
+			rows[n] = (struct store_hist){ .step = "outcome", .started_ms = t1, .ended_ms = t1,
 						       .detail = detail,
 						       .error = hs == HANDLER_OK ? NULL : err };
 			n++;

@@ -423,6 +423,16 @@ static enum MHD_Result control(struct MHD_Connection *c, const char *method, con
 	}
 	if (strcmp(url, "/_mock/state") == 0)
 		return send_json(c, 200, json_incref(M.ds));
+	/* One resource, indented, integers exact: for people (the demo). */
+	if (strncmp(url, "/_mock/logs/", 12) == 0 || strncmp(url, "/_mock/digestions/", 18) == 0) {
+		bool is_log = url[7] == 'l';
+		json_t *o = json_object_get(json_object_get(M.ds, is_log ? "logs" : "digestions"),
+					    url + (is_log ? 12 : 18));
+		char *text = o ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+		if (!text)
+			return send_error(c, 404, "NotFound", "resource not found", 0);
+		return send_text(c, 200, text, 0);
+	}
 	if (strcmp(url, "/_mock/expected") == 0)
 		return send_json(c, 200, M.syn_expected ? json_incref(M.syn_expected) : json_null());
 	if (strcmp(url, "/_mock/faults") == 0 && strcmp(method, "DELETE") == 0) {
