@@ -300,9 +300,10 @@ static enum MHD_Result events_receive(struct http *h, struct MHD_Connection *c, 
 		return reply_detail(c, 503, "queue full (max_queued unfinished events); retry later",
 				    MHD_HTTP_HEADER_RETRY_AFTER, HTTP_RETRY_AFTER_S);
 	case STORE_NOSPACE:
-		log_event(LOG_LVL_ERROR, NULL, ev.resource_id, "event refused: the store's disk is full");
+		log_event(LOG_LVL_ERROR, NULL, ev.resource_id,
+			  "event refused: the store is full (disk space or max_store_size)");
 		event_free(&ev);
-		return reply_detail(c, 503, "event store is out of disk space; retry later",
+		return reply_detail(c, 503, "event store is full (disk space or max_store_size); retry later",
 				    MHD_HTTP_HEADER_RETRY_AFTER, HTTP_RETRY_AFTER_S);
 	default:
 		log_event(LOG_LVL_ERROR, NULL, ev.resource_id, "event refused: the store failed");

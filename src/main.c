@@ -63,6 +63,20 @@ static void usage(FILE *out)
 		"See lqs-hookd(8) and lqs-hookd.conf(5).\n");
 }
 
+/* Prune a quarter of the shorter retention apart, at most hourly, so a
+ * short retention is honoured closely and a long one costs nothing. */
+static int64_t prune_interval_ms(void)
+{
+	struct config_ref *r = config_current();
+	double shorter = r->cfg.retention < r->cfg.failed_retention ? r->cfg.retention : r->cfg.failed_retention;
+	int64_t ms = (int64_t)(shorter * 1000.0 / 4);
+
+	config_put(r);
+	if (ms > PRUNE_INTERVAL_MS)
+		ms = PRUNE_INTERVAL_MS;
+	return ms < 250 ? 250 : ms;
+}
+
 static void notify(const char *state)
 {
 #ifdef LQS_HAVE_SYSTEMD
@@ -85,12 +99,10 @@ static void log_restart_only(const struct config *old, const struct config *nw)
 	    old->connection_memory_limit != nw->connection_memory_limit)
 		log_warn("reload: http_threads/max_connections/max_connections_per_ip/"
 			 "connection_timeout/connection_memory_limit take effect after a restart");
-	if (old->workers != nw->workers)
-		log_warn("reload: workers changed to %lld; takes effect after a restart",
-			 (long long)nw->workers);
 }
 
-static void reload(const char *path, const struct config_overrides *ov)
+static void reload(const char *path, const struct config_overrides *ov, struct workers *w,
+		   struct store *st)
 {
 	struct config nw;
 	char err[4096];
@@ -107,7 +119,12 @@ static void reload(const char *path, const struct config_overrides *ov)
 	config_put(old);
 	if (log_level_parse(nw.log_level, &lvl) == 0)
 		log_set_level(lvl);
-	config_install(&nw);
+	{
+		int n = (int)nw.workers;
+		store_set_max_size(st, nw.max_store_size);
+		config_install(&nw);
+		workers_resize(w, n);
+	}
 	log_info("configuration reloaded%s%s", path ? " from " : "", path ? path : "");
 }
 
@@ -206,6 +223,7 @@ int main(int argc, char **argv)
 		log_error("%s", err);
 		goto fail;
 	}
+	store_set_max_size(st, ref->cfg.max_store_size);
 	recovered = store_recover(st);
 	if (recovered > 0)
 		log_warn("recovered %d event(s) whose attempt was interrupted by the last stop", recovered);
@@ -234,14 +252,14 @@ int main(int argc, char **argv)
 	ref = NULL;
 	notify("READY=1");
 
-	last_prune = mono_ms() - PRUNE_INTERVAL_MS + 60000; /* first prune a minute after start */
+	last_prune = mono_ms();
 	while (!sig_stop) {
 		struct timespec ts = { 0, 200 * 1000000L };
 		nanosleep(&ts, NULL);
 		if (sig_reload) {
 			sig_reload = 0;
 			notify("RELOADING=1");
-			reload(path, &ov);
+			reload(path, &ov, w, st);
 			notify("READY=1");
 		}
 		if (mono_ms() - last_status >= STATUS_INTERVAL_MS) {
@@ -252,7 +270,7 @@ int main(int argc, char **argv)
 			notify("WATCHDOG=1");
 			last_status = mono_ms();
 		}
-		if (mono_ms() - last_prune >= PRUNE_INTERVAL_MS) {
+		if (mono_ms() - last_prune >= prune_interval_ms()) {
 			struct config_ref *r = config_current();
 			int64_t now = now_ms();
 			int n = store_prune(st, now - (int64_t)(r->cfg.retention * 1000.0),

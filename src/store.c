@@ -145,6 +145,20 @@ int store_open(struct store **out, const char *path, char *err, size_t errlen)
 	return 0;
 }
 
+void store_set_max_size(struct store *st, int64_t bytes)
+{
+	char sql[96];
+	int64_t page = scalar_i64(st, "PRAGMA page_size");
+	/* max_page_count cannot go below the current size; SQLite keeps the
+	 * larger of the two, so a shrink takes effect as data is pruned. */
+	int64_t pages = bytes > 0 && page > 0 ? bytes / page : 4294967294LL;
+
+	pthread_mutex_lock(&st->lock);
+	snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %lld", (long long)(pages > 0 ? pages : 1));
+	exec(st, sql);
+	pthread_mutex_unlock(&st->lock);
+}
+
 void store_close(struct store *st)
 {
 	if (!st)

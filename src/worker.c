@@ -18,18 +18,23 @@
 
 /* A Retry-After longer than this is treated as this (one hour). */
 #define WORKER_MAX_RETRY_AFTER_S 3600.0
+/* How many times (a second apart) an outcome is offered to a failing store. */
+#define WORKER_FINISH_TRIES 300
 
 struct worker {
 	struct workers *pool;
 	pthread_t thread;
 	int index;
 	bool started;
+	bool exited;      /* retired by a shrink; joined later */
 };
 
 struct workers {
 	struct store *st;
 	struct worker *w;
-	int n;
+	int cap;          /* slots allocated: the configured maximum */
+	int n;            /* slots ever started */
+	int target;       /* workers wanted; those with index >= target retire */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	unsigned kicks;
@@ -197,10 +202,23 @@ static void run_one(struct workers *pool, struct lqs_client **client, unsigned *
 						       .error = hs == HANDLER_OK ? NULL : err };
 			n++;
 		}
-		if (store_finish(pool->st, c->id, state, out.result, hs == HANDLER_OK ? NULL : err, next,
-				 trace.rows, n) != STORE_OK)
-			log_event(LOG_LVL_ERROR, c->id, c->resource_id,
-				  "could not record the outcome (%s); the event stays runnable", state);
+		/* The store may refuse for a while (disk full): keep trying rather
+		 * than leave the event "running" until the next start. */
+		for (int tries = 0;; tries++) {
+			if (store_finish(pool->st, c->id, state, out.result, hs == HANDLER_OK ? NULL : err,
+					 next, trace.rows, n) == STORE_OK)
+				break;
+			if (tries == 0)
+				log_event(LOG_LVL_ERROR, c->id, c->resource_id,
+					  "could not record the outcome (%s); retrying every second", state);
+			if (pool->abort_calls || tries >= WORKER_FINISH_TRIES) {
+				log_event(LOG_LVL_ERROR, c->id, c->resource_id,
+					  "giving up recording the outcome; the event runs again at the next start");
+				break;
+			}
+			struct timespec ts = { 1, 0 };
+			nanosleep(&ts, NULL);
+		}
 		json_decref(detail);
 		if (hs == HANDLER_OK)
 			log_event(LOG_LVL_INFO, c->id, c->resource_id, "event completed (attempt %d, %lld ms)",
@@ -231,7 +249,8 @@ static void *worker_main(void *arg)
 		int got;
 
 		pthread_mutex_lock(&pool->mu);
-		if (pool->stopping) {
+		if (pool->stopping || self->index >= pool->target) {
+			self->exited = true;
 			pthread_mutex_unlock(&pool->mu);
 			break;
 		}
@@ -263,7 +282,7 @@ static void *worker_main(void *arg)
 			ts.tv_nsec -= 1000000000L;
 		}
 		pthread_mutex_lock(&pool->mu);
-		while (!pool->stopping && pool->kicks == seen) {
+		while (!pool->stopping && pool->kicks == seen && self->index < pool->target) {
 			if (pthread_cond_timedwait(&pool->cv, &pool->mu, &ts) == ETIMEDOUT)
 				break;
 		}
@@ -274,6 +293,29 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+/* The most workers a pool can ever have: the bound of the workers setting. */
+#define WORKERS_MAX 256
+
+static void start_slot(struct workers *pool, int i)
+{
+	struct worker *w = &pool->w[i];
+	bool exited;
+
+	pthread_mutex_lock(&pool->mu);
+	exited = w->exited;
+	pthread_mutex_unlock(&pool->mu);
+	if (w->started && !exited)
+		return;
+	if (w->started)
+		pthread_join(w->thread, NULL);   /* a retired thread in this slot */
+	w->pool = pool;
+	w->index = i;
+	w->exited = false;
+	w->started = pthread_create(&w->thread, NULL, worker_main, w) == 0;
+	if (!w->started)
+		log_error("cannot start worker %d: %s", i, strerror(errno));
+}
+
 struct workers *workers_start(struct store *st, int n)
 {
 	struct workers *pool = calloc(1, sizeof(*pool));
@@ -281,23 +323,33 @@ struct workers *workers_start(struct store *st, int n)
 	if (!pool)
 		return NULL;
 	pool->st = st;
-	pool->n = n;
-	pool->w = calloc((size_t)n, sizeof(*pool->w));
+	pool->cap = WORKERS_MAX;
+	pool->w = calloc((size_t)pool->cap, sizeof(*pool->w));
 	pthread_mutex_init(&pool->mu, NULL);
 	pthread_cond_init(&pool->cv, NULL);
 	if (!pool->w) {
 		free(pool);
 		return NULL;
 	}
-	for (int i = 0; i < n; i++) {
-		pool->w[i].pool = pool;
-		pool->w[i].index = i;
-		if (pthread_create(&pool->w[i].thread, NULL, worker_main, &pool->w[i]) == 0)
-			pool->w[i].started = true;
-		else
-			log_error("cannot start worker %d: %s", i, strerror(errno));
-	}
+	workers_resize(pool, n);
 	return pool;
+}
+
+void workers_resize(struct workers *pool, int n)
+{
+	if (n < 1)
+		n = 1;
+	if (n > pool->cap)
+		n = pool->cap;
+	pthread_mutex_lock(&pool->mu);
+	pool->target = n;
+	pthread_cond_broadcast(&pool->cv);   /* retiring workers notice at once */
+	pthread_mutex_unlock(&pool->mu);
+	/* A retiring worker finishes its current attempt first. */
+	for (int i = 0; i < n; i++)
+		start_slot(pool, i);
+	if (n > pool->n)
+		pool->n = n;
 }
 
 void workers_kick(struct workers *pool)
@@ -331,6 +383,7 @@ void workers_stop(struct workers *pool, double drain_s)
 	for (int i = 0; i < pool->n; i++)
 		if (pool->w[i].started)
 			pthread_join(pool->w[i].thread, NULL);
+	pool->n = 0;
 	pthread_mutex_destroy(&pool->mu);
 	pthread_cond_destroy(&pool->cv);
 	free(pool->w);

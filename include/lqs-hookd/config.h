@@ -37,6 +37,7 @@ struct config {
 	char *store;
 	int64_t max_queued;
 	double dedupe_window;
+	int64_t max_store_size;
 	double retention;
 	double failed_retention;
 	/* [worker] */

@@ -44,6 +44,8 @@ struct store_hist {
 };
 
 int store_open(struct store **out, const char *path, char *err, size_t errlen);
+/* Cap the store file's size (0: no cap); beyond it writes fail as NOSPACE. */
+void store_set_max_size(struct store *st, int64_t bytes);
 void store_close(struct store *st);
 
 /* Make events whose attempt was cut short by a crash runnable again.

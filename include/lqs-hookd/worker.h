@@ -8,6 +8,9 @@ struct store;
 struct workers;
 
 struct workers *workers_start(struct store *st, int n);
+/* Change the number of workers (reload); extra ones retire after their
+ * current attempt. */
+void workers_resize(struct workers *w, int n);
 /* A new event is runnable: wake an idle worker. */
 void workers_kick(struct workers *w);
 /* Stop claiming; wait up to drain_s for running attempts, then interrupt

@@ -49,8 +49,8 @@ static struct {
 	int list_index_max;
 	bool record_bodies;
 	/* synthetic digestion */
-	long syn_parts, syn_entries;
-	char syn_digestion[37], syn_log[37];
+	long syn_parts, syn_entries, syn_digestions;
+	char syn_digestion[37], syn_log[37];   /* the first one */
 	json_t *syn_expected;
 	volatile sig_atomic_t stop;
 } M = { .mu = PTHREAD_MUTEX_INITIALIZER, .max_page = 100, .list_index_max = 100, .record_bodies = true };
@@ -118,6 +118,29 @@ static const char *const syn_topics[3] = {
 	"aaaaaaaa-0000-4000-8000-000000000003",
 };
 
+static void syn_digestion_id(long d, char out[37])
+{
+	snprintf(out, 37, "dddddddd-0000-4000-8000-%012u", (unsigned)(d % 1000000L) + 1);
+}
+
+static void syn_log_id(long d, char out[37])
+{
+	snprintf(out, 37, "11111111-0000-4000-8000-%012u", (unsigned)(d % 1000000L) + 1);
+}
+
+/* Which synthetic digestion an id names, or -1. */
+static long syn_which(const char *id)
+{
+	unsigned n;
+	char want[37];
+
+	if (!M.syn_parts || sscanf(id, "dddddddd-0000-4000-8000-%12u", &n) != 1 || n < 1 ||
+	    (long)n > M.syn_digestions)
+		return -1;
+	syn_digestion_id((long)n - 1, want);
+	return strcmp(want, id) == 0 ? (long)n - 1 : -1;
+}
+
 static void syn_part_id(long p, char out[37])
 {
 	snprintf(out, 37, "bbbbbbbb-0000-4000-8000-%012u", (unsigned)(p % 1000000000L));
@@ -132,17 +155,19 @@ static void syn_entry(long p, long e, int *topic, int64_t *dlen, int64_t *clen, 
 	*ts_str = e % 4 == 0;
 }
 
-static char *syn_part_json(long p)
+static char *syn_part_json(long d, long p)
 {
 	struct buf b;
-	char id[37], now[32];
+	char id[37], now[32], dig[37], log[37];
 
 	syn_part_id(p, id);
+	syn_digestion_id(d, dig);
+	syn_log_id(d, log);
 	now_iso(now);
 	buf_init(&b, 0);
 	buf_printf(&b, "{\"data\":{\"id\":\"%s\",\"digestion_id\":\"%s\",\"log_id\":\"%s\",\"sequence\":%ld,"
 		       "\"state\":\"completed\",\"created_at\":\"%s\",\"context\":null,\"index\":[",
-		   id, M.syn_digestion, M.syn_log, p, now);
+		   id, dig, log, p, now);
 	for (long e = 0; e < M.syn_entries; e++) {
 		int topic;
 		int64_t dlen, clen, ts;
@@ -161,7 +186,7 @@ static char *syn_part_json(long p)
 	return buf_steal(&b);
 }
 
-static void syn_setup(long parts, long entries)
+static void syn_setup(long parts, long entries, long digestions)
 {
 	int64_t count = 0, size = 0, tmin = 0, tmax = 0;
 	int64_t tc[3] = { 0 }, tsz[3] = { 0 };
@@ -170,8 +195,9 @@ static void syn_setup(long parts, long entries)
 
 	M.syn_parts = parts;
 	M.syn_entries = entries;
-	str_copy(M.syn_digestion, "dddddddd-0000-4000-8000-000000000001", sizeof(M.syn_digestion));
-	str_copy(M.syn_log, "11111111-0000-4000-8000-000000000001", sizeof(M.syn_log));
+	M.syn_digestions = digestions;
+	syn_digestion_id(0, M.syn_digestion);
+	syn_log_id(0, M.syn_log);
 	for (long p = 0; p < parts; p++) {
 		for (long e = 0; e < entries; e++) {
 			int topic;
@@ -199,13 +225,22 @@ static void syn_setup(long parts, long entries)
 				   "part_count", (json_int_t)parts, "start_time", (json_int_t)tmin,
 				   "end_time", (json_int_t)tmax, "topics", topics);
 	now_iso(now);
-	json_object_set_new(json_object_get(M.ds, "logs"), M.syn_log,
-			    json_pack("{s:s, s:s, s:s, s:{s:s}}", "id", M.syn_log, "name", "synthetic",
-				      "created_at", now, "context", "source", "lqs-mock synthetic"));
-	json_object_set_new(json_object_get(M.ds, "digestions"), M.syn_digestion,
-			    json_pack("{s:s, s:s, s:s, s:s, s:n, s:s}", "id", M.syn_digestion, "log_id",
-				      M.syn_log, "state", "finalizing", "name", "synthetic", "context",
-				      "created_at", now));
+	json_t *ids = json_array();
+	for (long d = 0; d < digestions; d++) {
+		char dig[37], log[37];
+		syn_digestion_id(d, dig);
+		syn_log_id(d, log);
+		json_array_append_new(ids, json_string(dig));
+		json_object_set_new(json_object_get(M.ds, "logs"), log,
+				    json_pack("{s:s, s:s, s:s, s:{s:s}}", "id", log, "name", "synthetic",
+					      "created_at", now, "context", "source", "lqs-mock synthetic"));
+		json_object_set_new(json_object_get(M.ds, "digestions"), dig,
+				    json_pack("{s:s, s:s, s:s, s:s, s:n, s:s}", "id", dig, "log_id", log,
+					      "state", "finalizing", "name", "synthetic", "context",
+					      "created_at", now));
+	}
+	/* Every synthetic digestion has these figures but its own id. */
+	json_object_set_new(M.syn_expected, "digestion_ids", ids);
 }
 
 /* ---- fixture ---- */
@@ -307,13 +342,16 @@ static enum MHD_Result list_parts(struct MHD_Connection *c, const char *dig_id)
 
 	if (limit > M.max_page)
 		limit = M.max_page;
-	if (M.syn_parts && strcmp(dig_id, M.syn_digestion) == 0) {
+	long d = syn_which(dig_id);
+	if (d >= 0) {
+		char log[37];
+		syn_log_id(d, log);
 		count = (int)M.syn_parts;
 		for (long p = offset; p < M.syn_parts && p < (long)offset + limit; p++) {
 			char id[37];
 			syn_part_id(p, id);
 			json_array_append_new(items, json_pack("{s:s, s:s, s:s, s:i, s:s, s:n}", "id", id,
-							       "digestion_id", dig_id, "log_id", M.syn_log,
+							       "digestion_id", dig_id, "log_id", log,
 							       "sequence", (int)p, "state", "completed", "index"));
 		}
 		return send_json(c, 200, list_envelope(items, offset, limit, count));
@@ -375,13 +413,14 @@ static enum MHD_Result api(struct MHD_Connection *c, const char *method, const c
 	if (sscanf(res, "digestions/%36[^/]/parts/%36[^/]%c", a, b, d) == 2) {
 		if (strcmp(method, "GET") != 0)
 			return send_error(c, 405, "MethodNotAllowed", "method not allowed", 0);
-		if (M.syn_parts && strcmp(a, M.syn_digestion) == 0) {
+		long dn = syn_which(a);
+		if (dn >= 0) {
 			long p;
 			char want[37];
 			if (sscanf(b, "bbbbbbbb-0000-4000-8000-%12ld", &p) == 1 && p < 1000000000L && p >= 0 && p < M.syn_parts) {
 				syn_part_id(p, want);
 				if (strcmp(want, b) == 0)
-					return send_text(c, 200, syn_part_json(p), 0);
+					return send_text(c, 200, syn_part_json(dn, p), 0);
 			}
 			return send_error(c, 404, "NotFound", "digestion part not found", 0);
 		}
@@ -579,7 +618,7 @@ static void on_signal(int sig)
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: lqs-mock [--port N] [--fixture FILE] [--synthetic PARTSxENTRIES]\n"
+		"usage: lqs-mock [--port N] [--fixture FILE] [--synthetic PARTSxENTRIES[xDIGESTIONS]]\n"
 		"                [--datastore UUID] [--key-id ID] [--key-secret SECRET]\n"
 		"                [--max-page N] [--list-index-max N] [--no-record-bodies]\n"
 		"Serves a LogQS datastore on 127.0.0.1 and prints PORT=<port> once listening.\n"
@@ -632,14 +671,15 @@ int main(int argc, char **argv)
 	if (key_id && key_secret)
 		auth_basic_bearer(key_id, key_secret, M.bearer, sizeof(M.bearer));
 	if (synthetic) {
-		long parts, entries;
-		char x;
-		if (sscanf(synthetic, "%ld%c%ld", &parts, &x, &entries) != 3 || (x != 'x' && x != 'X') ||
-		    parts < 1 || entries < 0) {
-			fprintf(stderr, "lqs-mock: --synthetic takes PARTSxENTRIES, e.g. 1000x1000\n");
+		long parts, entries, digestions = 1;
+		char x, y;
+		int got = sscanf(synthetic, "%ld%c%ld%c%ld", &parts, &x, &entries, &y, &digestions);
+		if ((got != 3 && got != 5) || x != 'x' || (got == 5 && y != 'x') || parts < 1 || entries < 0 ||
+		    digestions < 1 || digestions > 100000) {
+			fprintf(stderr, "lqs-mock: --synthetic takes PARTSxENTRIES[xDIGESTIONS], e.g. 1000x1000\n");
 			return 2;
 		}
-		syn_setup(parts, entries);
+		syn_setup(parts, entries, digestions);
 	}
 	memset(&sa, 0, sizeof(sa));
 	sa.sin_family = AF_INET;
@@ -650,6 +690,7 @@ int main(int argc, char **argv)
 			     MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 			     MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
 			     MHD_OPTION_CONNECTION_TIMEOUT, 60u,
+			     MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
 			     MHD_OPTION_END);
 	if (!d) {
 		fprintf(stderr, "lqs-mock: cannot listen on 127.0.0.1:%lld\n", (long long)port);

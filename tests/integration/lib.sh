@@ -91,12 +91,14 @@ start_hookd() {
 	local store=$1
 	shift
 	HOOKD_LOG="$T_DIR/hookd.$RANDOM.log"
+	local secret_env="LQS_EXPECTED_SECRET=$SECRET"
+	[ -n "${NO_ENV_SECRET:-}" ] && secret_env="LQS_HOOKD_UNUSED=1"
 	# shellcheck disable=SC2086
-	env LQS_EXPECTED_SECRET="$SECRET" LQS_RETRY_DELAY=0.05 ${HOOKD_ENV:-} \
+	env "$secret_env" LQS_RETRY_DELAY=0.05 ${HOOKD_ENV:-} \
 		"$LQS_HOOKD" --listen 127.0.0.1:0 --store "$store" "$@" 2>"$HOOKD_LOG" &
 	HOOKD_PID=$!
 	T_PIDS+=("$HOOKD_PID")
-	if ! wait_until 10 grep -q '"listening on' "$HOOKD_LOG"; then
+	if ! wait_until 10 grep -q '"listening on\|"listening on the socket' "$HOOKD_LOG"; then
 		echo "lqs-hookd did not start:"; cat "$HOOKD_LOG"; exit 1
 	fi
 	PORT=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$HOOKD_LOG" | head -1 | grep -o '[0-9]*$')
@@ -193,4 +195,13 @@ context_topics() { # STATE_FILE LOG_ID
 # integer precision (jq would turn 19-digit timestamps into doubles).
 fixture_set() {
 	sqlite3 :memory: "SELECT json_set(readfile('$1'), '$2', json('$3'));"
+}
+
+# history_ms ID STEP [N]: when the Nth (default first) history step named
+# STEP started, in ms since the epoch.
+history_ms() {
+	curl -s --max-time 5 "$BASE/events/$1/history" |
+		jq -r --arg s "$2" --argjson n "${3:-0}" '[.history[] | select(.step == $s)][$n].started_at' |
+		sed -E 's/^([0-9-]+)T([0-9:]+)\.([0-9]{3})Z$/\1 \2 \3/' |
+		{ read -r d t ms; echo $(( $(date -u -d "$d $t" +%s) * 1000 + 10#$ms )); }
 }
