@@ -14,15 +14,20 @@ CMAKE_FLAGS ?=
 # machine that already has them never needs root.
 DEB_PACKAGES = build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev \
 	libcurl4-openssl-dev uuid-dev libsqlite3-dev libinih-dev check libsubunit-dev \
-	libsystemd-dev curl jq sqlite3 procps clang
+	libsystemd-dev curl jq sqlite3 procps clang systemd dpkg-dev file
 
 CLANG    ?= build-clang
 
-.PHONY: all build deps test test-plain test-asan test-clang demo install clean
+.PHONY: all build deps promtool package test test-plain test-asan test-clang demo install clean
 
 all: build
 
-deps:
+# promtool (for the metrics test) comes out of Debian's prometheus package,
+# unpacked into .tools/ rather than installed: installing it would also set
+# up and start a Prometheus server on the machine.
+PROMTOOL_DIR = .tools
+
+deps: promtool
 	@missing=""; for p in $(DEB_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
 	done; \
@@ -31,6 +36,15 @@ deps:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 1; \
+	fi
+
+promtool:
+	@if ! command -v promtool >/dev/null && [ ! -x $(PROMTOOL_DIR)/usr/bin/promtool ]; then \
+	  echo "fetching promtool from Debian's prometheus package into $(PROMTOOL_DIR)/"; \
+	  mkdir -p $(PROMTOOL_DIR) && cd $(PROMTOOL_DIR) && \
+	  { apt-get download prometheus >/dev/null 2>&1 || \
+	    { if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; $$SUDO apt-get update -qq && apt-get download prometheus >/dev/null; }; } && \
+	  dpkg-deb -x prometheus_*.deb . && rm -f prometheus_*.deb usr/bin/prometheus; \
 	fi
 
 $(BUILD)/Makefile: CMakeLists.txt
@@ -66,10 +80,18 @@ demo: deps
 	cmake --build $(BUILD) -j $(JOBS)
 	./scripts/demo.sh $(BUILD)
 
+# A .deb for /usr (configuration under /etc), built in its own tree.
+PKG ?= build-pkg
+package: deps
+	cmake -S . -B $(PKG) -DCMAKE_INSTALL_PREFIX=/usr -DCMAKE_BUILD_TYPE=Release -DLQS_BUILD_TESTS=OFF $(CMAKE_FLAGS)
+	cmake --build $(PKG) -j $(JOBS)
+	cd $(PKG) && cpack -G DEB
+	@ls -1 $(PKG)/*.deb
+
 install: deps
 	cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_FLAGS)
 	cmake --build $(BUILD) -j $(JOBS)
 	DESTDIR=$(DESTDIR) cmake --install $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN) $(CLANG)
+	rm -rf $(BUILD) $(ASAN) $(CLANG) $(PKG)

@@ -131,6 +131,8 @@ static const struct setting settings[] = {
 
 	{ "log", "log_level", T_ENUM, OFF(log_level), "info", NOBOUND, NULL, "error|warn|info|debug",
 	  "Least severe level logged." },
+	{ "log", "log_format", T_ENUM, OFF(log_format), "auto", NOBOUND, NULL, "auto|json|journal",
+	  "json: one JSON object per line on stderr; journal: journald fields (EVENT_ID, RESOURCE_ID); auto: journal when stderr is the journal." },
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -618,7 +620,7 @@ int config_split_listen(const char *listen, char *host, size_t hostlen, unsigned
 	return 0;
 }
 
-static void validate(struct config *cfg, struct buf *err, int *errors)
+static void validate(struct config *cfg, bool client, struct buf *err, int *errors)
 {
 	char host[256];
 	unsigned port;
@@ -634,7 +636,7 @@ static void validate(struct config *cfg, struct buf *err, int *errors)
 			  cfg->events_path);
 		(*errors)++;
 	}
-	if (strcmp(cfg->auth, "secret") == 0 && cfg->n_secrets == 0) {
+	if (!client && strcmp(cfg->auth, "secret") == 0 && cfg->n_secrets == 0) {
 		add_error(err, where, 0,
 			  "no hook secret configured: set LQS_EXPECTED_SECRET, secret or secret_file "
 			  "(or auth = none to accept unauthenticated events)");
@@ -735,7 +737,7 @@ int config_load(struct config *cfg, const char *path, const struct config_overri
 	if (ov && ov->store)
 		setting_apply(cfg, setting_find("store", "store"), ov->store, false, false, why, sizeof(why));
 	if (!errors)
-		validate(cfg, &err, &errors);
+		validate(cfg, ov && ov->client, &err, &errors);
 	if (errors) {
 		if (errout && errlen)
 			str_copy(errout, err.data ? err.data : "invalid configuration\n", errlen);

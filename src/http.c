@@ -22,6 +22,7 @@
 #include "lqs-hookd/config.h"
 #include "lqs-hookd/event.h"
 #include "lqs-hookd/log.h"
+#include "lqs-hookd/metrics.h"
 #include "lqs-hookd/router.h"
 #include "lqs-hookd/store.h"
 #include "lqs-hookd/util.h"
@@ -39,7 +40,11 @@ struct http {
 };
 
 enum route_kind {
-	R_NONE, R_EVENTS, R_EVENT, R_HISTORY, R_REPLAY, R_HEALTHZ, R_READYZ,
+	R_NONE, R_EVENTS, R_EVENT, R_HISTORY, R_REPLAY, R_HEALTHZ, R_READYZ, R_METRICS,
+};
+
+static const char *const route_names[] = {
+	"other", "events", "event", "history", "replay", "healthz", "readyz", "metrics",
 };
 
 /* Per-request state, created on the first callback and freed only in the
@@ -54,6 +59,10 @@ struct req {
 	struct config_ref *cfg;
 };
 
+/* The status of the answer queued by the current callback, for metrics
+ * (every answer goes through reply_text, on the callback's own thread). */
+static _Thread_local unsigned tl_status;
+
 static enum MHD_Result reply_text(struct MHD_Connection *c, unsigned status, const char *text,
 				  const char *h1, const char *v1)
 {
@@ -65,11 +74,13 @@ static enum MHD_Result reply_text(struct MHD_Connection *c, unsigned status, con
 
 	if (!r)
 		return MHD_NO;
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-	if (h1)
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+				h1 && strcmp(h1, MHD_HTTP_HEADER_CONTENT_TYPE) == 0 ? v1 : "application/json");
+	if (h1 && strcmp(h1, MHD_HTTP_HEADER_CONTENT_TYPE) != 0)
 		MHD_add_response_header(r, h1, v1);
 	ret = MHD_queue_response(c, status, r);
 	MHD_destroy_response(r);
+	tl_status = status;
 	return ret;
 }
 
@@ -107,6 +118,8 @@ static enum route_kind route_of(const char *url, const char *events_path, char *
 		return R_HEALTHZ;
 	if (strcmp(url, "/readyz") == 0)
 		return R_READYZ;
+	if (strcmp(url, "/metrics") == 0)
+		return R_METRICS;
 	if (strncmp(url, events_path, n) != 0)
 		return R_NONE;
 	url += n;
@@ -313,6 +326,22 @@ static enum MHD_Result events_receive(struct http *h, struct MHD_Connection *c, 
 	}
 }
 
+/* What became of a POST /events, by the status it got. */
+static void received_metric(unsigned status)
+{
+	switch (status) {
+	case 202: metrics_event_received("accepted", NULL); break;
+	case 200: metrics_event_received("duplicate", NULL); break;
+	case 400: metrics_event_received("rejected", "bad_json"); break;
+	case 401: metrics_event_received("rejected", "unauthorized"); break;
+	case 413: metrics_event_received("rejected", "too_large"); break;
+	case 415: metrics_event_received("rejected", "unsupported_media_type"); break;
+	case 422: metrics_event_received("rejected", "invalid_event"); break;
+	case 503: metrics_event_received("rejected", "unavailable"); break;
+	default: metrics_event_received("rejected", "other"); break;
+	}
+}
+
 static int64_t parse_since(const char *s)
 {
 	struct tm tm;
@@ -378,6 +407,13 @@ static enum MHD_Result handle_admin(struct http *h, struct MHD_Connection *c, st
 
 	if (r->route == R_EVENTS)
 		return events_list(h, c);
+	if (r->route == R_METRICS) {
+		char *text = metrics_render(h->st, h->w);
+		enum MHD_Result ret = reply_text(c, 200, text ? text : "", MHD_HTTP_HEADER_CONTENT_TYPE,
+						 "text/plain; version=0.0.4; charset=utf-8");
+		free(text);
+		return ret;
+	}
 	if (!uuid_canonical(r->id, id))
 		return reply_detail(c, 400, "event id must be a UUID", NULL, NULL);
 	switch (r->route) {
@@ -410,9 +446,9 @@ static enum MHD_Result handle_admin(struct http *h, struct MHD_Connection *c, st
 	}
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-				  const char *method, const char *version, const char *upload,
-				  size_t *upload_size, void **con_cls)
+static enum MHD_Result dispatch(void *cls, struct MHD_Connection *c, const char *url,
+			       const char *method, const char *version, const char *upload,
+			       size_t *upload_size, void **con_cls)
 {
 	struct http *h = cls;
 	struct req *r = *con_cls;
@@ -474,6 +510,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	if (r->route == R_EVENTS && strcmp(method, "POST") == 0)
 		return events_receive(h, c, r);
 	return handle_admin(h, c, r, method);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+				  const char *method, const char *version, const char *upload,
+				  size_t *upload_size, void **con_cls)
+{
+	enum MHD_Result ret;
+	struct req *r;
+
+	tl_status = 0;
+	ret = dispatch(cls, c, url, method, version, upload, upload_size, con_cls);
+	r = *con_cls;
+	if (tl_status) {
+		const char *route = route_names[r ? r->route : R_NONE];
+		metrics_http_request(route, tl_status);
+		if (r && r->route == R_EVENTS && strcmp(method, "POST") == 0)
+			received_metric(tl_status);
+	}
+	return ret;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,

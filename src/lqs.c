@@ -15,6 +15,7 @@
 #include "lqs-hookd/buf.h"
 #include "lqs-hookd/config.h"
 #include "lqs-hookd/log.h"
+#include "lqs-hookd/metrics.h"
 #include "lqs-hookd/util.h"
 
 /* A per-call wait longer than this is not slept through inside the call:
@@ -338,6 +339,7 @@ static void report(struct lqs_client *c, const char *method, const struct slot *
 				 .started_ms = s->started, .duration_ms = now_ms() - s->started,
 				 .try_no = s->tries, .error = error };
 
+	metrics_lqs_call(method, status, (double)call.duration_ms / 1000.0);
 	if (c->trace)
 		c->trace(c->trace_ctx, &call);
 }

@@ -14,6 +14,7 @@
 #include <systemd/sd-daemon.h>
 #endif
 
+#include "lqs-hookd/cli.h"
 #include "lqs-hookd/config.h"
 #include "lqs-hookd/http.h"
 #include "lqs-hookd/log.h"
@@ -47,6 +48,10 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: lqs-hookd [--config FILE] [--listen HOST:PORT] [--store PATH]\n"
 		"                 [--check-config] [--print-config] [--version] [--help]\n"
+		"       lqs-hookd status <event_id> [--history] [--format table|json]\n"
+		"       lqs-hookd list [--state STATE] [--limit N] [--format table|json]\n"
+		"       lqs-hookd replay <event_id>\n"
+		"       lqs-hookd check-lqs\n"
 		"\n"
 		"Receives LogQS workflow hook events on POST /events, stores them durably\n"
 		"and runs the configured handlers against the LogQS REST API.\n"
@@ -58,6 +63,10 @@ static void usage(FILE *out)
 		"      --print-config  print the effective configuration (secrets hidden)\n"
 		"  -V, --version       print the version\n"
 		"  -h, --help          this text\n"
+		"\n"
+		"The commands talk to the running daemon's administration endpoints\n"
+		"(address from the configuration, or --listen HOST:PORT); check-lqs calls\n"
+		"LogQS's users/me with the configured API key.\n"
 		"\n"
 		"Precedence: command line > environment > config file > built-in default.\n"
 		"See lqs-hookd(8) and lqs-hookd.conf(5).\n");
@@ -119,6 +128,7 @@ static void reload(const char *path, const struct config_overrides *ov, struct w
 	config_put(old);
 	if (log_level_parse(nw.log_level, &lvl) == 0)
 		log_set_level(lvl);
+	log_set_format(nw.log_format);
 	{
 		int n = (int)nw.workers;
 		store_set_max_size(st, nw.max_store_size);
@@ -168,6 +178,8 @@ int main(int argc, char **argv)
 
 	if (path && !*path)
 		path = NULL;
+	if (argc > 1 && cli_is_command(argv[1]))
+		return cli_main(argc - 1, argv + 1, path);
 	while ((opt = getopt_long(argc, argv, "c:l:s:Vh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'c': path = optarg; break;
@@ -201,6 +213,9 @@ int main(int argc, char **argv)
 	}
 	if (log_level_parse(cfg.log_level, &lvl) == 0)
 		log_set_level(lvl);
+	if (log_set_format(cfg.log_format))
+		fprintf(stderr, "lqs-hookd: log_format %s is not available in this build; using json\n",
+			cfg.log_format);
 	if (strcmp(cfg.auth, "none") == 0)
 		log_warn("auth = none: events are accepted WITHOUT authentication");
 	config_install(&cfg);

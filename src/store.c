@@ -12,6 +12,10 @@
 #include "lqs-hookd/log.h"
 #include "lqs-hookd/util.h"
 
+/* How long a write waits for another process holding the database (an
+ * operator's sqlite3 shell, a backup) before it fails. */
+#define STORE_BUSY_TIMEOUT_MS 5000
+
 /* One connection guarded by one mutex: SQLite serialises writers anyway,
  * and a single connection keeps the per-resource claim check atomic. */
 struct store {
@@ -129,7 +133,7 @@ int store_open(struct store **out, const char *path, char *err, size_t errlen)
 		store_close(st);
 		return -1;
 	}
-	sqlite3_busy_timeout(st->db, 5000);
+	sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
 	/* WAL + synchronous=FULL: every commit is fsynced before it returns,
 	 * so a 202 survives a process crash and a power loss. */
 	if (exec(st, "PRAGMA journal_mode=WAL;") != SQLITE_OK ||
@@ -779,10 +783,13 @@ bool store_writable(struct store *st)
 {
 	int rc;
 
+	/* A probe answers quickly: a short busy wait, not the writers' 5 s. */
 	pthread_mutex_lock(&st->lock);
-	rc = exec(st, "BEGIN IMMEDIATE");
+	sqlite3_busy_timeout(st->db, 200);
+	rc = sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
 	if (rc == SQLITE_OK)
 		exec(st, "ROLLBACK");
+	sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
 	pthread_mutex_unlock(&st->lock);
 	return rc == SQLITE_OK;
 }

@@ -12,6 +12,7 @@
 #include "lqs-hookd/config.h"
 #include "lqs-hookd/log.h"
 #include "lqs-hookd/lqs.h"
+#include "lqs-hookd/metrics.h"
 #include "lqs-hookd/router.h"
 #include "lqs-hookd/store.h"
 #include "lqs-hookd/util.h"
@@ -220,6 +221,7 @@ static void run_one(struct workers *pool, struct lqs_client **client, unsigned *
 			nanosleep(&ts, NULL);
 		}
 		json_decref(detail);
+		metrics_event_finished(c->handler, state, (double)(t1 - t0) / 1000.0);
 		if (hs == HANDLER_OK)
 			log_event(LOG_LVL_INFO, c->id, c->resource_id, "event completed (attempt %d, %lld ms)",
 				  c->attempt, (long long)(t1 - t0));

@@ -63,6 +63,7 @@ struct config {
 	int64_t max_response;
 	/* [log] */
 	char *log_level;
+	char *log_format;
 	/* [route NAME] */
 	struct route routes[CONFIG_MAX_ROUTES];
 	int n_routes;
@@ -73,6 +74,7 @@ struct config {
 struct config_overrides {
 	const char *listen;
 	const char *store;
+	bool client;   /* loading for an operator command: no hook secret needed */
 };
 
 /* Load defaults, then the file (NULL: none), then the environment, then the

@@ -4,7 +4,12 @@
 
 enum log_level { LOG_LVL_ERROR = 0, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 
+enum log_format { LOG_FMT_JSON = 0, LOG_FMT_JOURNAL };
+
 void log_set_level(enum log_level lvl);
+/* "json", "journal" or "auto" (journal when stderr is systemd's journal
+ * stream and journald support is built in). Returns 0 or -1. */
+int log_set_format(const char *name);
 int log_level_parse(const char *s, enum log_level *out);
 const char *log_level_name(enum log_level lvl);
 /* event_id and resource_id may be NULL; they are emitted as fields when set. */

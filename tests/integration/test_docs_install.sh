@@ -43,4 +43,26 @@ for f in usr/bin/lqs-hookd etc/lqs-hookd/lqs-hookd.conf usr/lib/systemd/system/l
 done
 check "installed binary runs" "$("$T_DIR/root/usr/bin/lqs-hookd" --version | cut -d' ' -f1)" lqs-hookd
 
+# make package: the .deb, installed with dpkg into this machine
+(cd "$T_DIR/b" && cpack -G DEB >/dev/null 2>&1)
+deb=$(ls "$T_DIR"/b/lqs-hookd_*.deb 2>/dev/null | head -1)
+check "package built" "$([ -f "$deb" ] && echo yes)" yes
+check "package ships the files" "$(dpkg-deb -c "$deb" | awk '{print $6}' | grep -c -E '^\./(usr/bin/lqs-hookd|etc/lqs-hookd/lqs-hookd.conf|usr/lib/systemd/system/lqs-hookd.(service|socket)|usr/share/man/man[58]/lqs-hookd.*)$')" 6
+check "configuration is a conffile" "$(dpkg-deb -I "$deb" conffiles)" "/etc/lqs-hookd/lqs-hookd.conf"
+check "no maintainer scripts" "$(dpkg-deb -I "$deb" | grep -c -E '(pre|post)(inst|rm)')" 0
+if [ "$(id -u)" != 0 ]; then
+	echo "skip: dpkg -i needs root"
+elif dpkg -s lqs-hookd >/dev/null 2>&1; then
+	echo "skip: lqs-hookd is already installed on this machine; not touching it"
+else
+	dpkg -i "$deb" >"$T_DIR/dpkg.log" 2>&1
+	check "dpkg -i succeeds" "$?" 0
+	check "installed --version" "$(/usr/bin/lqs-hookd --version)" "lqs-hookd $("$LQS_HOOKD" --version | cut -d' ' -f2)"
+	out=$(LQS_EXPECTED_SECRET=x /usr/bin/lqs-hookd --config /etc/lqs-hookd/lqs-hookd.conf --check-config 2>&1)
+	check "installed --check-config" "$out" "/etc/lqs-hookd/lqs-hookd.conf: configuration is valid"
+	check "nothing created outside the package" "$(dpkg -L lqs-hookd | grep -c '/var/lib/lqs-hookd')" 0
+	dpkg --purge lqs-hookd >>"$T_DIR/dpkg.log" 2>&1
+	check "dpkg --purge leaves nothing" "$([ ! -e /usr/bin/lqs-hookd ] && [ ! -e /etc/lqs-hookd/lqs-hookd.conf ] && echo yes)" yes
+fi
+
 finish

@@ -1,0 +1,17 @@
+/* Counters and histograms, rendered in the Prometheus text format. */
+#ifndef LQS_METRICS_H
+#define LQS_METRICS_H
+
+struct store;
+struct workers;
+
+void metrics_http_request(const char *route, unsigned status);
+/* outcome: accepted, duplicate or rejected; reason names why (or NULL). */
+void metrics_event_received(const char *outcome, const char *reason);
+/* outcome: completed, failed or retrying. */
+void metrics_event_finished(const char *handler, const char *outcome, double seconds);
+void metrics_lqs_call(const char *method, int status, double seconds);
+/* The whole exposition; caller frees. */
+char *metrics_render(struct store *st, struct workers *w);
+
+#endif

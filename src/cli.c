@@ -1,0 +1,363 @@
+#include "lqs-hookd/cli.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "lqs-hookd/buf.h"
+#include "lqs-hookd/config.h"
+#include "lqs-hookd/lqs.h"
+#include "lqs-hookd/util.h"
+
+/* Answers from the daemon are small; anything larger is not ours. */
+#define CLI_MAX_RESPONSE (16 * 1024 * 1024)
+#define CLI_TIMEOUT_MS 10000L
+
+static const char *const commands[] = { "status", "list", "replay", "check-lqs", NULL };
+
+bool cli_is_command(const char *arg)
+{
+	for (int i = 0; commands[i]; i++)
+		if (strcmp(arg, commands[i]) == 0)
+			return true;
+	return false;
+}
+
+static void cli_usage(FILE *out)
+{
+	fprintf(out,
+		"usage: lqs-hookd status <event_id> [--history] [--format table|json]\n"
+		"       lqs-hookd list [--state STATE] [--limit N] [--format table|json]\n"
+		"       lqs-hookd replay <event_id> [--format table|json]\n"
+		"       lqs-hookd check-lqs\n"
+		"common options: --config FILE, --listen HOST:PORT (the daemon's address)\n");
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+	return buf_append(ud, p, size * n) ? 0 : size * n;
+}
+
+/* Call the daemon. Returns the HTTP status (0: unreachable) and *doc. */
+static long call(const struct config *cfg, const char *listen, const char *method, const char *path,
+		 json_t **doc, char *err, size_t errlen)
+{
+	char host[256], url[1024], auth[4200];
+	unsigned port;
+	CURL *e = curl_easy_init();
+	struct curl_slist *h = NULL;
+	struct buf body;
+	long status = 0;
+	CURLcode cc;
+	json_error_t jerr;
+
+	*doc = NULL;
+	if (!e || config_split_listen(listen, host, sizeof(host), &port)) {
+		snprintf(err, errlen, "listen: '%s' is not HOST:PORT", listen);
+		curl_easy_cleanup(e);
+		return 0;
+	}
+	/* A wildcard listen address is reached over loopback. */
+	if (!host[0] || strcmp(host, "0.0.0.0") == 0)
+		str_copy(host, "127.0.0.1", sizeof(host));
+	else if (strcmp(host, "::") == 0)
+		str_copy(host, "::1", sizeof(host));
+	snprintf(url, sizeof(url), strchr(host, ':') ? "http://[%s]:%u%s" : "http://%s:%u%s", host, port, path);
+	if (cfg->admin_token) {
+		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", cfg->admin_token);
+		h = curl_slist_append(h, auth);
+		secure_zero(auth, sizeof(auth));
+	}
+	buf_init(&body, CLI_MAX_RESPONSE);
+	curl_easy_setopt(e, CURLOPT_URL, url);
+	curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+	if (strcmp(method, "POST") == 0)
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, "");
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, &body);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, CLI_TIMEOUT_MS);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	cc = curl_easy_perform(e);
+	if (cc != CURLE_OK) {
+		snprintf(err, errlen, "cannot reach lqs-hookd at %s: %s", url, curl_easy_strerror(cc));
+	} else {
+		curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+		*doc = json_loadb(body.data ? body.data : "", body.len, 0, &jerr);
+		if (!*doc)
+			snprintf(err, errlen, "lqs-hookd answered HTTP %ld with a body that is not JSON", status);
+	}
+	if (h) {
+		secure_zero(h->data, strlen(h->data));
+		curl_slist_free_all(h);
+	}
+	buf_free(&body);
+	curl_easy_cleanup(e);
+	return status;
+}
+
+static const char *s_or(json_t *v, const char *dflt)
+{
+	return json_is_string(v) ? json_string_value(v) : dflt;
+}
+
+static void print_json(json_t *doc)
+{
+	char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+
+	if (text)
+		puts(text);
+	free(text);
+}
+
+static void print_status(json_t *d)
+{
+	json_t *ev = json_object_get(d, "event");
+	char *result = json_dumps(json_object_get(d, "result"), JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+
+	printf("%-20s %s\n", "event_id", s_or(json_object_get(d, "event_id"), "-"));
+	printf("%-20s %s/%s -> %s\n", "event", s_or(json_object_get(ev, "process_type"), "?"),
+	       s_or(json_object_get(ev, "current_state"), "?"), s_or(json_object_get(d, "handler"), "(unrouted)"));
+	printf("%-20s %s\n", "resource_id", s_or(json_object_get(ev, "resource_id"), "-"));
+	printf("%-20s %s\n", "state", s_or(json_object_get(d, "state"), "-"));
+	printf("%-20s %s\n", "trace_status", s_or(json_object_get(d, "trace_status"), "-"));
+	printf("%-20s %s\n", "trace_event_status", s_or(json_object_get(d, "trace_event_status"), "-"));
+	printf("%-20s %s\n", "done", json_is_true(json_object_get(d, "done")) ? "true" : "false");
+	printf("%-20s %lld\n", "attempts", (long long)json_integer_value(json_object_get(d, "attempts")));
+	printf("%-20s %s\n", "received_at", s_or(json_object_get(d, "received_at"), "-"));
+	printf("%-20s %s\n", "finished_at", s_or(json_object_get(d, "finished_at"), "-"));
+	if (json_is_string(json_object_get(d, "next_attempt_at")))
+		printf("%-20s %s\n", "next_attempt_at", json_string_value(json_object_get(d, "next_attempt_at")));
+	printf("%-20s %s\n", "error", s_or(json_object_get(d, "error"), "-"));
+	printf("%-20s %s\n", "result", result ? result : "null");
+	free(result);
+}
+
+static void print_history(json_t *d)
+{
+	size_t i;
+	json_t *h;
+
+	printf("\n%-24s  %-9s  %8s  %s\n", "STARTED_AT", "STEP", "MS", "DETAIL");
+	json_array_foreach(json_object_get(d, "history"), i, h) {
+		json_t *det = json_object_get(h, "detail");
+		char detail[512] = "";
+		if (json_is_string(json_object_get(det, "method")))
+			snprintf(detail, sizeof(detail), "%s %s -> %lld (try %lld)",
+				 json_string_value(json_object_get(det, "method")),
+				 s_or(json_object_get(det, "path"), "?"),
+				 (long long)json_integer_value(json_object_get(det, "status")),
+				 (long long)json_integer_value(json_object_get(det, "try")));
+		else if (det && !json_is_null(det)) {
+			char *t = json_dumps(det, JSON_COMPACT | JSON_PRESERVE_ORDER);
+			str_copy(detail, t ? t : "", sizeof(detail));
+			free(t);
+		}
+		json_t *ms = json_object_get(h, "duration_ms");
+		char msbuf[24] = "-";
+		if (json_is_integer(ms))
+			snprintf(msbuf, sizeof(msbuf), "%lld", (long long)json_integer_value(ms));
+		printf("%-24s  %-9s  %8s  %s%s%s\n", s_or(json_object_get(h, "started_at"), "-"),
+		       s_or(json_object_get(h, "step"), "?"), msbuf, detail,
+		       json_is_string(json_object_get(h, "error")) ? "  ! " : "",
+		       s_or(json_object_get(h, "error"), ""));
+	}
+}
+
+static void print_list(json_t *d)
+{
+	size_t i;
+	json_t *e;
+
+	printf("%-36s  %-9s  %-8s  %-6s  %3s  %-25s  %-36s  %s\n", "EVENT_ID", "STATE", "TRACE", "RESULT",
+	       "TRY", "EVENT", "RESOURCE_ID", "RECEIVED_AT");
+	json_array_foreach(json_object_get(d, "data"), i, e) {
+		json_t *ev = json_object_get(e, "event");
+		char what[64];
+		snprintf(what, sizeof(what), "%s/%s", s_or(json_object_get(ev, "process_type"), "?"),
+			 s_or(json_object_get(ev, "current_state"), "?"));
+		printf("%-36s  %-9s  %-8s  %-6s  %3lld  %-25s  %-36s  %s\n", s_or(json_object_get(e, "event_id"), "-"),
+		       s_or(json_object_get(e, "state"), "-"), s_or(json_object_get(e, "trace_status"), "-"),
+		       s_or(json_object_get(e, "trace_event_status"), "-"),
+		       (long long)json_integer_value(json_object_get(e, "attempts")), what,
+		       s_or(json_object_get(ev, "resource_id"), "-"), s_or(json_object_get(e, "received_at"), "-"));
+	}
+	if (json_is_string(json_object_get(d, "next_cursor")))
+		printf("(more: the daemon's GET /events?cursor=%s has the next page)\n",
+		       json_string_value(json_object_get(d, "next_cursor")));
+}
+
+/* Report a non-2xx answer from the daemon. */
+static int daemon_error(long status, json_t *doc, const char *err)
+{
+	if (!status) {
+		fprintf(stderr, "lqs-hookd: %s\n", err);
+		return 1;
+	}
+	json_t *detail = json_object_get(doc, "detail");
+	fprintf(stderr, "lqs-hookd: HTTP %ld: %s\n", status, json_is_string(detail) ? json_string_value(detail) : err);
+	return 1;
+}
+
+static int check_lqs(struct config *cfg)
+{
+	struct lqs_client *c;
+	struct lqs_error e;
+	json_t *me = NULL;
+	char *url;
+	int rc;
+
+	cfg->retry_count = 0;   /* a check answers now, not after backoff */
+	if (cfg->request_timeout > 15)
+		cfg->request_timeout = 15;
+	c = lqs_client_new(cfg);
+	if (!c) {
+		fprintf(stderr, "lqs-hookd: cannot create the LogQS client\n");
+		return 1;
+	}
+	url = lqs_url(c, "users/me", NULL);
+	if (!cfg->api_key_id || !cfg->api_key_secret)
+		printf("warning: no API key configured (api_key_id / api_key_secret)\n");
+	rc = lqs_get(c, "users/me", &me, &e);
+	if (rc == 0) {
+		const char *who = s_or(json_object_get(me, "username"), s_or(json_object_get(me, "id"), NULL));
+		printf("OK: LogQS reachable at %s; API key accepted%s%s%s\n", url, who ? " (user " : "",
+		       who ? who : "", who ? ")" : "");
+	} else if (e.status == 401 || e.status == 403) {
+		printf("FAILED: LogQS reachable at %s, but the API key was refused: %s\n", url, e.message);
+	} else if (e.status) {
+		printf("FAILED: LogQS at %s answered: %s\n", url, e.message);
+	} else {
+		printf("FAILED: cannot reach LogQS at %s: %s\n", url, e.message);
+	}
+	json_decref(me);
+	free(url);
+	lqs_client_free(c);
+	return rc == 0 ? 0 : 1;
+}
+
+int cli_main(int argc, char **argv, const char *config_path)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "format", required_argument, NULL, 'f' },
+		{ "history", no_argument, NULL, 'H' },
+		{ "state", required_argument, NULL, 's' },
+		{ "limit", required_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *cmd = argv[0], *listen = NULL, *state = NULL, *format = "table";
+	bool history = false, json_out;
+	int64_t limit = 50;
+	struct config_overrides ov = { .client = true };
+	struct config cfg;
+	char err[4096], path[512];
+	json_t *doc = NULL;
+	long status;
+	int opt, rc = 0;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "c:l:f:Hs:n:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c': config_path = optarg; break;
+		case 'l': listen = optarg; break;
+		case 'f': format = optarg; break;
+		case 'H': history = true; break;
+		case 's': state = optarg; break;
+		case 'n':
+			if (parse_i64(optarg, &limit) || limit < 1 || limit > 1000) {
+				fprintf(stderr, "lqs-hookd: --limit takes 1 to 1000\n");
+				return 2;
+			}
+			break;
+		case 'h': cli_usage(stdout); return 0;
+		default: cli_usage(stderr); return 2;
+		}
+	}
+	if (strcmp(format, "table") != 0 && strcmp(format, "json") != 0) {
+		fprintf(stderr, "lqs-hookd: --format takes table or json\n");
+		return 2;
+	}
+	json_out = strcmp(format, "json") == 0;
+	if ((strcmp(cmd, "status") == 0 || strcmp(cmd, "replay") == 0) != (optind + 1 == argc) ||
+	    ((strcmp(cmd, "list") == 0 || strcmp(cmd, "check-lqs") == 0) && optind != argc)) {
+		cli_usage(stderr);
+		return 2;
+	}
+	if (config_load(&cfg, config_path, &ov, err, sizeof(err))) {
+		fputs(err, stderr);
+		config_free(&cfg);
+		return 1;
+	}
+	if (!listen)
+		listen = cfg.listen;
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+
+	if (strcmp(cmd, "check-lqs") == 0) {
+		rc = check_lqs(&cfg);
+	} else if (strcmp(cmd, "list") == 0) {
+		char q[160];
+		snprintf(q, sizeof(q), "%s?limit=%lld%s%s", cfg.events_path, (long long)limit,
+			 state ? "&state=" : "", state ? state : "");
+		/* state goes into a URL: accept only the known words */
+		if (state && strspn(state, "abcdefghijklmnopqrstuvwxyz") != strlen(state)) {
+			fprintf(stderr, "lqs-hookd: --state takes queued, running, retrying, completed or failed\n");
+			rc = 2;
+		} else if ((status = call(&cfg, listen, "GET", q, &doc, err, sizeof(err))) != 200) {
+			rc = daemon_error(status, doc, err);
+		} else if (json_out) {
+			print_json(doc);
+		} else {
+			print_list(doc);
+		}
+	} else {
+		char id[37];
+		if (!uuid_canonical(argv[optind], id)) {
+			fprintf(stderr, "lqs-hookd: '%s' is not an event id (a UUID)\n", argv[optind]);
+			rc = 2;
+		} else if (strcmp(cmd, "replay") == 0) {
+			snprintf(path, sizeof(path), "%s/%s/replay", cfg.events_path, id);
+			status = call(&cfg, listen, "POST", path, &doc, err, sizeof(err));
+			if (status != 202)
+				rc = daemon_error(status, doc, err);
+			else if (json_out)
+				print_json(doc);
+			else
+				printf("replayed %s: it runs again from scratch\n", id);
+		} else {
+			snprintf(path, sizeof(path), "%s/%s", cfg.events_path, id);
+			status = call(&cfg, listen, "GET", path, &doc, err, sizeof(err));
+			if (status != 200) {
+				rc = daemon_error(status, doc, err);
+			} else {
+				json_t *hist = NULL;
+				if (history) {
+					snprintf(path, sizeof(path), "%s/%s/history", cfg.events_path, id);
+					status = call(&cfg, listen, "GET", path, &hist, err, sizeof(err));
+					if (status != 200)
+						rc = daemon_error(status, hist, err);
+				}
+				if (rc == 0 && json_out) {
+					if (hist)
+						json_object_set(doc, "history", json_object_get(hist, "history"));
+					print_json(doc);
+				} else if (rc == 0) {
+					print_status(doc);
+					if (hist)
+						print_history(hist);
+				}
+				json_decref(hist);
+			}
+		}
+	}
+	json_decref(doc);
+	config_free(&cfg);
+	curl_global_cleanup();
+	return rc;
+}
