@@ -175,8 +175,9 @@ enum event_parse_result event_parse(const char *body, size_t len, struct event *
 	memset(ev, 0, sizeof(*ev));
 	*detail = NULL;
 	/* Duplicate keys are ambiguous (which one did LogQS mean?), so reject
-	 * them; a NUL inside a string is refused by jansson by default. */
-	doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	 * them; a NUL inside a string is refused by jansson by default. Any
+	 * top-level value parses, so a string or number gets FastAPI's 422. */
+	doc = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 	if (!doc) {
 		snprintf(msg, sizeof(msg), "JSON decode error: %s (line %d, column %d, position %d)",
 			 jerr.text, jerr.line, jerr.column, jerr.position);

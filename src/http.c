@@ -223,6 +223,42 @@ static enum MHD_Result admin_gate(struct MHD_Connection *c, const struct config 
 				    "(configure admin_token to allow others)", NULL, NULL);
 }
 
+struct framing {
+	int n_cl, n_te;
+	bool te_chunked_only;
+};
+
+static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key,
+				     const char *value)
+{
+	struct framing *f = cls;
+
+	(void)kind;
+	if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+		f->n_cl++;
+	if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+		f->n_te++;
+		f->te_chunked_only = value && strcasecmp(value, "chunked") == 0;
+	}
+	return MHD_YES;
+}
+
+/* Ambiguous message framing is how requests are smuggled past proxies:
+ * refuse it outright (RFC 9112, section 6.3). NULL when the framing is sound. */
+static const char *framing_error(struct MHD_Connection *c)
+{
+	struct framing f = { 0, 0, false };
+
+	MHD_get_connection_values(c, MHD_HEADER_KIND, count_framing, &f);
+	if (f.n_cl > 1)
+		return "Bad Request: more than one Content-Length header";
+	if (f.n_cl && f.n_te)
+		return "Bad Request: both Content-Length and Transfer-Encoding";
+	if (f.n_te > 1 || (f.n_te && !f.te_chunked_only))
+		return "Bad Request: only Transfer-Encoding: chunked is supported";
+	return NULL;
+}
+
 /* First callback of POST /events: everything the headers can decide. */
 static enum MHD_Result events_headers(struct http *h, struct MHD_Connection *c, struct req *r,
 				      bool *answered)
@@ -465,6 +501,9 @@ static enum MHD_Result dispatch(void *cls, struct MHD_Connection *c, const char 
 		atomic_fetch_add(&h->in_flight, 1);
 		buf_init(&r->body, (size_t)r->cfg->cfg.max_body);
 		r->route = route_of(url, r->cfg->cfg.events_path, r->id, sizeof(r->id));
+		const char *ferr = framing_error(c);
+		if (ferr)
+			return reply_detail(c, 400, ferr, MHD_HTTP_HEADER_CONNECTION, "close");
 		if (r->route == R_NONE)
 			return reply_detail(c, 404, "Not Found", NULL, NULL);
 		if (!method_ok(r->route, method))
