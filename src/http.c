@@ -5,11 +5,13 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,13 +33,45 @@
 /* Seconds a client is asked to wait when the queue is full or the disk is. */
 #define HTTP_RETRY_AFTER_S "30"
 
+/* Every open client connection, so that the watchdog can enforce the
+ * header and read deadlines libmicrohttpd lacks (it only has an idle
+ * timeout, which a client trickling a byte a second never reaches). */
+enum conn_phase { PH_HEADERS, PH_BODY, PH_ANSWER, PH_CUT };
+
+struct conn_track {
+	struct conn_track *prev, *next;
+	int fd;
+	bool refused;          /* over max_connections: answered 503, never served */
+	int64_t phase_start;   /* mono ms: accepted, or the previous answer done */
+	enum conn_phase phase;
+};
+
 struct http {
 	struct MHD_Daemon *d;
 	struct store *st;
 	struct workers *w;
 	atomic_int in_flight;
 	unsigned port;
+	pthread_mutex_t conns_mu;
+	struct conn_track *conns;
+	int n_conns;
+	int max_conns;         /* served at once; the rest get a 503 */
+	pthread_t watchdog;
+	bool watchdog_started;
+	atomic_bool stopping;
+	atomic_llong header_timeout_ms, read_timeout_ms;
 };
+
+/* How often deadlines are checked. */
+#define WATCHDOG_INTERVAL_MS 200
+/* How long a refused client may keep its connection before it is cut. */
+#define REFUSED_GRACE_MS 1000
+/* Connections libmicrohttpd admits beyond max_connections, so that the
+ * excess can be refused with a 503 instead of waiting unanswered. */
+#define REFUSAL_SLACK 16
+/* Descriptors kept for everything but client connections: the store, the
+ * event loops, logs; each worker adds its LogQS connections on top. */
+#define FD_RESERVE_BASE 32
 
 enum route_kind {
 	R_NONE, R_EVENTS, R_EVENT, R_HISTORY, R_REPLAY, R_HEALTHZ, R_READYZ, R_METRICS,
@@ -62,6 +96,131 @@ struct req {
 /* The status of the answer queued by the current callback, for metrics
  * (every answer goes through reply_text, on the callback's own thread). */
 static _Thread_local unsigned tl_status;
+
+static struct conn_track *track_of(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return ci ? ci->socket_context : NULL;
+}
+
+static void track_phase(struct http *h, struct MHD_Connection *c, enum conn_phase ph, bool restart)
+{
+	struct conn_track *t = track_of(c);
+
+	if (!t)
+		return;
+	pthread_mutex_lock(&h->conns_mu);
+	if (t->phase != PH_CUT) {
+		t->phase = ph;
+		if (restart)
+			t->phase_start = mono_ms();
+	}
+	pthread_mutex_unlock(&h->conns_mu);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+			  enum MHD_ConnectionNotificationCode toe)
+{
+	struct http *h = cls;
+	struct conn_track *t;
+
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+		t = calloc(1, sizeof(*t));
+		if (!t || !ci) {
+			free(t);
+			return;
+		}
+		t->fd = ci->connect_fd;
+		t->phase_start = mono_ms();
+		t->phase = PH_HEADERS;
+		pthread_mutex_lock(&h->conns_mu);
+		t->next = h->conns;
+		if (h->conns)
+			h->conns->prev = t;
+		h->conns = t;
+		if (++h->n_conns > h->max_conns) {
+			/* A clean refusal rather than a silent wait in the kernel's
+			 * backlog: answer 503 before reading anything, stop sending,
+			 * and let the watchdog cut the connection shortly. */
+			static const char busy[] =
+				"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+				"Retry-After: 5\r\nConnection: close\r\nContent-Length: 66\r\n\r\n"
+				"{\"detail\":\"too many connections (max_connections); retry later\"}";
+			t->refused = true;
+			(void)!send(t->fd, busy, sizeof(busy) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+			shutdown(t->fd, SHUT_WR);
+			t->phase_start = mono_ms() - atomic_load(&h->header_timeout_ms) + REFUSED_GRACE_MS;
+		}
+		pthread_mutex_unlock(&h->conns_mu);
+		if (t->refused)
+			metrics_connection_refused("max_connections");
+		*socket_context = t;
+		return;
+	}
+	/* CLOSED comes before libmicrohttpd closes the socket: once the entry
+	 * is gone under the mutex, the watchdog can no longer touch the fd. */
+	t = *socket_context;
+	if (!t)
+		return;
+	pthread_mutex_lock(&h->conns_mu);
+	if (t->prev)
+		t->prev->next = t->next;
+	else
+		h->conns = t->next;
+	if (t->next)
+		t->next->prev = t->prev;
+	h->n_conns--;
+	pthread_mutex_unlock(&h->conns_mu);
+	free(t);
+	*socket_context = NULL;
+}
+
+static void *watchdog_main(void *arg)
+{
+	struct http *h = arg;
+
+	while (!atomic_load(&h->stopping)) {
+		struct timespec ts = { 0, WATCHDOG_INTERVAL_MS * 1000000L };
+		int64_t now, hdr = atomic_load(&h->header_timeout_ms), rd = atomic_load(&h->read_timeout_ms);
+		int cut_headers = 0, cut_read = 0;
+
+		nanosleep(&ts, NULL);
+		now = mono_ms();
+		pthread_mutex_lock(&h->conns_mu);
+		for (struct conn_track *t = h->conns; t; t = t->next) {
+			bool late_headers = t->phase == PH_HEADERS && now - t->phase_start > hdr;
+			bool late_body = t->phase == PH_BODY && now - t->phase_start > rd;
+			if (!late_headers && !late_body)
+				continue;
+			/* shutdown, not close: the fd stays libmicrohttpd's to close */
+			shutdown(t->fd, SHUT_RDWR);
+			t->phase = PH_CUT;
+			if (late_headers)
+				cut_headers++;
+			else
+				cut_read++;
+		}
+		pthread_mutex_unlock(&h->conns_mu);
+		if (cut_headers)
+			log_info("cut %d connection(s) that did not send their headers within header_timeout",
+				 cut_headers);
+		if (cut_read)
+			log_info("cut %d connection(s) that did not send their request within read_timeout", cut_read);
+		for (int i = 0; i < cut_headers; i++)
+			metrics_connection_cut("header_timeout");
+		for (int i = 0; i < cut_read; i++)
+			metrics_connection_cut("read_timeout");
+	}
+	return NULL;
+}
+
+void http_set_timeouts(struct http *h, double header_s, double read_s)
+{
+	atomic_store(&h->header_timeout_ms, (long long)(header_s * 1000.0));
+	atomic_store(&h->read_timeout_ms, (long long)(read_s * 1000.0));
+}
 
 static enum MHD_Result reply_text(struct MHD_Connection *c, unsigned status, const char *text,
 				  const char *h1, const char *v1)
@@ -493,12 +652,16 @@ static enum MHD_Result dispatch(void *cls, struct MHD_Connection *c, const char 
 
 	(void)version;
 	if (!r) {
+		struct conn_track *t = track_of(c);
+		if (t && t->refused)
+			return MHD_NO;   /* already answered 503 */
 		r = calloc(1, sizeof(*r));
 		if (!r)
 			return MHD_NO;
 		r->cfg = config_current();
 		*con_cls = r;
 		atomic_fetch_add(&h->in_flight, 1);
+		track_phase(h, c, PH_BODY, false);
 		buf_init(&r->body, (size_t)r->cfg->cfg.max_body);
 		r->route = route_of(url, r->cfg->cfg.events_path, r->id, sizeof(r->id));
 		const char *ferr = framing_error(c);
@@ -562,6 +725,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	ret = dispatch(cls, c, url, method, version, upload, upload_size, con_cls);
 	r = *con_cls;
 	if (tl_status) {
+		track_phase(cls, c, PH_ANSWER, false);
 		const char *route = route_names[r ? r->route : R_NONE];
 		metrics_http_request(route, tl_status);
 		if (r && r->route == R_EVENTS && strcmp(method, "POST") == 0)
@@ -576,8 +740,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	struct http *h = cls;
 	struct req *r = *con_cls;
 
-	(void)c;
 	(void)toe;
+	/* the next request on this connection gets fresh deadlines */
+	track_phase(h, c, PH_HEADERS, true);
 	if (!r)
 		return;
 	buf_free(&r->body);
@@ -611,6 +776,7 @@ struct http *http_start(struct store *st, struct workers *w, int listen_fd, char
 	char host[256];
 	unsigned port = 0;
 	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+	unsigned mhd_limit;
 	const union MHD_DaemonInfo *di;
 
 	if (!h) {
@@ -619,6 +785,31 @@ struct http *http_start(struct store *st, struct workers *w, int listen_fd, char
 	}
 	h->st = st;
 	h->w = w;
+	pthread_mutex_init(&h->conns_mu, NULL);
+	{
+		/* Never let accept() hit the descriptor limit: libmicrohttpd's pool
+		 * threads busy-wait there. Fit the limits under it instead. */
+		struct rlimit rl;
+		int64_t reserve = FD_RESERVE_BASE + cfg->workers * (cfg->max_parallel_requests + 2);
+		int64_t limit = cfg->max_connections + REFUSAL_SLACK;
+		bool short_of_fds = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+				    (int64_t)rl.rlim_cur - reserve < limit;
+
+		if (short_of_fds) {
+			/* keep a quarter of what fits for answering refusals */
+			limit = (int64_t)rl.rlim_cur - reserve < 2 ? 2 : (int64_t)rl.rlim_cur - reserve;
+			h->max_conns = (int)(limit * 3 / 4 > 0 ? limit * 3 / 4 : 1);
+		} else {
+			h->max_conns = (int)cfg->max_connections;
+		}
+		mhd_limit = (unsigned)limit;
+		if (h->max_conns < cfg->max_connections)
+			log_warn("the open-file limit (%llu) allows %d client connections, not max_connections = %lld; "
+				 "beyond %d they are refused with 503, beyond %u they wait to be accepted",
+				 (unsigned long long)rl.rlim_cur, h->max_conns, (long long)cfg->max_connections,
+				 h->max_conns, mhd_limit);
+	}
+	http_set_timeouts(h, cfg->header_timeout, cfg->read_timeout);
 	memset(&ss, 0, sizeof(ss));
 	if (listen_fd < 0) {
 		struct addrinfo hints = { .ai_flags = AI_PASSIVE | AI_NUMERICSERV, .ai_socktype = SOCK_STREAM };
@@ -644,7 +835,7 @@ struct http *http_start(struct store *st, struct workers *w, int listen_fd, char
 	{
 		struct MHD_OptionItem opts[] = {
 			{ MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)cfg->http_threads, NULL },
-			{ MHD_OPTION_CONNECTION_LIMIT, (intptr_t)cfg->max_connections, NULL },
+			{ MHD_OPTION_CONNECTION_LIMIT, (intptr_t)mhd_limit, NULL },
 			{ MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)cfg->max_connections_per_ip, NULL },
 			{ MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)(cfg->connection_timeout + 0.5), NULL },
 			{ MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)cfg->connection_memory_limit, NULL },
@@ -657,6 +848,7 @@ struct http *http_start(struct store *st, struct workers *w, int listen_fd, char
 		h->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, h,
 					MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 					MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+					MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
 					MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
 	}
 	if (!h->d) {
@@ -666,10 +858,12 @@ struct http *http_start(struct store *st, struct workers *w, int listen_fd, char
 	}
 	di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
 	h->port = di ? di->port : port;
+	h->watchdog_started = pthread_create(&h->watchdog, NULL, watchdog_main, h) == 0;
 	config_put(ref);
 	return h;
 fail:
 	config_put(ref);
+	pthread_mutex_destroy(&h->conns_mu);
 	free(h);
 	return NULL;
 }
@@ -698,6 +892,10 @@ void http_stop(struct http *h, double wait_s)
 		struct timespec ts = { 0, 10 * 1000000L };
 		nanosleep(&ts, NULL);
 	}
+	atomic_store(&h->stopping, true);
+	if (h->watchdog_started)
+		pthread_join(h->watchdog, NULL);
 	MHD_stop_daemon(h->d);
+	pthread_mutex_destroy(&h->conns_mu);
 	free(h);
 }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -111,7 +112,7 @@ static void log_restart_only(const struct config *old, const struct config *nw)
 }
 
 static void reload(const char *path, const struct config_overrides *ov, struct workers *w,
-		   struct store *st)
+		   struct store *st, struct http *h)
 {
 	struct config nw;
 	char err[4096];
@@ -132,10 +133,24 @@ static void reload(const char *path, const struct config_overrides *ov, struct w
 	{
 		int n = (int)nw.workers;
 		store_set_max_size(st, nw.max_store_size);
+		http_set_timeouts(h, nw.header_timeout, nw.read_timeout);
 		config_install(&nw);
 		workers_resize(w, n);
 	}
 	log_info("configuration reloaded%s%s", path ? " from " : "", path ? path : "");
+}
+
+/* Every connection costs a descriptor: raise the soft limit toward what
+ * max_connections needs, as far as the hard limit allows. */
+static void fit_open_files(int64_t max_connections)
+{
+	struct rlimit rl;
+	rlim_t want = (rlim_t)max_connections + 64;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+		return;
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);   /* if still short, http_start fits under it */
 }
 
 static int listen_fd_from_systemd(void)
@@ -230,6 +245,7 @@ int main(int argc, char **argv)
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);
 
+	fit_open_files(ref->cfg.max_connections);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		log_error("cannot initialise libcurl");
 		return 1;
@@ -274,7 +290,7 @@ int main(int argc, char **argv)
 		if (sig_reload) {
 			sig_reload = 0;
 			notify("RELOADING=1");
-			reload(path, &ov, w, st);
+			reload(path, &ov, w, st, h);
 			notify("READY=1");
 		}
 		if (mono_ms() - last_status >= STATUS_INTERVAL_MS) {

@@ -40,6 +40,8 @@ static struct family f_recv = { "lqs_hookd_events_received_total", "POST /events
 static struct family f_fin = { "lqs_hookd_events_finished_total", "Attempts ended, by handler and outcome (completed, failed, retrying).", "counter", .n = 0 };
 static struct family f_att = { "lqs_hookd_attempts_total", "Handler attempts made.", "counter", .n = 0 };
 static struct family f_retry = { "lqs_hookd_retries_total", "Attempts that ended in a retry later.", "counter", .n = 0 };
+static struct family f_cut = { "lqs_hookd_connections_cut_total", "Client connections cut for missing a deadline.", "counter", .n = 0 };
+static struct family f_refused = { "lqs_hookd_connections_refused_total", "Client connections refused with a 503.", "counter", .n = 0 };
 static struct family f_hdur = { "lqs_hookd_handler_duration_seconds", "Duration of handler attempts.", "histogram", .n = 0 };
 static struct family f_calls = { "lqs_hookd_lqs_calls_total", "LogQS API calls (each try), by method and status class.", "counter", .n = 0 };
 static struct family f_cdur = { "lqs_hookd_lqs_call_duration_seconds", "Duration of LogQS API calls.", "histogram", .n = 0 };
@@ -114,6 +116,22 @@ void metrics_event_finished(const char *handler, const char *outcome, double sec
 	observe(&f_hdur, l, seconds);
 }
 
+void metrics_connection_refused(const char *reason)
+{
+	char l[160];
+
+	snprintf(l, sizeof(l), "reason=\"%s\"", reason);
+	count(&f_refused, l, 1);
+}
+
+void metrics_connection_cut(const char *reason)
+{
+	char l[160];
+
+	snprintf(l, sizeof(l), "reason=\"%s\"", reason);
+	count(&f_cut, l, 1);
+}
+
 void metrics_lqs_call(const char *method, int status, double seconds)
 {
 	char l[160];
@@ -162,6 +180,8 @@ char *metrics_render(struct store *st, struct workers *w)
 	render_family(&b, &f_fin);
 	render_family(&b, &f_att);
 	render_family(&b, &f_retry);
+	render_family(&b, &f_cut);
+	render_family(&b, &f_refused);
 	render_family(&b, &f_hdur);
 	render_family(&b, &f_calls);
 	render_family(&b, &f_cdur);

@@ -23,6 +23,8 @@ struct config {
 	char *events_path;
 	int64_t max_body;
 	double connection_timeout;
+	double header_timeout;
+	double read_timeout;
 	int64_t max_connections;
 	int64_t max_connections_per_ip;
 	int64_t connection_memory_limit;

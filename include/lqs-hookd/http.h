@@ -10,6 +10,8 @@ struct http;
 /* listen_fd >= 0: serve that already-bound socket (socket activation). */
 struct http *http_start(struct store *st, struct workers *w, int listen_fd, char *err, size_t errlen);
 unsigned http_port(struct http *h);
+/* Header and whole-request deadlines (reload). */
+void http_set_timeouts(struct http *h, double header_s, double read_s);
 /* Stop accepting new connections; requests in flight go on. */
 void http_quiesce(struct http *h);
 /* Wait (bounded) for requests in flight, then stop. */
