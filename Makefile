@@ -14,11 +14,14 @@ CMAKE_FLAGS ?=
 # machine that already has them never needs root.
 DEB_PACKAGES = build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev \
 	libcurl4-openssl-dev uuid-dev libsqlite3-dev libinih-dev check libsubunit-dev \
-	libsystemd-dev curl jq sqlite3 procps iproute2 clang systemd dpkg-dev file
+	libsystemd-dev curl jq sqlite3 procps iproute2 clang libclang-rt-14-dev systemd dpkg-dev file
 
 CLANG    ?= build-clang
+FUZZ     ?= build-fuzz
+# Seconds each fuzzer runs: a minute in CI, a short smoke run elsewhere.
+FUZZ_SECONDS ?= $(if $(CI),60,10)
 
-.PHONY: all build deps promtool package test test-plain test-asan test-clang demo install clean
+.PHONY: all build deps promtool package fuzz test test-plain test-asan test-clang demo install clean
 
 all: build
 
@@ -57,23 +60,32 @@ test: deps
 	$(MAKE) test-plain
 	$(MAKE) test-asan
 	$(MAKE) test-clang
+	$(MAKE) fuzz
 
 test-plain:
 	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
 	cmake --build $(BUILD) -j $(JOBS)
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	./scripts/check-test-output.sh $(BUILD)
 
 test-asan:
 	cmake -S . -B $(ASAN) -DLQS_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug $(CMAKE_FLAGS)
 	cmake --build $(ASAN) -j $(JOBS)
 	cd $(ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
+	./scripts/check-test-output.sh $(ASAN)
 
 # The warning set is enforced on clang too; its unit tests run as a smoke check.
 test-clang:
 	CC=clang cmake -S . -B $(CLANG) $(CMAKE_FLAGS)
 	cmake --build $(CLANG) -j $(JOBS)
 	cd $(CLANG) && ctest --output-on-failure -R '^unit$$'
+
+# libFuzzer harnesses (clang, ASan+UBSan), each for FUZZ_SECONDS.
+fuzz:
+	CC=clang cmake -S . -B $(FUZZ) -DLQS_FUZZ=ON -DLQS_BUILD_TESTS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)
+	cmake --build $(FUZZ) -j $(JOBS)
+	./scripts/fuzz.sh $(FUZZ) $(FUZZ_SECONDS)
 
 demo: deps
 	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
@@ -94,4 +106,4 @@ install: deps
 	DESTDIR=$(DESTDIR) cmake --install $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN) $(CLANG) $(PKG)
+	rm -rf $(BUILD) $(ASAN) $(CLANG) $(PKG) $(FUZZ)

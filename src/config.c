@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -695,8 +696,27 @@ static void validate(struct config *cfg, bool client, struct buf *err, int *erro
 	}
 }
 
-int config_load(struct config *cfg, const char *path, const struct config_overrides *ov,
-		char *errout, size_t errlen)
+/* Parse an already opened file (or memory stream) named `path`. */
+static void load_stream(struct config *cfg, FILE *f, const char *path, struct buf *err, int *errors)
+{
+	struct load_ctx ctx = { .cfg = cfg, .path = path, .err = err };
+	struct { FILE *f; struct load_ctx *ctx; } rd = { f, &ctx };
+	int rc = ini_parse_stream(counting_reader, &rd, ini_cb, &ctx);
+
+	*errors += ctx.errors;
+	/* inih reports a syntax error by its line; our own errors were already
+	 * recorded with theirs. */
+	if (rc > 0 && ctx.errors == 0) {
+		add_error(err, path, rc, "syntax error (expected [section] or key = value)");
+		(*errors)++;
+	} else if (rc < 0) {
+		add_error(err, path, 0, "cannot read");
+		(*errors)++;
+	}
+}
+
+static int load_common(struct config *cfg, const char *path, FILE *f, const struct config_overrides *ov,
+		       char *errout, size_t errlen)
 {
 	struct buf err;
 	int errors = 0;
@@ -705,29 +725,12 @@ int config_load(struct config *cfg, const char *path, const struct config_overri
 	buf_init(&err, 16384);
 	set_defaults(cfg);
 	if (path) {
-		struct load_ctx ctx = { .cfg = cfg, .path = path, .err = &err };
-		struct { FILE *f; struct load_ctx *ctx; } rd;
-		int rc;
-
 		cfg->path = strdup(path);
-		rd.f = fopen(path, "r");
-		rd.ctx = &ctx;
-		if (!rd.f) {
+		if (!f) {
 			add_error(&err, path, 0, "cannot open: %s", strerror(errno));
 			errors++;
 		} else {
-			rc = ini_parse_stream(counting_reader, &rd, ini_cb, &ctx);
-			fclose(rd.f);
-			errors += ctx.errors;
-			/* inih reports a syntax error by its line; our own errors were
-			 * already recorded with theirs. */
-			if (rc > 0 && ctx.errors == 0) {
-				add_error(&err, path, rc, "syntax error (expected [section] or key = value)");
-				errors++;
-			} else if (rc < 0) {
-				add_error(&err, path, 0, "cannot read");
-				errors++;
-			}
+			load_stream(cfg, f, path, &err, &errors);
 		}
 	}
 	load_credentials(cfg, &err, &errors);
@@ -750,6 +753,29 @@ int config_load(struct config *cfg, const char *path, const struct config_overri
 	}
 	buf_free(&err);
 	return 0;
+}
+
+int config_load(struct config *cfg, const char *path, const struct config_overrides *ov,
+		char *errout, size_t errlen)
+{
+	FILE *f = path ? fopen(path, "r") : NULL;
+	int rc = load_common(cfg, path, f, ov, errout, errlen);
+
+	if (f)
+		fclose(f);
+	return rc;
+}
+
+int config_load_buffer(struct config *cfg, const char *name, const char *text, size_t len,
+		       const struct config_overrides *ov, char *errout, size_t errlen)
+{
+	/* fmemopen cannot open an empty buffer on every libc: parse "\n" then */
+	FILE *f = len ? fmemopen((void *)(uintptr_t)text, len, "r") : fmemopen((char[]){ "\n" }, 1, "r");
+	int rc = load_common(cfg, name, f, ov, errout, errlen);
+
+	if (f)
+		fclose(f);
+	return rc;
 }
 
 void config_free(struct config *cfg)

@@ -83,6 +83,9 @@ struct config_overrides {
  * overrides. On error returns -1 and writes "file:line: message" lines to err. */
 int config_load(struct config *cfg, const char *path, const struct config_overrides *ov,
 		char *err, size_t errlen);
+/* The same from a buffer holding the file's text (name is used in messages). */
+int config_load_buffer(struct config *cfg, const char *name, const char *text, size_t len,
+		       const struct config_overrides *ov, char *errout, size_t errlen);
 void config_free(struct config *cfg);
 /* INI text of the effective configuration; secrets are never printed. */
 void config_print(const struct config *cfg, FILE *out);

@@ -42,7 +42,21 @@ check_contains() {
 	case "$2" in *"$3"*) pass "$1" ;; *) fail "$1" "[$3] not in [$2]" ;; esac
 }
 
+# Secrets the daemons of this test were given; none may appear in their
+# output, raw or in the base64 form they travel in. Tests add their own.
+HIDDEN=()
+hide() { HIDDEN+=("$@"); }
+
 finish() {
+	local s f leaked=""
+	hide "$SECRET" "$KEY_SECRET" "$(printf %s "$SECRET" | base64)" "$(printf '%s:%s' "$KEY_ID" "$KEY_SECRET" | base64)"
+	for f in "$T_DIR"/hookd.*.log "$T_DIR"/*.log; do
+		[ -f "$f" ] || continue
+		for s in "${HIDDEN[@]}"; do
+			[ -n "$s" ] && grep -qF -- "$s" "$f" && leaked="$leaked $(basename "$f"):${s:0:4}…"
+		done
+	done
+	[ -z "$leaked" ] && pass "no secret in any daemon log" || fail "no secret in any daemon log" "$leaked"
 	# Any sanitizer report from a daemon or mock we ran fails the test.
 	local reports
 	reports=$(grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$T_DIR"/hookd.*.log "$T_DIR"/mock.*.err 2>/dev/null)
