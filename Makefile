@@ -60,7 +60,7 @@ test: deps
 	$(MAKE) test-plain
 	$(MAKE) test-asan
 	$(MAKE) test-clang
-	$(MAKE) fuzz
+	@$(MAKE) fuzz; ./scripts/test-summary.sh $$? $(BUILD) $(ASAN) $(CLANG)
 
 test-plain:
 	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
