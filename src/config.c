@@ -95,6 +95,8 @@ static const struct setting settings[] = {
 
 	{ "worker", "workers", T_INT, OFF(workers), "4", 1, 256, NULL, NULL,
 	  "Worker threads running handlers." },
+	{ "worker", "worker_nice", T_INT, OFF(worker_nice), "10", 0, 19, NULL, NULL,
+	  "Nice value of the worker threads: under CPU pressure, receiving and acknowledging events comes first." },
 	{ "worker", "max_attempts", T_INT, OFF(max_attempts), "8", 1, 1000, NULL, NULL,
 	  "Attempts per event before it is FAILED (a dead letter that can be replayed)." },
 	{ "worker", "retry_base", T_DURATION, OFF(retry_base), "10s", 0.001, 86400, NULL, NULL,

@@ -58,9 +58,24 @@ struct http {
 	int max_conns;         /* served at once; the rest get a 503 */
 	pthread_t watchdog;
 	bool watchdog_started;
+	/* group commit: validated events wait here for the committer */
+	pthread_mutex_t commit_mu;
+	pthread_cond_t commit_cv;
+	struct req *pending_head, *pending_tail;
+	int n_pending;
+	bool commit_stopping;
+	pthread_t committer;
+	bool committer_started;
 	atomic_bool stopping;
 	atomic_llong header_timeout_ms, read_timeout_ms;
 };
+
+/* Most events one commit acknowledges. */
+#define COMMIT_BATCH_MAX 512
+/* How long the committer may wait for more events when other requests are
+ * in flight: a commit writes and syncs the same pages for 1 event or 100, so
+ * a short wait under load buys far more throughput than it costs latency. */
+#define COMMIT_LINGER_US 1000
 
 /* How often deadlines are checked. */
 #define WATCHDOG_INTERVAL_MS 200
@@ -91,6 +106,12 @@ struct req {
 	bool overflow;
 	size_t discarded;
 	struct config_ref *cfg;
+	/* POST /events once validated: waiting for, then holding, its commit */
+	struct MHD_Connection *conn;
+	struct event ev;
+	struct store_item item;
+	bool submitted, committed;
+	struct req *next_pending;
 };
 
 /* The status of the answer queued by the current callback, for metrics
@@ -418,6 +439,88 @@ static const char *framing_error(struct MHD_Connection *c)
 	return NULL;
 }
 
+/* The committer: takes every event waiting, stores them in one transaction
+ * fsynced once, then lets their connections answer. Under load a commit
+ * carries many events, so the fsync is shared instead of paid by each. */
+static void *committer_main(void *arg)
+{
+	struct http *h = arg;
+	static _Thread_local struct store_item items[COMMIT_BATCH_MAX];
+	struct req *batch[COMMIT_BATCH_MAX];
+
+	for (;;) {
+		size_t n = 0;
+		struct config_ref *ref;
+
+		pthread_mutex_lock(&h->commit_mu);
+		while (!h->pending_head && !h->commit_stopping)
+			pthread_cond_wait(&h->commit_cv, &h->commit_mu);
+		if (!h->pending_head && h->commit_stopping) {
+			pthread_mutex_unlock(&h->commit_mu);
+			break;
+		}
+		if (!h->commit_stopping && h->n_pending < atomic_load(&h->in_flight)) {
+			/* others are mid-request: give them a moment to join */
+			struct timespec until;
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_nsec += COMMIT_LINGER_US * 1000L;
+			if (until.tv_nsec >= 1000000000L) {
+				until.tv_sec++;
+				until.tv_nsec -= 1000000000L;
+			}
+			while (h->n_pending < atomic_load(&h->in_flight) && h->n_pending < COMMIT_BATCH_MAX &&
+			       pthread_cond_timedwait(&h->commit_cv, &h->commit_mu, &until) == 0)
+				;
+		}
+		while (h->pending_head && n < COMMIT_BATCH_MAX) {
+			batch[n++] = h->pending_head;
+			h->pending_head = h->pending_head->next_pending;
+			h->n_pending--;
+		}
+		if (!h->pending_head)
+			h->pending_tail = NULL;
+		pthread_mutex_unlock(&h->commit_mu);
+
+		for (size_t i = 0; i < n; i++)
+			items[i] = batch[i]->item;
+		ref = config_current();
+		int64_t t0 = mono_ms();
+		store_enqueue_batch(h->st, items, n, (int64_t)(ref->cfg.dedupe_window * 1000.0), ref->cfg.max_queued);
+		log_debug("committed %zu event(s) in %lld ms", n, (long long)(mono_ms() - t0));
+		config_put(ref);
+		int runnable = 0;
+		for (size_t i = 0; i < n; i++) {
+			batch[i]->item = items[i];
+			batch[i]->committed = true;
+			runnable += items[i].result == STORE_OK && items[i].handler;
+			MHD_resume_connection(batch[i]->conn);
+		}
+		workers_kick_n(h->w, runnable);
+	}
+	return NULL;
+}
+
+/* Queue a validated event for the next commit; false when shutting down. */
+static bool commit_submit(struct http *h, struct req *r)
+{
+	bool ok;
+
+	pthread_mutex_lock(&h->commit_mu);
+	ok = !h->commit_stopping;
+	if (ok) {
+		r->next_pending = NULL;
+		if (h->pending_tail)
+			h->pending_tail->next_pending = r;
+		else
+			h->pending_head = r;
+		h->pending_tail = r;
+		h->n_pending++;
+		pthread_cond_signal(&h->commit_cv);
+	}
+	pthread_mutex_unlock(&h->commit_mu);
+	return ok;
+}
+
 /* First callback of POST /events: everything the headers can decide. */
 static enum MHD_Result events_headers(struct http *h, struct MHD_Connection *c, struct req *r,
 				      bool *answered)
@@ -461,22 +564,56 @@ static enum MHD_Result events_headers(struct http *h, struct MHD_Connection *c, 
 	return MHD_YES;
 }
 
+/* The answer once the committer has stored (or refused) the event. */
+static enum MHD_Result events_answer(struct MHD_Connection *c, struct req *r)
+{
+	const struct config *cfg = &r->cfg->cfg;
+	const char *id = r->item.id, *rid = r->ev.resource_id;
+	char loc[200];
+
+	switch (r->item.result) {
+	case STORE_OK:
+		log_event(LOG_LVL_INFO, id, rid, "event accepted (%s/%s -> %s)", r->ev.process_type,
+			  r->ev.current_state, r->item.handler ? r->item.handler : "unrouted: finished at once");
+		if (!r->item.handler)
+			metrics_event_finished(NULL, "completed", 0);
+		snprintf(loc, sizeof(loc), "%s/%s", cfg->events_path, id);
+		return reply_json(c, 202, json_pack("{s:s, s:s}", "status", "accepted", "event_id", id),
+				  MHD_HTTP_HEADER_LOCATION, loc);
+	case STORE_DUPLICATE:
+		log_event(LOG_LVL_INFO, id, rid, "duplicate delivery answered with the first event");
+		snprintf(loc, sizeof(loc), "%s/%s", cfg->events_path, id);
+		return reply_json(c, 200, json_pack("{s:s, s:s}", "status", "duplicate", "event_id", id),
+				  MHD_HTTP_HEADER_LOCATION, loc);
+	case STORE_FULL:
+		return reply_detail(c, 503, "queue full (max_queued unfinished events); retry later",
+				    MHD_HTTP_HEADER_RETRY_AFTER, HTTP_RETRY_AFTER_S);
+	case STORE_NOSPACE:
+		log_event(LOG_LVL_ERROR, NULL, rid, "event refused: the store is full (disk space or max_store_size)");
+		return reply_detail(c, 503, "event store is full (disk space or max_store_size); retry later",
+				    MHD_HTTP_HEADER_RETRY_AFTER, HTTP_RETRY_AFTER_S);
+	default:
+		log_event(LOG_LVL_ERROR, NULL, rid, "event refused: the store failed");
+		return reply_detail(c, 503, "event store unavailable; retry later", MHD_HTTP_HEADER_RETRY_AFTER,
+				    HTTP_RETRY_AFTER_S);
+	}
+}
+
 static enum MHD_Result events_receive(struct http *h, struct MHD_Connection *c, struct req *r)
 {
 	const struct config *cfg = &r->cfg->cfg;
-	struct event ev;
 	json_t *detail = NULL;
-	const char *handler;
-	char id[37], loc[200];
-	enum store_result sr;
+	char msg[128];
 
+	if (r->committed)
+		return events_answer(c, r);
+	if (r->submitted)
+		return MHD_YES;   /* resumed early: wait for the commit */
 	if (r->overflow) {
-		char msg[128];
-		snprintf(msg, sizeof(msg), "Request body larger than max_body (%lld bytes)",
-			 (long long)cfg->max_body);
+		snprintf(msg, sizeof(msg), "Request body larger than max_body (%lld bytes)", (long long)cfg->max_body);
 		return reply_detail(c, 413, msg, MHD_HTTP_HEADER_CONNECTION, "close");
 	}
-	switch (event_parse(r->body.data ? r->body.data : "", r->body.len, &ev, &detail)) {
+	switch (event_parse(r->body.data ? r->body.data : "", r->body.len, &r->ev, &detail)) {
 	case EVENT_SYNTAX:
 		return reply_json(c, 400, json_pack("{s:o}", "detail", detail), NULL, NULL);
 	case EVENT_INVALID:
@@ -486,39 +623,21 @@ static enum MHD_Result events_receive(struct http *h, struct MHD_Connection *c, 
 	case EVENT_OK:
 		break;
 	}
-	handler = router_route(cfg, ev.process_type, ev.current_state);
-	sr = store_enqueue(h->st, &ev, handler, (int64_t)(cfg->dedupe_window * 1000.0), cfg->max_queued, id);
-	switch (sr) {
-	case STORE_OK:
-		log_event(LOG_LVL_INFO, id, ev.resource_id, "event accepted (%s/%s -> %s)", ev.process_type,
-			  ev.current_state, handler ? handler : "unrouted");
-		event_free(&ev);
-		workers_kick(h->w);
-		snprintf(loc, sizeof(loc), "%s/%s", cfg->events_path, id);
-		return reply_json(c, 202, json_pack("{s:s, s:s}", "status", "accepted", "event_id", id),
-				  MHD_HTTP_HEADER_LOCATION, loc);
-	case STORE_DUPLICATE:
-		log_event(LOG_LVL_INFO, id, ev.resource_id, "duplicate delivery answered with the first event");
-		event_free(&ev);
-		snprintf(loc, sizeof(loc), "%s/%s", cfg->events_path, id);
-		return reply_json(c, 200, json_pack("{s:s, s:s}", "status", "duplicate", "event_id", id),
-				  MHD_HTTP_HEADER_LOCATION, loc);
-	case STORE_FULL:
-		event_free(&ev);
-		return reply_detail(c, 503, "queue full (max_queued unfinished events); retry later",
-				    MHD_HTTP_HEADER_RETRY_AFTER, HTTP_RETRY_AFTER_S);
-	case STORE_NOSPACE:
-		log_event(LOG_LVL_ERROR, NULL, ev.resource_id,
-			  "event refused: the store is full (disk space or max_store_size)");
-		event_free(&ev);
-		return reply_detail(c, 503, "event store is full (disk space or max_store_size); retry later",
-				    MHD_HTTP_HEADER_RETRY_AFTER, HTTP_RETRY_AFTER_S);
-	default:
-		log_event(LOG_LVL_ERROR, NULL, ev.resource_id, "event refused: the store failed");
-		event_free(&ev);
-		return reply_detail(c, 503, "event store unavailable; retry later",
-				    MHD_HTTP_HEADER_RETRY_AFTER, HTTP_RETRY_AFTER_S);
+	r->item.ev = &r->ev;
+	r->item.handler = router_route(cfg, r->ev.process_type, r->ev.current_state);
+	r->item.body = store_event_body(&r->ev);
+	if (!r->item.body)
+		return reply_detail(c, 500, "Internal Server Error", NULL, NULL);
+	/* Suspend before queueing, so the committer's resume cannot come first. */
+	r->conn = c;
+	r->submitted = true;
+	MHD_suspend_connection(c);
+	if (!commit_submit(h, r)) {
+		MHD_resume_connection(c);
+		r->item.result = STORE_ERROR;
+		r->committed = true;
 	}
+	return MHD_YES;
 }
 
 /* What became of a POST /events, by the status it got. */
@@ -746,6 +865,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	if (!r)
 		return;
 	buf_free(&r->body);
+	event_free(&r->ev);
+	free(r->item.body);
 	config_put(r->cfg);
 	free(r);
 	*con_cls = NULL;
@@ -767,6 +888,21 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	log_warn("http: %s", msg);
 }
 
+/* Commit what is queued, then end the committer. */
+static void committer_stop(struct http *h)
+{
+	if (!h->committer_started)
+		return;
+	pthread_mutex_lock(&h->commit_mu);
+	h->commit_stopping = true;
+	pthread_cond_broadcast(&h->commit_cv);
+	pthread_mutex_unlock(&h->commit_mu);
+	pthread_join(h->committer, NULL);
+	h->committer_started = false;
+	pthread_mutex_destroy(&h->commit_mu);
+	pthread_cond_destroy(&h->commit_cv);
+}
+
 struct http *http_start(struct store *st, struct workers *w, int listen_fd, char *err, size_t errlen)
 {
 	struct config_ref *ref = config_current();
@@ -775,7 +911,7 @@ struct http *http_start(struct store *st, struct workers *w, int listen_fd, char
 	struct sockaddr_storage ss;
 	char host[256];
 	unsigned port = 0;
-	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME;
 	unsigned mhd_limit;
 	const union MHD_DaemonInfo *di;
 
@@ -786,6 +922,9 @@ struct http *http_start(struct store *st, struct workers *w, int listen_fd, char
 	h->st = st;
 	h->w = w;
 	pthread_mutex_init(&h->conns_mu, NULL);
+	pthread_mutex_init(&h->commit_mu, NULL);
+	pthread_cond_init(&h->commit_cv, NULL);
+	h->committer_started = pthread_create(&h->committer, NULL, committer_main, h) == 0;
 	{
 		/* Never let accept() hit the descriptor limit: libmicrohttpd's pool
 		 * threads busy-wait there. Fit the limits under it instead. */
@@ -863,6 +1002,7 @@ struct http *http_start(struct store *st, struct workers *w, int listen_fd, char
 	return h;
 fail:
 	config_put(ref);
+	committer_stop(h);
 	pthread_mutex_destroy(&h->conns_mu);
 	free(h);
 	return NULL;
@@ -895,6 +1035,9 @@ void http_stop(struct http *h, double wait_s)
 	atomic_store(&h->stopping, true);
 	if (h->watchdog_started)
 		pthread_join(h->watchdog, NULL);
+	/* Before the HTTP threads go: every queued event is committed and its
+	 * connection resumed, so none refers to a closed connection. */
+	committer_stop(h);
 	MHD_stop_daemon(h->d);
 	pthread_mutex_destroy(&h->conns_mu);
 	free(h);

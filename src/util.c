@@ -106,11 +106,19 @@ bool uuid_canonical(const char *s, char out[37])
 	return true;
 }
 
+/* Time-ordered (version 7 layout): 48 bits of milliseconds, then random.
+ * Ids sort by creation time, and a store index over them grows at its end
+ * instead of touching a random page for every new event. */
 void uuid_new(char out[37])
 {
 	uuid_t u;
+	uint64_t ms = (uint64_t)now_ms();
 
 	uuid_generate_random(u);
+	for (int i = 0; i < 6; i++)
+		u[i] = (unsigned char)(ms >> (40 - 8 * i));
+	u[6] = (unsigned char)(0x70 | (u[6] & 0x0f));   /* version 7 */
+	u[8] = (unsigned char)(0x80 | (u[8] & 0x3f));   /* RFC 4122 variant */
 	uuid_unparse_lower(u, out);
 }
 

@@ -7,7 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "lqs-hookd/config.h"
 #include "lqs-hookd/log.h"
@@ -152,7 +155,7 @@ static void run_one(struct workers *pool, struct lqs_client **client, unsigned *
 		}
 		if (hs == HANDLER_RETRY && pool->abort_calls) {
 			/* Interrupted by shutdown: not the event's fault. */
-			store_requeue(pool->st, c->id, "interrupted by shutdown; will run at the next start");
+			store_requeue(pool->st, c->id, c->claimed_ms, "interrupted by shutdown; will run at the next start");
 			log_event(LOG_LVL_INFO, c->id, c->resource_id, "attempt interrupted by shutdown; requeued");
 			goto out;
 		}
@@ -195,13 +198,18 @@ static void run_one(struct workers *pool, struct lqs_client **client, unsigned *
 			iso8601_ms(next, ts);
 			json_object_set_new(detail, "next_attempt_at", json_string(ts));
 		}
-		rows = realloc(trace.rows, (n + 1) * sizeof(*rows));
+		/* the attempt's own row, then its LogQS calls, then the outcome */
+		json_t *adetail = json_pack("{s:i}", "attempt", c->attempt);
+		rows = realloc(trace.rows, (n + 2) * sizeof(*rows));
 		if (rows) {
 			trace.rows = rows;
-			rows[n] = (struct store_hist){ .step = "outcome", .started_ms = t1, .ended_ms = t1,
-						       .detail = detail,
-						       .error = hs == HANDLER_OK ? NULL : err };
-			n++;
+			memmove(rows + 1, rows, n * sizeof(*rows));
+			rows[0] = (struct store_hist){ .step = "attempt", .started_ms = c->claimed_ms, .ended_ms = t1,
+						       .detail = adetail };
+			rows[n + 1] = (struct store_hist){ .step = "outcome", .started_ms = t1, .ended_ms = t1,
+							   .detail = detail,
+							   .error = hs == HANDLER_OK ? NULL : err };
+			n += 2;
 		}
 		/* The store may refuse for a while (disk full): keep trying rather
 		 * than leave the event "running" until the next start. */
@@ -221,6 +229,7 @@ static void run_one(struct workers *pool, struct lqs_client **client, unsigned *
 			nanosleep(&ts, NULL);
 		}
 		json_decref(detail);
+		json_decref(adetail);
 		metrics_event_finished(c->handler, state, (double)(t1 - t0) / 1000.0);
 		if (hs == HANDLER_OK)
 			log_event(LOG_LVL_INFO, c->id, c->resource_id, "event completed (attempt %d, %lld ms)",
@@ -244,6 +253,15 @@ static void *worker_main(void *arg)
 	unsigned client_gen = 0, seed = (unsigned)(now_ms() + self->index * 7919);
 
 	atomic_fetch_add(&pool->alive, 1);
+	{
+		/* Background work: under CPU pressure, answering LogQS comes first. */
+		struct config_ref *r = config_current();
+		if (r && r->cfg.worker_nice > 0 &&
+		    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), (int)r->cfg.worker_nice) != 0)
+			log_warn("cannot lower the workers' priority: %s", strerror(errno));
+		if (r)
+			config_put(r);
+	}
 	for (;;) {
 		struct store_claim c;
 		int64_t next_due = 0;
@@ -354,14 +372,24 @@ void workers_resize(struct workers *pool, int n)
 		pool->n = n;
 }
 
-void workers_kick(struct workers *pool)
+void workers_kick_n(struct workers *pool, int n)
 {
-	if (!pool)
+	if (!pool || n <= 0)
 		return;
 	pthread_mutex_lock(&pool->mu);
 	pool->kicks++;
-	pthread_cond_broadcast(&pool->cv);
+	/* wake as many workers as there is new work for, not all of them */
+	if (n >= pool->target)
+		pthread_cond_broadcast(&pool->cv);
+	else
+		for (int i = 0; i < n; i++)
+			pthread_cond_signal(&pool->cv);
 	pthread_mutex_unlock(&pool->mu);
+}
+
+void workers_kick(struct workers *pool)
+{
+	workers_kick_n(pool, 1);
 }
 
 void workers_stop(struct workers *pool, double drain_s)

@@ -44,6 +44,7 @@ struct config {
 	double failed_retention;
 	/* [worker] */
 	int64_t workers;
+	int64_t worker_nice;
 	int64_t max_attempts;
 	double retry_base;
 	double retry_max_delay;

@@ -33,6 +33,7 @@ struct store_claim {
 	char resource_id[37];
 	char handler[64];      /* "" when unrouted */
 	int attempt;           /* number of this attempt, from 1 */
+	int64_t claimed_ms;    /* when the attempt started */
 	json_t *event;         /* the canonical event; caller decrefs */
 };
 
@@ -52,6 +53,22 @@ void store_close(struct store *st);
  * Returns how many were recovered, or -1. */
 int store_recover(struct store *st);
 
+/* One event of a batch: ev, handler (NULL: unrouted) and body (the
+ * canonical JSON, store_event_body()) in; id and result out. */
+struct store_item {
+	const struct event *ev;
+	const char *handler;
+	char *body;
+	char id[37];
+	enum store_result result;
+};
+char *store_event_body(const struct event *ev);
+/* Store many events in one transaction, fsynced once (group commit). Each
+ * item gets STORE_OK, STORE_DUPLICATE (id = the first delivery), STORE_FULL,
+ * or, when the transaction could not commit, the failure for all. */
+void store_enqueue_batch(struct store *st, struct store_item *items, size_t n, int64_t dedupe_ms,
+			 int64_t max_queued);
+
 /* Store an event durably. handler may be NULL (unrouted). dedupe_ms 0
  * disables duplicate detection. id_out receives the new event's id, or the
  * first delivery's id for STORE_DUPLICATE. */
@@ -65,12 +82,13 @@ int store_claim(struct store *st, int64_t now, struct store_claim *c, int64_t *n
 void store_claim_release(struct store_claim *c);
 
 /* End an attempt. state is ST_COMPLETED, ST_FAILED or ST_RETRYING (then
- * next_run_ms is when). hist rows are written in the same transaction. */
+ * next_run_ms is when). hist rows (the attempt's own row first) are written
+ * in the same transaction. */
 enum store_result store_finish(struct store *st, const char *id, const char *state, json_t *result,
 			       const char *error, int64_t next_run_ms, const struct store_hist *hist,
 			       size_t n_hist);
 /* Put a running event back as runnable (drain on shutdown). */
-enum store_result store_requeue(struct store *st, const char *id, const char *why);
+enum store_result store_requeue(struct store *st, const char *id, int64_t claimed_ms, const char *why);
 enum store_result store_history_add(struct store *st, const char *id, const struct store_hist *h);
 
 /* Status documents (NULL: not found). */

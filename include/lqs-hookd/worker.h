@@ -13,6 +13,8 @@ struct workers *workers_start(struct store *st, int n);
 void workers_resize(struct workers *w, int n);
 /* A new event is runnable: wake an idle worker. */
 void workers_kick(struct workers *w);
+/* n new events are runnable: wake up to n idle workers. */
+void workers_kick_n(struct workers *w, int n);
 /* Stop claiming; wait up to drain_s for running attempts, then interrupt
  * them (their events stay runnable for the next start) and join. */
 void workers_stop(struct workers *w, double drain_s);

@@ -75,16 +75,23 @@ START_TEST(dedupe_and_full)
 	char id1[37], id2[37];
 
 	mk(&ev, R1, "33333333-3333-3333-3333-333333333333");
-	ck_assert_int_eq(store_enqueue(st, &ev, NULL, 60000, 100, id1), STORE_OK);
-	ck_assert_int_eq(store_enqueue(st, &ev, NULL, 60000, 100, id2), STORE_DUPLICATE);
+	ck_assert_int_eq(store_enqueue(st, &ev, "h", 60000, 100, id1), STORE_OK);
+	ck_assert_int_eq(store_enqueue(st, &ev, "h", 60000, 100, id2), STORE_DUPLICATE);
 	ck_assert_str_eq(id1, id2);
 	/* window 0: no dedupe */
-	ck_assert_int_eq(store_enqueue(st, &ev, NULL, 0, 100, id2), STORE_OK);
+	ck_assert_int_eq(store_enqueue(st, &ev, "h", 0, 100, id2), STORE_OK);
 	ck_assert_str_ne(id1, id2);
 	/* another state is another delivery */
 	str_copy(ev.current_state, "completed", sizeof(ev.current_state));
-	ck_assert_int_eq(store_enqueue(st, &ev, NULL, 60000, 3, id2), STORE_OK);
-	ck_assert_int_eq(store_enqueue(st, &ev, NULL, 0, 3, id2), STORE_FULL);
+	ck_assert_int_eq(store_enqueue(st, &ev, "h", 60000, 3, id2), STORE_OK);
+	ck_assert_int_eq(store_enqueue(st, &ev, "h", 0, 3, id2), STORE_FULL);
+	/* an unrouted event is stored finished: it does not count as queued */
+	ck_assert_int_eq(store_enqueue(st, &ev, NULL, 0, 100, id2), STORE_OK);
+	ck_assert_int_eq(store_unfinished(st), 3);
+	json_t *doc = store_get(st, id2);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(doc, "result"), "status")), "not_routed");
+	ck_assert(json_is_true(json_object_get(doc, "done")));
+	json_decref(doc);
 }
 END_TEST
 
@@ -182,10 +189,14 @@ START_TEST(recover_replay_history_prune)
 	ck_assert_int_eq(json_integer_value(json_object_get(doc, "attempts")), 0);
 	json_decref(doc);
 	hist = store_history(st, id);
-	/* received, attempt, recovered, attempt, replay */
-	ck_assert_uint_eq(json_array_size(hist), 5);
+	/* received, the interrupted attempt, recovered, replay (the finished
+	 * attempt's own row is the worker's to write, with its outcome) */
+	ck_assert_uint_eq(json_array_size(hist), 4);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(hist, 1), "step")), "attempt");
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(hist, 1), "error")),
+			 "interrupted: the daemon stopped while the attempt ran");
 	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(hist, 2), "step")), "recovered");
-	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(hist, 4), "step")), "replay");
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(hist, 3), "step")), "replay");
 	json_decref(hist);
 	ck_assert_int_eq(store_replay(st, "00000000-0000-0000-0000-000000000000"), STORE_NOTFOUND);
 	/* prune: only finished events older than the cut-off */
@@ -209,7 +220,7 @@ START_TEST(list_filters_and_cursor)
 
 	for (int i = 0; i < 5; i++) {
 		mk(&ev, i % 2 ? R1 : R2, NULL);
-		store_enqueue(st, &ev, NULL, 0, 100, id);
+		store_enqueue(st, &ev, "h", 0, 100, id);
 	}
 	page = store_list(st, &q);
 	ck_assert_uint_eq(json_array_size(json_object_get(page, "data")), 2);
