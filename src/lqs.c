@@ -476,11 +476,20 @@ static int run_batch(struct lqs_client *c, const char *method, const char *const
 		}
 		if (rc || done >= n)
 			break;
-		if (running)
+		if (running) {
 			curl_multi_poll(c->multi, NULL, 0, (int)(wait > 0 ? wait : 1), NULL);
-		else if (wait > 0) {
-			struct timespec ts = { 0, (long)(wait > 50 ? 50 : wait) * 1000000L };
-			nanosleep(&ts, NULL);
+		} else {
+			/* Nothing in flight: if a slot is waiting out a retry backoff,
+			 * sleep towards it; otherwise go straight on and start the next
+			 * transfers (finished ones just freed their slots). */
+			bool backing_off = false;
+			for (size_t i = 0; i < c->max_parallel; i++)
+				if (c->slots[i].assigned && !c->slots[i].in_multi)
+					backing_off = true;
+			if (backing_off && wait > 0) {
+				struct timespec ts = { 0, (long)(wait > 50 ? 50 : wait) * 1000000L };
+				nanosleep(&ts, NULL);
+			}
 		}
 	}
 	for (size_t i = 0; i < c->max_parallel; i++)

@@ -22,9 +22,28 @@
  * SQL literal: preparing costs more than running most of them. */
 #define STMT_CACHE 64
 
+/* A worker's outcome waiting to be written (see store_finish). */
+struct finish_req {
+	const char *id, *state, *result, *error;
+	int64_t next_run_ms;
+	const struct store_hist *hist;
+	size_t n_hist;
+	enum store_result out;
+	bool done;
+	struct store_claim *claim;   /* non-NULL: also claim the caller's next event */
+	int claimed;
+	int64_t next_due_ms;
+	struct finish_req *next;
+};
+
 struct store {
 	sqlite3 *db;
 	pthread_mutex_t lock;
+	/* outcomes waiting for the next shared commit */
+	pthread_mutex_t fq_mu;
+	pthread_cond_t fq_cv;
+	struct finish_req *fq_head;
+	bool fq_leader;
 	int64_t unfinished;
 	char *path;
 	struct { const char *sql; sqlite3_stmt *s; } cache[STMT_CACHE];
@@ -51,9 +70,14 @@ static const char *const schema =
 	"  error TEXT,"
 	"  finished_at INTEGER"
 	");"
-	"CREATE INDEX IF NOT EXISTS events_runnable ON events(state, next_run_at, seq);"
-	"CREATE INDEX IF NOT EXISTS events_state_seq ON events(state, seq);"
-	"CREATE INDEX IF NOT EXISTS events_resource ON events(resource_id, state);"
+	/* Partial indexes: an event is in the "queued" one only while queued,
+	 * and so on, so a state change touches one or two small indexes and a
+	 * finished event touches none (see bench/RESULTS.md). */
+	"CREATE INDEX IF NOT EXISTS events_queued ON events(seq) WHERE state = 'queued';"
+	"CREATE INDEX IF NOT EXISTS events_retrying ON events(next_run_at) WHERE state = 'retrying';"
+	"CREATE INDEX IF NOT EXISTS events_running ON events(resource_id) WHERE state = 'running';"
+	"CREATE INDEX IF NOT EXISTS events_failed ON events(seq) WHERE state = 'failed';"
+	"CREATE INDEX IF NOT EXISTS events_resource ON events(resource_id);"
 	"CREATE INDEX IF NOT EXISTS events_dedupe_hash ON events(dedupe_hash, received_at);"
 	"CREATE TABLE IF NOT EXISTS history ("
 	"  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -65,7 +89,7 @@ static const char *const schema =
 	"  error TEXT"
 	");"
 	"CREATE INDEX IF NOT EXISTS history_event ON history(event_id, seq);"
-	"PRAGMA user_version = 2;";
+	"PRAGMA user_version = 3;";
 
 /* Version 1 stores indexed the whole dedupe key and kept an index for
  * pruning; version 2 indexes a 64-bit hash of the key instead. Rows from
@@ -74,6 +98,11 @@ static const char *const migrate_1_to_2 =
 	"ALTER TABLE events ADD COLUMN dedupe_hash INTEGER;"
 	"DROP INDEX IF EXISTS events_dedupe;"
 	"DROP INDEX IF EXISTS events_finished;";
+/* Version 3 replaced the (state, ...) indexes by partial ones. */
+static const char *const migrate_2_to_3 =
+	"DROP INDEX IF EXISTS events_runnable;"
+	"DROP INDEX IF EXISTS events_state_seq;"
+	"DROP INDEX IF EXISTS events_resource;";
 
 static enum store_result map_rc(int rc)
 {
@@ -87,7 +116,7 @@ static void log_db_error(struct store *st, const char *what)
 	log_error("store: %s: %s", what, sqlite3_errmsg(st->db));
 }
 
-static int exec(struct store *st, const char *sql)
+static int exec_text(struct store *st, const char *sql)
 {
 	char *msg = NULL;
 	int rc = sqlite3_exec(st->db, sql, NULL, NULL, &msg);
@@ -96,6 +125,36 @@ static int exec(struct store *st, const char *sql)
 		log_error("store: %s: %s", sql, msg ? msg : "?");
 		sqlite3_free(msg);
 	}
+	return rc;
+}
+
+static sqlite3_stmt *prep(struct store *st, const char *sql);
+static void release(struct store *st, sqlite3_stmt *s);
+
+/* The statements run on every event (BEGIN, COMMIT, the synchronous
+ * switch) go through the statement cache instead of being parsed anew. */
+static const char SQL_BEGIN[] = "BEGIN IMMEDIATE";
+static const char SQL_COMMIT[] = "COMMIT";
+static const char SQL_ROLLBACK[] = "ROLLBACK";
+static const char SQL_SYNC_FULL[] = "PRAGMA synchronous=FULL";
+static const char SQL_SYNC_NORMAL[] = "PRAGMA synchronous=NORMAL";
+
+static int exec(struct store *st, const char *sql)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if (sql != SQL_BEGIN && sql != SQL_COMMIT && sql != SQL_ROLLBACK && sql != SQL_SYNC_FULL &&
+	    sql != SQL_SYNC_NORMAL)
+		return exec_text(st, sql);
+	s = prep(st, sql);
+	if (!s)
+		return exec_text(st, sql);
+	rc = sqlite3_step(s);
+	release(st, s);
+	if (rc == SQLITE_DONE || rc == SQLITE_ROW)
+		return SQLITE_OK;
+	log_error("store: %s: %s", sql, sqlite3_errmsg(st->db));
 	return rc;
 }
 
@@ -163,6 +222,8 @@ int store_open(struct store **out, const char *path, char *err, size_t errlen)
 		return -1;
 	}
 	pthread_mutex_init(&st->lock, NULL);
+	pthread_mutex_init(&st->fq_mu, NULL);
+	pthread_cond_init(&st->fq_cv, NULL);
 	st->path = strdup(path);
 	rc = sqlite3_open_v2(path, &st->db,
 			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
@@ -177,14 +238,16 @@ int store_open(struct store **out, const char *path, char *err, size_t errlen)
 	 * (fsynced before the 202, so it survives a power loss); the workers'
 	 * bookkeeping runs with NORMAL: losing its last commits to a power cut
 	 * only makes an event run again, which handlers are built for. */
-	if (scalar_i64(st, "PRAGMA user_version") == 1 && exec(st, migrate_1_to_2) != SQLITE_OK) {
+	if ((scalar_i64(st, "PRAGMA user_version") == 1 && exec(st, migrate_1_to_2) != SQLITE_OK) ||
+	    (scalar_i64(st, "PRAGMA user_version") == 2 && exec(st, migrate_2_to_3) != SQLITE_OK)) {
 		snprintf(err, errlen, "cannot upgrade store '%s': %s", path, sqlite3_errmsg(st->db));
 		store_close(st);
 		return -1;
 	}
 	if (exec(st, "PRAGMA journal_mode=WAL;") != SQLITE_OK ||
 	    exec(st, "PRAGMA synchronous=NORMAL;") != SQLITE_OK ||
-	    exec(st, "PRAGMA foreign_keys=ON;") != SQLITE_OK || exec(st, schema) != SQLITE_OK) {
+	    exec(st, "PRAGMA foreign_keys=ON;") != SQLITE_OK ||
+	    exec(st, schema) != SQLITE_OK) {
 		snprintf(err, errlen, "cannot initialise store '%s': %s", path, sqlite3_errmsg(st->db));
 		store_close(st);
 		return -1;
@@ -222,6 +285,8 @@ void store_close(struct store *st)
 		sqlite3_close(st->db);
 	}
 	pthread_mutex_destroy(&st->lock);
+	pthread_mutex_destroy(&st->fq_mu);
+	pthread_cond_destroy(&st->fq_cv);
 	free(st->path);
 	free(st);
 }
@@ -259,7 +324,7 @@ int store_recover(struct store *st)
 	int64_t now = now_ms();
 
 	pthread_mutex_lock(&st->lock);
-	exec(st, "BEGIN IMMEDIATE");
+	exec(st, SQL_BEGIN);
 	s = prep(st, "SELECT id, updated_at, attempts FROM events WHERE state = 'running'");
 	while (s && sqlite3_step(s) == SQLITE_ROW) {
 		const char *id = (const char *)sqlite3_column_text(s, 0);
@@ -280,8 +345,8 @@ int store_recover(struct store *st)
 		sqlite3_step(s);
 		release(st, s);
 	}
-	if (exec(st, "COMMIT") != SQLITE_OK) {
-		exec(st, "ROLLBACK");
+	if (exec(st, SQL_COMMIT) != SQLITE_OK) {
+		exec(st, SQL_ROLLBACK);
 		n = -1;
 	}
 	pthread_mutex_unlock(&st->lock);
@@ -407,8 +472,8 @@ void store_enqueue_batch(struct store *st, struct store_item *items, size_t n, i
 
 	pthread_mutex_lock(&st->lock);
 	/* This commit acknowledges events: fsync it (see store_open). */
-	exec(st, "PRAGMA synchronous=FULL");
-	rc = exec(st, "BEGIN IMMEDIATE");
+	exec(st, SQL_SYNC_FULL);
+	rc = exec(st, SQL_BEGIN);
 	if (rc != SQLITE_OK)
 		failure = map_rc(rc);
 	for (size_t i = 0; i < n; i++) {
@@ -422,19 +487,19 @@ void store_enqueue_batch(struct store *st, struct store_item *items, size_t n, i
 			failure = items[i].result;
 	}
 	if (failure == STORE_OK) {
-		rc = exec(st, "COMMIT");
+		rc = exec(st, SQL_COMMIT);
 		if (rc != SQLITE_OK)
 			failure = map_rc(rc);
 	}
 	if (failure != STORE_OK) {
 		/* all or nothing: no 202 for an event that is not in the store */
-		exec(st, "ROLLBACK");
+		exec(st, SQL_ROLLBACK);
 		for (size_t i = 0; i < n; i++)
 			if (items[i].result == STORE_OK || items[i].result == STORE_DUPLICATE)
 				items[i].result = failure;
 		added = 0;
 	}
-	exec(st, "PRAGMA synchronous=NORMAL");
+	exec(st, SQL_SYNC_NORMAL);
 	st->unfinished += added;
 	pthread_mutex_unlock(&st->lock);
 }
@@ -450,14 +515,14 @@ enum store_result store_enqueue(struct store *st, const struct event *ev, const 
 	return it.result;
 }
 
-int store_claim(struct store *st, int64_t now, struct store_claim *c, int64_t *next_due_ms)
+/* Claim under st->lock (the caller holds it). */
+static int claim_locked(struct store *st, int64_t now, struct store_claim *c, int64_t *next_due_ms)
 {
 	sqlite3_stmt *s;
 	int found = 0;
 
 	memset(c, 0, sizeof(*c));
 	*next_due_ms = 0;
-	pthread_mutex_lock(&st->lock);
 	/* Oldest first; never two running events for one resource. Each query
 	 * walks an index in the order wanted, so a claim stays cheap however
 	 * long the backlog: new events by arrival, due retries by due time. */
@@ -472,10 +537,8 @@ int store_claim(struct store *st, int64_t now, struct store_claim *c, int64_t *n
 	int64_t best_seq = -1;
 	for (int q = 0; q < 2; q++) {
 		s = prep(st, queries[q]);
-		if (!s) {
-			pthread_mutex_unlock(&st->lock);
+		if (!s)
 			return -1;
-		}
 		if (q == 1)
 			sqlite3_bind_int64(s, 1, now);
 		if (sqlite3_step(s) == SQLITE_ROW && (best_seq < 0 || sqlite3_column_int64(s, 5) < best_seq)) {
@@ -520,6 +583,15 @@ int store_claim(struct store *st, int64_t now, struct store_claim *c, int64_t *n
 			release(st, s);
 		}
 	}
+	return found;
+}
+
+int store_claim(struct store *st, int64_t now, struct store_claim *c, int64_t *next_due_ms)
+{
+	int found;
+
+	pthread_mutex_lock(&st->lock);
+	found = claim_locked(st, now, c, next_due_ms);
 	pthread_mutex_unlock(&st->lock);
 	return found;
 }
@@ -530,55 +602,113 @@ void store_claim_release(struct store_claim *c)
 	c->event = NULL;
 }
 
-enum store_result store_finish(struct store *st, const char *id, const char *state, json_t *result,
-			       const char *error, int64_t next_run_ms, const struct store_hist *hist,
-			       size_t n_hist)
+/* Write one outcome inside the leader's transaction. Returns the SQLite
+ * code and adds to *finished the events it took out of the queue. */
+static int finish_one(struct store *st, struct finish_req *r, int64_t now, int64_t *finished)
 {
-	bool final = strcmp(state, ST_COMPLETED) == 0 || strcmp(state, ST_FAILED) == 0;
-	char *res = result ? json_dumps(result, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-	int64_t now = now_ms();
+	bool final = strcmp(r->state, ST_COMPLETED) == 0 || strcmp(r->state, ST_FAILED) == 0;
 	sqlite3_stmt *s;
 	int rc;
-	enum store_result out = STORE_OK;
 
-	pthread_mutex_lock(&st->lock);
-	rc = exec(st, "BEGIN IMMEDIATE");
-	if (rc != SQLITE_OK) {
-		out = map_rc(rc);
-		goto done;
-	}
-	for (size_t i = 0; i < n_hist; i++)
-		hist_insert(st, id, &hist[i]);
+	for (size_t i = 0; i < r->n_hist; i++)
+		if ((rc = hist_insert(st, r->id, &r->hist[i])) != SQLITE_OK)
+			return rc;
 	s = prep(st, "UPDATE events SET state=?, result=?, error=?, next_run_at=?, updated_at=?, "
 		     "finished_at=? WHERE id=? AND state='running'");
-	if (!s) {
-		exec(st, "ROLLBACK");
-		out = STORE_ERROR;
-		goto done;
-	}
-	sqlite3_bind_text(s, 1, state, -1, SQLITE_STATIC);
-	bind_text(s, 2, res);
-	bind_text(s, 3, error);
-	sqlite3_bind_int64(s, 4, final ? 0 : next_run_ms);
+	if (!s)
+		return SQLITE_ERROR;
+	sqlite3_bind_text(s, 1, r->state, -1, SQLITE_STATIC);
+	bind_text(s, 2, r->result);
+	bind_text(s, 3, r->error);
+	sqlite3_bind_int64(s, 4, final ? 0 : r->next_run_ms);
 	sqlite3_bind_int64(s, 5, now);
 	if (final)
 		sqlite3_bind_int64(s, 6, now);
 	else
 		sqlite3_bind_null(s, 6);
-	sqlite3_bind_text(s, 7, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 7, r->id, -1, SQLITE_STATIC);
 	rc = sqlite3_step(s);
 	release(st, s);
-	if (rc != SQLITE_DONE || exec(st, "COMMIT") != SQLITE_OK) {
-		out = map_rc(rc);
-		exec(st, "ROLLBACK");
-		goto done;
-	}
+	if (rc != SQLITE_DONE)
+		return rc;
 	if (final && sqlite3_changes(st->db) > 0)
-		st->unfinished--;
-done:
-	pthread_mutex_unlock(&st->lock);
+		(*finished)++;
+	return SQLITE_OK;
+}
+
+/* Outcomes share commits: the first worker to arrive becomes the leader and
+ * writes every outcome queued by then in one transaction, while the others
+ * wait for theirs. A commit costs the same pages and locks for one outcome
+ * or twenty, so a busy pool pays for far fewer of them. Losing the last of
+ * these commits to a power cut only makes those events run again. */
+enum store_result store_finish_claim(struct store *st, const char *id, const char *state, json_t *result,
+				     const char *error, int64_t next_run_ms, const struct store_hist *hist,
+				     size_t n_hist, struct store_claim *next, int *claimed, int64_t *next_due_ms)
+{
+	char *res = result ? json_dumps(result, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	struct finish_req me = { .id = id, .state = state, .result = res, .error = error,
+				 .next_run_ms = next_run_ms, .hist = hist, .n_hist = n_hist, .claim = next };
+
+	pthread_mutex_lock(&st->fq_mu);
+	me.next = st->fq_head;
+	st->fq_head = &me;
+	while (!me.done) {
+		if (st->fq_leader) {
+			pthread_cond_wait(&st->fq_cv, &st->fq_mu);
+			continue;
+		}
+		struct finish_req *batch = st->fq_head, *r;
+		int64_t now = now_ms(), finished = 0;
+		int rc;
+
+		st->fq_head = NULL;
+		st->fq_leader = true;
+		pthread_mutex_unlock(&st->fq_mu);
+
+		pthread_mutex_lock(&st->lock);
+		rc = exec(st, SQL_BEGIN);
+		for (r = batch; r && rc == SQLITE_OK; r = r->next)
+			rc = finish_one(st, r, now, &finished);
+		/* each worker's next event, claimed in the same commit */
+		for (r = batch; r && rc == SQLITE_OK; r = r->next)
+			if (r->claim)
+				r->claimed = claim_locked(st, now, r->claim, &r->next_due_ms);
+		if (rc == SQLITE_OK)
+			rc = exec(st, SQL_COMMIT);
+		if (rc != SQLITE_OK) {
+			exec(st, SQL_ROLLBACK);
+			finished = 0;
+			for (r = batch; r; r = r->next)
+				if (r->claim && r->claimed == 1) {
+					store_claim_release(r->claim);
+					r->claimed = 0;
+				}
+		}
+		st->unfinished -= finished;
+		pthread_mutex_unlock(&st->lock);
+
+		pthread_mutex_lock(&st->fq_mu);
+		for (r = batch; r; r = r->next) {
+			r->out = rc == SQLITE_OK ? STORE_OK : map_rc(rc);
+			r->done = true;
+		}
+		st->fq_leader = false;
+		pthread_cond_broadcast(&st->fq_cv);
+	}
+	pthread_mutex_unlock(&st->fq_mu);
 	free(res);
-	return out;
+	if (claimed)
+		*claimed = me.claimed;
+	if (next_due_ms)
+		*next_due_ms = me.next_due_ms;
+	return me.out;
+}
+
+enum store_result store_finish(struct store *st, const char *id, const char *state, json_t *result,
+			       const char *error, int64_t next_run_ms, const struct store_hist *hist,
+			       size_t n_hist)
+{
+	return store_finish_claim(st, id, state, result, error, next_run_ms, hist, n_hist, NULL, NULL, NULL);
 }
 
 enum store_result store_requeue(struct store *st, const char *id, int64_t claimed_ms, const char *why)
@@ -590,7 +720,7 @@ enum store_result store_requeue(struct store *st, const char *id, int64_t claime
 	enum store_result out = STORE_ERROR;
 
 	pthread_mutex_lock(&st->lock);
-	exec(st, "BEGIN IMMEDIATE");
+	exec(st, SQL_BEGIN);
 	hist_insert(st, id, &a);
 	/* An interrupted attempt does not count against max_attempts. */
 	s = prep(st, "UPDATE events SET state='queued', next_run_at=0, updated_at=?, "
@@ -603,8 +733,8 @@ enum store_result store_requeue(struct store *st, const char *id, int64_t claime
 		release(st, s);
 	}
 	hist_insert(st, id, &h);
-	if (exec(st, "COMMIT") != SQLITE_OK) {
-		exec(st, "ROLLBACK");
+	if (exec(st, SQL_COMMIT) != SQLITE_OK) {
+		exec(st, SQL_ROLLBACK);
 		out = STORE_ERROR;
 	}
 	pthread_mutex_unlock(&st->lock);
@@ -798,7 +928,7 @@ enum store_result store_replay(struct store *st, const char *id)
 	const char *state = NULL;
 
 	pthread_mutex_lock(&st->lock);
-	exec(st, "BEGIN IMMEDIATE");
+	exec(st, SQL_BEGIN);
 	s = prep(st, "SELECT state FROM events WHERE id=?");
 	if (s) {
 		sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
@@ -822,10 +952,10 @@ enum store_result store_replay(struct store *st, const char *id)
 		if (out == STORE_OK)
 			hist_insert(st, id, &h);
 	}
-	if (out == STORE_OK && exec(st, "COMMIT") == SQLITE_OK) {
+	if (out == STORE_OK && exec(st, SQL_COMMIT) == SQLITE_OK) {
 		st->unfinished++;
 	} else {
-		exec(st, "ROLLBACK");
+		exec(st, SQL_ROLLBACK);
 		if (out == STORE_OK)
 			out = STORE_ERROR;
 	}
@@ -839,7 +969,7 @@ int store_prune(struct store *st, int64_t completed_before_ms, int64_t failed_be
 	int n = -1;
 
 	pthread_mutex_lock(&st->lock);
-	exec(st, "BEGIN IMMEDIATE");
+	exec(st, SQL_BEGIN);
 	exec(st, "CREATE TEMP TABLE IF NOT EXISTS prune_ids(id TEXT PRIMARY KEY)");
 	exec(st, "DELETE FROM prune_ids");
 	s = prep(st, "INSERT INTO prune_ids SELECT id FROM events WHERE "
@@ -855,8 +985,8 @@ int store_prune(struct store *st, int64_t completed_before_ms, int64_t failed_be
 		exec(st, "DELETE FROM history WHERE event_id IN (SELECT id FROM prune_ids)");
 		exec(st, "DELETE FROM events WHERE id IN (SELECT id FROM prune_ids)");
 	}
-	if (exec(st, "COMMIT") != SQLITE_OK) {
-		exec(st, "ROLLBACK");
+	if (exec(st, SQL_COMMIT) != SQLITE_OK) {
+		exec(st, SQL_ROLLBACK);
 		n = -1;
 	}
 	pthread_mutex_unlock(&st->lock);
@@ -887,7 +1017,8 @@ int store_stats(struct store *st, struct store_stats *out)
 			out->failed = n;
 	}
 	release(st, s);
-	s = prep(st, "SELECT min(received_at) FROM events WHERE state IN ('queued','retrying')");
+	s = prep(st, "SELECT min(received_at) FROM (SELECT received_at FROM events WHERE state = 'queued' "
+		     "UNION ALL SELECT received_at FROM events WHERE state = 'retrying')");
 	if (s && sqlite3_step(s) == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL)
 		out->oldest_runnable_ms = sqlite3_column_int64(s, 0);
 	release(st, s);
@@ -919,7 +1050,7 @@ bool store_writable(struct store *st)
 	sqlite3_busy_timeout(st->db, 200);
 	rc = sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
 	if (rc == SQLITE_OK)
-		exec(st, "ROLLBACK");
+		exec(st, SQL_ROLLBACK);
 	sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
 	pthread_mutex_unlock(&st->lock);
 	return rc == SQLITE_OK;

@@ -109,8 +109,12 @@ static void trace_free(struct attempt_trace *t)
 	memset(t, 0, sizeof(*t));
 }
 
+/* Run one claimed event. When next is non-NULL, the commit that records
+ * this outcome also claims the worker's next event (*got_next as in
+ * store_claim), saving a commit per event. */
 static void run_one(struct workers *pool, struct lqs_client **client, unsigned *client_gen,
-		    struct store_claim *c, unsigned *seed)
+		    struct store_claim *c, unsigned *seed, struct store_claim *next, int *got_next,
+		    int64_t *next_due)
 {
 	struct config_ref *ref = config_current();
 	const struct config *cfg = &ref->cfg;
@@ -177,7 +181,7 @@ static void run_one(struct workers *pool, struct lqs_client **client, unsigned *
 		struct store_hist *rows;
 		size_t n = trace.n;
 		const char *state;
-		int64_t next = 0;
+		int64_t next_run = 0;
 		char err[1200];
 
 		if (hs == HANDLER_OK) {
@@ -186,16 +190,16 @@ static void run_one(struct workers *pool, struct lqs_client **client, unsigned *
 			double d = worker_retry_delay(cfg->retry_base, cfg->retry_max_delay, c->attempt,
 						      out.retry_after, (double)rand_r(seed) / RAND_MAX);
 			state = ST_RETRYING;
-			next = t1 + (int64_t)(d * 1000.0);
+			next_run = t1 + (int64_t)(d * 1000.0);
 		} else {
 			state = ST_FAILED;
 		}
 		snprintf(err, sizeof(err), "%s: %s", out.error_name, out.error);
 		detail = json_pack("{s:s, s:i, s:s?}", "state", state, "attempt", c->attempt, "handler",
 				   c->handler[0] ? c->handler : NULL);
-		if (next) {
+		if (next_run) {
 			char ts[32];
-			iso8601_ms(next, ts);
+			iso8601_ms(next_run, ts);
 			json_object_set_new(detail, "next_attempt_at", json_string(ts));
 		}
 		/* the attempt's own row, then its LogQS calls, then the outcome */
@@ -214,8 +218,9 @@ static void run_one(struct workers *pool, struct lqs_client **client, unsigned *
 		/* The store may refuse for a while (disk full): keep trying rather
 		 * than leave the event "running" until the next start. */
 		for (int tries = 0;; tries++) {
-			if (store_finish(pool->st, c->id, state, out.result, hs == HANDLER_OK ? NULL : err,
-					 next, trace.rows, n) == STORE_OK)
+			if (store_finish_claim(pool->st, c->id, state, out.result, hs == HANDLER_OK ? NULL : err,
+					       next_run, trace.rows, n, tries == 0 ? next : NULL, got_next,
+					       next_due) == STORE_OK)
 				break;
 			if (tries == 0)
 				log_event(LOG_LVL_ERROR, c->id, c->resource_id,
@@ -262,28 +267,44 @@ static void *worker_main(void *arg)
 		if (r)
 			config_put(r);
 	}
+	struct store_claim c, next;
+	int got = 0;
 	for (;;) {
-		struct store_claim c;
 		int64_t next_due = 0;
 		unsigned seen;
-		int got;
+		bool staying;
 
 		pthread_mutex_lock(&pool->mu);
 		if (pool->stopping || self->index >= pool->target) {
 			self->exited = true;
 			pthread_mutex_unlock(&pool->mu);
+			if (got == 1)   /* claimed in the last commit but not started: back it goes */
+				store_requeue(pool->st, c.id, now_ms(), "worker stopped before starting it");
+			if (got == 1)
+				store_claim_release(&c);
 			break;
 		}
 		seen = pool->kicks;
 		pthread_mutex_unlock(&pool->mu);
 
-		got = store_claim(pool->st, now_ms(), &c, &next_due);
+		if (got != 1)
+			got = store_claim(pool->st, now_ms(), &c, &next_due);
 		if (got == 1) {
+			int got_next = 0;
+			pthread_mutex_lock(&pool->mu);
+			staying = !pool->stopping && self->index < pool->target;
+			pthread_mutex_unlock(&pool->mu);
 			atomic_fetch_add(&pool->busy, 1);
-			run_one(pool, &client, &client_gen, &c, &seed);
+			run_one(pool, &client, &client_gen, &c, &seed, staying ? &next : NULL, &got_next, &next_due);
 			atomic_fetch_sub(&pool->busy, 1);
 			store_claim_release(&c);
-			continue;
+			if (staying && got_next == 1) {
+				c = next;       /* already claimed: run it next */
+				continue;
+			}
+			got = 0;
+			if (!staying || got_next != 0)
+				continue;
 		}
 		/* Nothing due: sleep until kicked, the next retry is due, or 1 s
 		 * (a resource freed by another worker does not kick). */

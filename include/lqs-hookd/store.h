@@ -87,6 +87,12 @@ void store_claim_release(struct store_claim *c);
 enum store_result store_finish(struct store *st, const char *id, const char *state, json_t *result,
 			       const char *error, int64_t next_run_ms, const struct store_hist *hist,
 			       size_t n_hist);
+/* The same, and in the same commit claim the caller's next event (as
+ * store_claim: *claimed is 1, 0 with *next_due_ms, or -1). When the outcome
+ * cannot be written, nothing is claimed. */
+enum store_result store_finish_claim(struct store *st, const char *id, const char *state, json_t *result,
+				     const char *error, int64_t next_run_ms, const struct store_hist *hist,
+				     size_t n_hist, struct store_claim *next, int *claimed, int64_t *next_due_ms);
 /* Put a running event back as runnable (drain on shutdown). */
 enum store_result store_requeue(struct store *st, const char *id, int64_t claimed_ms, const char *why);
 enum store_result store_history_add(struct store *st, const char *id, const struct store_hist *h);

@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# Benchmarks: receive path, digestion statistics, backlog recovery. All on
+# 127.0.0.1, bounded in time; only processes started here are stopped, by PID.
+# usage: bench/run.sh BUILD_DIR      (BENCH_SECONDS: wrk duration, default 10)
+set -u
+BUILD=$(cd "$1" && pwd)
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+DUR=${BENCH_SECONDS:-10}
+PY=/usr/bin/python3            # Debian's, with python3-fastapi/uvicorn/requests
+WORK=$(mktemp -d /tmp/lqs-bench-XXXXXX)
+SECRET=bench-secret
+AUTH_B64=$(printf %s "$SECRET" | base64)
+KEY_ID=3b8f2a9c-1d4e-4f6a-8b7c-0e9d2c1a5f34 KEY_SECRET=bench-api-secret
+DS=6f0c1c4e-8f5a-4d8e-9b3a-2f1d5c7e9a01
+PIDS=()
+OUT="$WORK/report.md"
+
+cleanup() {
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+wait_for() { local n=$(($1 * 20)); shift; for ((i = 0; i < n; i++)); do "$@" >/dev/null 2>&1 && return 0; sleep 0.05; done; return 1; }
+free_port() {
+	local p
+	for _ in $(seq 1 50); do
+		p=$((20000 + RANDOM % 40000))
+		ss -Htln "( sport = :$p )" | grep -q . || { echo "$p"; return; }
+	done
+}
+wait_listen() { wait_for 30 bash -c "ss -Htln '( sport = :$1 )' | grep -q ."; }
+rss_mib() { awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null; }
+say() { echo "$*" | tee -a "$OUT"; }
+
+# hookd NAME PORT STORE [VAR=value...]: start lqs-hookd, set HPID
+hookd() {
+	local port=$2 store=$3
+	shift 3
+	env LQS_EXPECTED_SECRET="$SECRET" LQS_HOOKD_MAX_CONNECTIONS_PER_IP=0 "$@" \
+		"$BUILD/lqs-hookd" --listen "127.0.0.1:$port" --store "$store" 2>>"$WORK/hookd.log" &
+	HPID=$!
+	PIDS+=("$HPID")
+	wait_for 10 curl -s "http://127.0.0.1:$port/healthz" || { echo "lqs-hookd did not start"; tail "$WORK/hookd.log"; exit 1; }
+}
+
+# BENCH_ONLY=receive|digestion|backlog runs one section (default: all)
+only() { [ -z "${BENCH_ONLY:-}" ] || [ "$BENCH_ONLY" = "$1" ]; }
+
+# ---------------------------------------------------------------- receive
+declare -A RPS P99
+receive() { # LABEL PID PORT
+	local label=$1 pid=$2 port=$3 line
+	BENCH_AUTH=$AUTH_B64 wrk -t 1 -c 8 -d 1 -s "$SRC/bench/post_event.lua" "http://127.0.0.1:$port" >/dev/null 2>&1
+	for c in 1 16 128; do
+		line=$(BENCH_AUTH=$AUTH_B64 wrk -t 1 -c "$c" -d "${DUR}s" --timeout 5s -s "$SRC/bench/post_event.lua" \
+			"http://127.0.0.1:$port" 2>&1 | grep '^RESULT')
+		rps=0 p50_ms=- p99_ms=- p999_ms=- errors=all
+		[ -n "$line" ] || echo "wrk got no result from $label at $c connections" >&2
+		eval "$(sed 's/^RESULT //' <<<"$line")"
+		RPS[$label,$c]=$rps
+		P99[$label,$c]=$p99_ms
+		say "| $label | $c | $rps | $p50_ms | $p99_ms | $p999_ms | $errors | $(rss_mib "$pid") |"
+	done
+}
+
+cat >"$WORK/noroute.conf" <<EOF2
+# every event is stored (fsynced before its 202) and finished at once: the
+# receive path alone, with the durable store as shipped
+[route nothing]
+process_type = digestion_part
+state = archived
+handler = digestion_stats
+EOF2
+
+if only receive; then
+say ""
+say "### Receive path (wrk -t 1, ${DUR} s per row, keep-alive, tutorial event with bearer)"
+say ""
+say "| server | connections | requests/s | p50 ms | p99 ms | p99.9 ms | errors | peak RSS MiB |"
+say "|---|---|---|---|---|---|---|---|"
+port=$(free_port)
+hookd receive "$port" "$WORK/r.db" LQS_HOOKD_CONFIG="$WORK/noroute.conf"
+receive "lqs-hookd" "$HPID" "$port"
+kill "$HPID"; wait "$HPID" 2>/dev/null
+port=$(free_port)
+hookd process "$port" "$WORK/p.db" LQS_API_URL=http://127.0.0.1:9 LQS_RETRY_COUNT=0 LQS_HOOKD_RETRY_BASE=1h LQS_HOOKD_RETRY_MAX_DELAY=1h
+receive "lqs-hookd + processing" "$HPID" "$port"
+kill "$HPID"; wait "$HPID" 2>/dev/null
+port=$(free_port)
+"$BUILD/bench-floor" "$port" "$SECRET" >/dev/null &
+fpid=$!; PIDS+=("$fpid")
+wait_listen "$port"
+receive "floor (no store)" "$fpid" "$port"
+kill "$fpid"; wait "$fpid" 2>/dev/null
+port=$(free_port)
+(cd "$SRC/bench" && LQS_EXPECTED_SECRET="$SECRET" exec "$PY" -m uvicorn listener:app --host 127.0.0.1 --port "$port" \
+	--log-level warning --no-access-log) &
+ppid=$!; PIDS+=("$ppid")
+wait_listen "$port" || echo "the python listener did not start" >&2
+receive "python listener" "$ppid" "$port"
+kill "$ppid"; wait "$ppid" 2>/dev/null
+say ""
+for c in 16 128; do
+	say "- $c connections: lqs-hookd / floor = $(awk -v a="${RPS[lqs-hookd,$c]}" -v b="${RPS[floor (no store),$c]}" 'BEGIN { printf "%.2f", a / b }'), lqs-hookd / python = $(awk -v a="${RPS[lqs-hookd,$c]}" -v b="${RPS[python listener,$c]}" 'BEGIN { printf "%.1f", a / b }')"
+done
+
+fi
+
+# ---------------------------------------------------------------- digestion
+if only digestion; then
+say ""
+say "### Digestion statistics (synthetic digestion on lqs-mock, every part's index fetched on its own)"
+say ""
+say "| shape (parts x entries) | records | lqs-hookd s (POST to completed) | lqs-hookd peak RSS MiB | python tutorial s | speed-up | figures equal |"
+say "|---|---|---|---|---|---|---|"
+for shape in 1000x1000 10000x100; do
+	mport=$(free_port)
+	"$BUILD/lqs-mock" --port "$mport" --synthetic "$shape" --key-id "$KEY_ID" --key-secret "$KEY_SECRET" \
+		--datastore "$DS" --max-page 1000 --no-record-bodies >"$WORK/mock.out" 2>&1 &
+	mpid=$!; PIDS+=("$mpid")
+	wait_for 60 grep -q PORT= "$WORK/mock.out"
+	MOCK="http://127.0.0.1:$mport"
+	dig=$(curl -s "$MOCK/_mock/expected" | jq -r .digestion_id)
+	expected=$(curl -s "$MOCK/_mock/expected" | jq -c '[.record_count, .record_size]')
+	port=$(free_port)
+	hookd dig "$port" "$WORK/d-$shape.db" LQS_API_URL="$MOCK" LQS_DATASTORE_ID="$DS" LQS_API_KEY_ID="$KEY_ID" \
+		LQS_API_KEY_SECRET="$KEY_SECRET"
+	t0=$(date +%s%N)
+	id=$(curl -s -X POST "http://127.0.0.1:$port/events" -H 'Content-Type: application/json' -H "Authorization: Bearer $AUTH_B64" \
+		-d "{\"current_state\":\"finalizing\",\"process_type\":\"digestion\",\"resource_id\":\"$dig\"}" | jq -r .event_id)
+	for _ in $(seq 1 6000); do
+		curl -s "http://127.0.0.1:$port/events/$id" | jq -e .done >/dev/null && break
+		sleep 0.02
+	done
+	secs=$(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')
+	got=$(curl -s "$MOCK/_mock/state" | jq -c --arg d "$dig" '.logs[.digestions[$d].log_id].context.digestion_stats | [.record_count, .record_size]')
+	rss=$(rss_mib "$HPID")
+	kill "$HPID" "$mpid"; wait "$HPID" "$mpid" 2>/dev/null
+	# the tutorial's algorithm against a fresh mock of the same digestion
+	"$BUILD/lqs-mock" --port "$mport" --synthetic "$shape" --key-id "$KEY_ID" --key-secret "$KEY_SECRET" \
+		--datastore "$DS" --max-page 1000 --no-record-bodies >"$WORK/mock.out" 2>&1 &
+	mpid=$!; PIDS+=("$mpid")
+	wait_for 60 grep -q PORT= "$WORK/mock.out"
+	pyline=$("$PY" "$SRC/bench/tutorial_stats.py" "$MOCK" "$DS" "$KEY_ID" "$KEY_SECRET" "$dig" 2>&1 | grep '^RESULT')
+	pysecs=$(sed -n 's/.*seconds=\([0-9.]*\).*/\1/p' <<<"$pyline")
+	kill "$mpid"; wait "$mpid" 2>/dev/null
+	say "| $shape | $(jq '.[0]' <<<"$expected") | $secs | $rss | $pysecs | $(awk -v a="$pysecs" -v b="$secs" 'BEGIN { printf "%.1f", a / b }')x | $([ "$got" = "$expected" ] && echo yes || echo "NO: $got vs $expected") |"
+done
+
+fi
+
+# ---------------------------------------------------------------- backlog
+if only backlog; then
+say ""
+say "### Backlog recovery (100 000 stored runnable events, unrouted so handlers are instant)"
+say ""
+port=$(free_port)
+hookd schema "$port" "$WORK/b.db"
+kill "$HPID"; wait "$HPID" 2>/dev/null
+sqlite3 "$WORK/b.db" "
+  WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n LIMIT 100000)
+  INSERT INTO events(id, received_at, updated_at, process_type, current_state, resource_id, dedupe_key,
+                     dedupe_hash, body, handler, state)
+  SELECT printf('01000000-0000-7000-8000-%012x', x), 1, 1, 'ingestion', 'ready',
+         printf('00000000-0000-4000-8000-%012x', x), printf('|ingestion|%d||ready', x), x,
+         printf('{\"previous_state\":null,\"current_state\":\"ready\",\"process_type\":\"ingestion\",\"resource_id\":\"00000000-0000-4000-8000-%012x\"}', x),
+         NULL, 'queued' FROM n;"
+t0=$(date +%s%N)
+hookd backlog "$port" "$WORK/b.db"
+for _ in $(seq 1 1200); do
+	left=$(sqlite3 "$WORK/b.db" "select count(*) from events where state != 'completed'" 2>/dev/null)
+	[ "$left" = 0 ] && break
+	sleep 0.1
+done
+secs=$(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')
+say "- 100 000 events from start to all FINISHED: ${secs} s (left unfinished: $left), peak RSS $(rss_mib "$HPID") MiB"
+kill "$HPID"; wait "$HPID" 2>/dev/null
+fi
+
+# ---------------------------------------------------------------- record
+{
+	echo ""
+	echo "## $(date -u +%Y-%m-%dT%H:%MZ) — commit $(git -C "$SRC" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+	echo ""
+	echo "Machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), kernel $(uname -r); wrk on the same machine."
+	cat "$OUT"
+} >>"${BENCH_RESULTS:-$SRC/bench/RESULTS.md}"
+echo
+echo "appended to bench/RESULTS.md"
