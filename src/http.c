@@ -75,7 +75,7 @@ struct http {
 /* How long the committer may wait for more events when other requests are
  * in flight: a commit writes and syncs the same pages for 1 event or 100, so
  * a short wait under load buys far more throughput than it costs latency. */
-#define COMMIT_LINGER_US 1000
+#define COMMIT_LINGER_US 2000
 
 /* How often deadlines are checked. */
 #define WATCHDOG_INTERVAL_MS 200

@@ -375,9 +375,10 @@ static int finish_try(struct lqs_client *c, const char *method, struct slot *s, 
 		report(c, method, s, (int)status, err->message);
 		return -1;
 	}
-	/* JSON only when the server says so (logqs-api.md, section 3). */
+	/* JSON only when the server says so (logqs-api.md, section 3). A raw
+	 * reader (doc NULL) parses the body itself. */
 	if (!ctype || strncasecmp(ctype, "application/json", 16) != 0 ||
-	    !(*doc = json_loadb(s->body.data ? s->body.data : "", s->body.len, 0, &jerr))) {
+	    (doc && !(*doc = json_loadb(s->body.data ? s->body.data : "", s->body.len, 0, &jerr)))) {
 		err->retryable = true;
 		str_copy(err->name, "InvalidResponse", sizeof(err->name));
 		snprintf(err->message, sizeof(err->message), "LogQS %s %s: HTTP %ld with a non-JSON body",
@@ -391,10 +392,16 @@ static int finish_try(struct lqs_client *c, const char *method, struct slot *s, 
 
 typedef int (*doc_fn)(void *ctx, size_t i, json_t *doc);
 
+/* raw: bodies are handed over unparsed (JSON content type still required) */
+struct raw_sink {
+	lqs_raw_fn fn;
+	void *ctx;
+};
+
 /* Run n requests with at most max_parallel in flight, each retried under the
  * client's policy. paths[i] may carry "?query". Returns 0, or -1 with err. */
 static int run_batch(struct lqs_client *c, const char *method, const char *const *paths, size_t n,
-		     const char *body, doc_fn cb, void *ctx, struct lqs_error *err)
+		     const char *body, doc_fn cb, void *ctx, struct lqs_error *err, const struct raw_sink *raw)
 {
 	size_t next = 0, done = 0;
 	int rc = 0;
@@ -449,8 +456,9 @@ static int run_batch(struct lqs_client *c, const char *method, const char *const
 			CURLcode cc = m->data.result;
 			curl_multi_remove_handle(c->multi, s->easy);
 			s->in_multi = false;
-			if (finish_try(c, method, s, cc, &doc, &e) == 0) {
-				int crc = cb ? cb(ctx, s->idx, doc) : 0;
+			if (finish_try(c, method, s, cc, raw ? NULL : &doc, &e) == 0) {
+				int crc = raw ? raw->fn(raw->ctx, s->idx, s->body.data ? s->body.data : "", s->body.len)
+					      : cb ? cb(ctx, s->idx, doc) : 0;
 				json_decref(doc);
 				slot_clear(c, s);
 				done++;
@@ -536,7 +544,7 @@ static int request_one(struct lqs_client *c, const char *method, const char *pat
 
 	if (data)
 		*data = NULL;
-	rc = run_batch(c, method, paths, 1, text, keep_doc, &oc, err);
+	rc = run_batch(c, method, paths, 1, text, keep_doc, &oc, err, NULL);
 	free(text);
 	if (rc == 0)
 		rc = envelope_data(oc.doc, method, path, data, err);
@@ -573,7 +581,7 @@ int lqs_list(struct lqs_client *c, const char *path, const char *filter, lqs_ite
 			   path, (long long)offset, (long long)c->page_limit, filter && *filter ? "&" : "",
 			   filter ? filter : "");
 		paths[0] = q.data;
-		rc = run_batch(c, "GET", paths, 1, NULL, keep_doc, &oc, err);
+		rc = run_batch(c, "GET", paths, 1, NULL, keep_doc, &oc, err, NULL);
 		if (rc == 0) {
 			data = json_is_object(oc.doc) ? json_object_get(oc.doc, "data") : NULL;
 			if (!json_is_array(data)) {
@@ -637,8 +645,16 @@ int lqs_get_many(struct lqs_client *c, char *const *paths, size_t n, lqs_many_fn
 	int rc;
 
 	memset(&inner, 0, sizeof(inner));
-	rc = run_batch(c, "GET", (const char *const *)paths, n, NULL, many_doc, &m, err);
+	rc = run_batch(c, "GET", (const char *const *)paths, n, NULL, many_doc, &m, err, NULL);
 	if (rc && inner.name[0])
 		*err = inner;
 	return rc;
+}
+
+int lqs_get_many_raw(struct lqs_client *c, char *const *paths, size_t n, lqs_raw_fn cb, void *ctx,
+		     struct lqs_error *err)
+{
+	struct raw_sink raw = { cb, ctx };
+
+	return run_batch(c, "GET", (const char *const *)paths, n, NULL, NULL, NULL, err, &raw);
 }

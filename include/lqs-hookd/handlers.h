@@ -30,6 +30,14 @@ void dstats_free(struct digestion_stats *s);
  * with a message naming the part and entry. */
 int dstats_add_index(struct digestion_stats *s, json_t *index, const char *part, char *err,
 		     size_t errlen);
+/* One index entry (topic already a canonical UUID; chunk_length -1: null). */
+int dstats_add_entry(struct digestion_stats *s, const char *topic, int64_t data_length, int64_t chunk_length,
+		     int64_t timestamp);
+/* A fetched part's response body ({"data": {..., "index": [...]}}), read
+ * without building a JSON tree; counts the part. Same checks and messages as
+ * dstats_add_index. Returns 0 or -1. */
+int dstats_scan_part(struct digestion_stats *s, const char *json, size_t len, const char *part, char *err,
+		     size_t errlen);
 json_t *dstats_to_json(const struct digestion_stats *s, const char *digestion_id);
 
 #endif

@@ -59,6 +59,12 @@ typedef int (*lqs_many_fn)(void *ctx, size_t i, json_t *data);
 int lqs_get_many(struct lqs_client *c, char *const *paths, size_t n, lqs_many_fn cb, void *ctx,
 		 struct lqs_error *err);
 
+/* The same, handing each response body over unparsed (for a streaming
+ * reader); the body is only valid during the call. */
+typedef int (*lqs_raw_fn)(void *ctx, size_t i, const char *body, size_t len);
+int lqs_get_many_raw(struct lqs_client *c, char *const *paths, size_t n, lqs_raw_fn cb, void *ctx,
+		     struct lqs_error *err);
+
 /* The client's retry policy, exposed for tests. */
 bool lqs_status_retryable(int status, bool aggressive);
 double lqs_backoff(double base, int retry_index, double jitter01);

@@ -78,6 +78,26 @@ static int json_i64(json_t *v, int64_t *out)
 	return -1;
 }
 
+int dstats_add_entry(struct digestion_stats *s, const char *topic, int64_t data_length, int64_t chunk_length,
+		     int64_t timestamp)
+{
+	struct topic_stat *t = topic_slot(s, topic);
+	/* the tutorial's rule: the chunk's length where there is one */
+	int64_t size = chunk_length >= 0 ? chunk_length : data_length;
+
+	if (!t)
+		return -1;
+	if (s->record_count == 0 || timestamp < s->start_time)
+		s->start_time = timestamp;
+	if (s->record_count == 0 || timestamp > s->end_time)
+		s->end_time = timestamp;
+	s->record_count++;
+	s->record_size += size;
+	t->record_count++;
+	t->record_size += size;
+	return 0;
+}
+
 int dstats_add_index(struct digestion_stats *s, json_t *index, const char *part, char *err,
 		     size_t errlen)
 {
@@ -90,9 +110,8 @@ int dstats_add_index(struct digestion_stats *s, json_t *index, const char *part,
 	}
 	json_array_foreach(index, i, e) {
 		json_t *topic, *clen;
-		int64_t dlen, size, ts;
+		int64_t dlen, size = 0, ts;
 		char canon[37];
-		struct topic_stat *t;
 
 		if (!json_is_array(e) || json_array_size(e) != 9) {
 			snprintf(err, errlen, "part %s: index entry %zu is not an array of 9 fields", part, i);
@@ -120,19 +139,10 @@ int dstats_add_index(struct digestion_stats *s, json_t *index, const char *part,
 			snprintf(err, errlen, "part %s: index entry %zu: timestamp is not an integer", part, i);
 			return -1;
 		}
-		t = topic_slot(s, canon);
-		if (!t) {
+		if (dstats_add_entry(s, canon, dlen, json_is_null(clen) ? -1 : size, ts)) {
 			snprintf(err, errlen, "out of memory");
 			return -1;
 		}
-		if (s->record_count == 0 || ts < s->start_time)
-			s->start_time = ts;
-		if (s->record_count == 0 || ts > s->end_time)
-			s->end_time = ts;
-		s->record_count++;
-		s->record_size += size;
-		t->record_count++;
-		t->record_size += size;
 	}
 	s->part_count++;
 	return 0;
@@ -198,6 +208,7 @@ static int on_listed_part(void *ctx, json_t *part)
 		r->cap_fetch = ncap;
 	}
 	size_t plen = strlen(r->digestion_id) + 64;
+	/* fetched parts count themselves in dstats_scan_part */
 	r->fetch[r->n_fetch] = malloc(plen);
 	if (!r->fetch[r->n_fetch])
 		return -1;
@@ -205,19 +216,15 @@ static int on_listed_part(void *ctx, json_t *part)
 	return 0;
 }
 
-static int on_fetched_part(void *ctx, size_t i, json_t *part)
+/* A fetched part's body goes straight through the streaming scanner: no
+ * JSON tree is built for its (often large) index. */
+static int on_fetched_part(void *ctx, size_t i, const char *body, size_t len)
 {
 	struct run *r = ctx;
 	const char *path = r->fetch[i];
 	const char *id = strrchr(path, '/') + 1;
-	json_t *index = json_is_object(part) ? json_object_get(part, "index") : NULL;
 
-	if (!json_is_array(index)) {
-		snprintf(r->err, sizeof(r->err), "part %s: index is %s", id,
-			 !index || json_is_null(index) ? "missing (null) even when fetched" : "not an array");
-		return -1;
-	}
-	return dstats_add_index(&r->stats, index, id, r->err, sizeof(r->err));
+	return dstats_scan_part(&r->stats, body, len, id, r->err, sizeof(r->err));
 }
 
 static enum handler_status from_lqs(const struct lqs_error *e, struct handler_out *out)
@@ -328,7 +335,7 @@ static enum handler_status stats_run(struct handler_ctx *ctx, struct handler_out
 		st = e.name[0] ? from_lqs(&e, out) : fail(out, "InvalidPartData", r.err);
 		goto done;
 	}
-	if (r.n_fetch && lqs_get_many(ctx->lqs, r.fetch, r.n_fetch, on_fetched_part, &r, &e)) {
+	if (r.n_fetch && lqs_get_many_raw(ctx->lqs, r.fetch, r.n_fetch, on_fetched_part, &r, &e)) {
 		st = e.name[0] ? from_lqs(&e, out) : fail(out, "InvalidPartData", r.err);
 		goto done;
 	}

@@ -197,6 +197,67 @@ START_TEST(stats_malformed_named)
 }
 END_TEST
 
+/* The streaming reader agrees with the tree reader, figure for figure. */
+START_TEST(scan_matches_tree)
+{
+	struct digestion_stats a, b;
+	char err[256];
+	const char *p1 = "[[\"" TA "\",null,null,0,100,null,null,null,5],"
+			 " [\"" TA "\",null,\"s\",0,999,\"lz4\",0,40,\"3\"],"
+			 " [\"" TB "\",null,null,0,999,\"lz4\",0,7,9]]";
+	char body[2048];
+	json_t *idx = json_loads(p1, 0, NULL), *ja, *jb;
+
+	snprintf(body, sizeof(body), " {\"data\": {\"id\": \"p\", \"context\": {\"deep\": [1, {\"x\": \"]\\\"\"}]},"
+		 " \"index\": %s, \"sequence\": 1e3}, \"extra\": null} ", p1);
+	dstats_init(&a);
+	dstats_init(&b);
+	ck_assert_int_eq(dstats_add_index(&a, idx, "p", err, sizeof(err)), 0);
+	ck_assert_msg(dstats_scan_part(&b, body, strlen(body), "p", err, sizeof(err)) == 0, "%s", err);
+	ja = dstats_to_json(&a, "d");
+	jb = dstats_to_json(&b, "d");
+	ck_assert(json_equal(ja, jb));
+	ck_assert_int_eq(b.record_size, 147);
+	json_decref(ja);
+	json_decref(jb);
+	json_decref(idx);
+	dstats_free(&a);
+	dstats_free(&b);
+}
+END_TEST
+
+START_TEST(scan_errors_named)
+{
+	static const struct { const char *body; const char *want; } cases[] = {
+		{ "{\"data\":{\"index\":[[1,2,3]]}}", "part P: index entry 0 is not an array of 9 fields" },
+		{ "{\"data\":{\"index\":[[\"nope\",null,null,0,1,null,null,null,1]]}}", "index entry 0: topic_id is not a UUID" },
+		{ "{\"data\":{\"index\":[[\"" TA "\",null,null,0,-1,null,null,null,1]]}}", "index entry 0: data_length" },
+		{ "{\"data\":{\"index\":[[\"" TA "\",null,null,0,1,null,null,1.5,1]]}}", "index entry 0: chunk_length" },
+		{ "{\"data\":{\"index\":[[\"" TA "\",null,null,0,1,null,null,null,\"12a\"]]}}", "index entry 0: timestamp" },
+		{ "{\"data\":{\"index\":[[\"" TA "\",null,null,0,1,null,null,null,1,9]]}}", "index entry 0 is not an array of 9 fields" },
+		{ "{\"data\":{\"index\":null}}", "index is missing (null) even when fetched" },
+		{ "{\"data\":{\"index\":{}}}", "index is not an array" },
+		{ "{\"data\":{\"index\":[],\"index\":[]}}", "two \"index\" members" },
+		{ "{\"nodata\":1}", "no \"data\" member" },
+		{ "{\"data\":{\"index\":[]}} x", "text after the document" },
+		{ "{\"data\":{\"index\":[[", "malformed JSON" },
+		{ "{\"data\":{\"index\":[[\"" TA "\",null", "malformed JSON" },
+		{ "{\"data\":{\"a\":\"\\q\"}}", "bad escape" },
+		{ "[]", "object expected" },
+		{ "", "object expected" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct digestion_stats s;
+		char err[256] = "";
+		dstats_init(&s);
+		ck_assert_int_eq(dstats_scan_part(&s, cases[i].body, strlen(cases[i].body), "P", err, sizeof(err)), -1);
+		ck_assert_msg(strstr(err, cases[i].want), "case %zu: got '%s'", i, err);
+		dstats_free(&s);
+	}
+}
+END_TEST
+
 Suite *suite_lqs(void)
 {
 	Suite *s = suite_create("lqs");
@@ -218,6 +279,8 @@ Suite *suite_stats(void)
 	tcase_add_test(t, stats_empty_digestion);
 	tcase_add_test(t, stats_many_topics);
 	tcase_add_test(t, stats_malformed_named);
+	tcase_add_test(t, scan_matches_tree);
+	tcase_add_test(t, scan_errors_named);
 	suite_add_tcase(s, t);
 	return s;
 }
