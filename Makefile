@@ -21,7 +21,7 @@ FUZZ     ?= build-fuzz
 # Seconds each fuzzer runs: a minute in CI, a short smoke run elsewhere.
 FUZZ_SECONDS ?= $(if $(CI),60,10)
 
-.PHONY: all build deps promtool package fuzz test test-plain test-asan test-clang demo install clean
+.PHONY: all build deps promtool package fuzz bench test test-plain test-asan test-clang demo install clean
 
 all: build
 
@@ -100,10 +100,26 @@ package: deps
 	cd $(PKG) && cpack -G DEB
 	@ls -1 $(PKG)/*.deb
 
+# Benchmarks (not part of make test): a Release build, wrk and Debian's
+# Python packages for the baselines; results appended to bench/RESULTS.md.
+BENCH_BUILD ?= build-bench
+BENCH_PACKAGES = wrk python3-fastapi python3-uvicorn python3-requests linux-perf
+bench: deps
+	@missing=""; for p in $(BENCH_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 1; \
+	fi
+	cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release -DLQS_BUILD_TESTS=OFF $(CMAKE_FLAGS)
+	cmake --build $(BENCH_BUILD) -j $(JOBS)
+	./bench/run.sh $(BENCH_BUILD)
+
 install: deps
 	cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_FLAGS)
 	cmake --build $(BUILD) -j $(JOBS)
 	DESTDIR=$(DESTDIR) cmake --install $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN) $(CLANG) $(PKG) $(FUZZ)
+	rm -rf $(BUILD) $(ASAN) $(CLANG) $(PKG) $(FUZZ) $(BENCH_BUILD)

@@ -92,6 +92,20 @@ start_mock() {
 	MOCK="http://127.0.0.1:$MOCK_PORT"
 }
 
+# quiet_port: a free port below the kernel's ephemeral range. Every other
+# test binds port 0, which the kernel fills from that range, so a port from
+# here stays ours while a test keeps it closed on purpose (an outage).
+quiet_port() {
+	local low p
+	low=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)
+	[ -n "$low" ] && [ "$low" -gt 12000 ] || low=32768
+	for _ in $(seq 1 100); do
+		p=$((10000 + RANDOM % (low - 11000)))
+		ss -Htan "( sport = :$p )" | grep -q . || { echo "$p"; return 0; }
+	done
+	return 1
+}
+
 start_demo_mock() { start_mock --fixture "$DEMO_FIXTURE" "$@"; }
 
 # Environment for a daemon pointed at the mock.

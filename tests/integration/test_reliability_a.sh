@@ -4,8 +4,10 @@
 . "$(dirname "$0")/lib.sh"
 
 # ---------- LogQS down (connection refused) for a while, then up ----------
-start_mock --synthetic 2x3x3 --key-id "$KEY_ID" --key-secret "$KEY_SECRET" --datastore "$DS"
-port=$MOCK_PORT
+# a port outside the kernel's ephemeral range, so that no other test's
+# server takes it while the mock is down
+port=$(quiet_port) || { echo "no free port"; exit 1; }
+start_mock --synthetic 2x3x3 --key-id "$KEY_ID" --key-secret "$KEY_SECRET" --datastore "$DS" --port "$port"
 digs=$(curl -s "$MOCK/_mock/expected" | jq -r '.digestion_ids[]')
 kill "$MOCK_PID"; wait "$MOCK_PID" 2>/dev/null
 HOOKD_ENV="$(mock_env) LQS_RETRY_COUNT=0 LQS_HOOKD_RETRY_BASE=300ms LQS_HOOKD_RETRY_MAX_DELAY=1s LQS_HOOKD_MAX_ATTEMPTS=100" \
