@@ -133,7 +133,8 @@ enum auth_result auth_check_bearer(const char *header, char *const *secrets, int
 		return AUTH_INVALID;
 	for (int i = 0; i < n_secrets; i++)
 		ok |= ct_equal(decoded, (size_t)dlen, secrets[i], strlen(secrets[i]));
-	secure_zero(decoded, sizeof(decoded));
+	/* base64 decodes to fewer bytes than it has: only those were written */
+	secure_zero(decoded, toklen < sizeof(decoded) ? toklen : sizeof(decoded));
 	return ok ? AUTH_OK : AUTH_INVALID;
 }
 

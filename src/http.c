@@ -58,14 +58,21 @@ struct http {
 	int max_conns;         /* served at once; the rest get a 503 */
 	pthread_t watchdog;
 	bool watchdog_started;
-	/* group commit: validated events wait here for the committer */
+	/* group commit, in two stages: validated events wait in pending for
+	 * the committer, which writes them in one transaction and moves them
+	 * to committed; the syncer makes everything committed durable with
+	 * one sync and lets those connections answer. The committer writes
+	 * the next batch while the syncer waits on the disk. */
 	pthread_mutex_t commit_mu;
-	pthread_cond_t commit_cv;
+	pthread_cond_t commit_cv, sync_cv;
 	struct req *pending_head, *pending_tail;
+	struct req *committed_head, *committed_tail;
 	int n_pending;
+	bool committer_waiting, syncer_waiting, syncing, committer_done;
+	atomic_int n_submitted;   /* submitted, not yet completed */
 	bool commit_stopping;
-	pthread_t committer;
-	bool committer_started;
+	pthread_t committer, syncer;
+	bool committer_started, syncer_started;
 	atomic_bool stopping;
 	atomic_llong header_timeout_ms, read_timeout_ms;
 };
@@ -439,38 +446,62 @@ static const char *framing_error(struct MHD_Connection *c)
 	return NULL;
 }
 
-/* The committer: takes every event waiting, stores them in one transaction
- * fsynced once, then lets their connections answer. Under load a commit
- * carries many events, so the fsync is shared instead of paid by each. */
+/* Whether every request in flight has reached the commit queue (or is
+ * already past it), so that waiting longer would gather nothing more. */
+static bool commit_all_in(struct http *h)
+{
+	return atomic_load(&h->n_submitted) >= atomic_load(&h->in_flight);
+}
+
+/* The committer: writes the events waiting in one transaction, not yet
+ * synced, and hands them to the syncer. While the syncer is busy there is
+ * no hurry (nothing can be acknowledged before its sync ends), so it lets
+ * the batch grow until every request in flight has joined, the sync ends,
+ * or COMMIT_LINGER_US passes. */
 static void *committer_main(void *arg)
 {
 	struct http *h = arg;
 	static _Thread_local struct store_item items[COMMIT_BATCH_MAX];
 	struct req *batch[COMMIT_BATCH_MAX];
 
+	pthread_setname_np(pthread_self(), "lqs-commit");
 	for (;;) {
 		size_t n = 0;
 		struct config_ref *ref;
+		struct timespec until = { 0, 0 };
 
 		pthread_mutex_lock(&h->commit_mu);
-		while (!h->pending_head && !h->commit_stopping)
-			pthread_cond_wait(&h->commit_cv, &h->commit_mu);
-		if (!h->pending_head && h->commit_stopping) {
+		for (;;) {
+			if (h->pending_head && (h->commit_stopping || !h->syncing || commit_all_in(h)))
+				break;
+			if (!h->pending_head && h->commit_stopping)
+				break;
+			h->committer_waiting = true;
+			if (!h->pending_head) {
+				pthread_cond_wait(&h->commit_cv, &h->commit_mu);
+				until.tv_sec = 0;
+			} else {
+				if (!until.tv_sec) {
+					clock_gettime(CLOCK_REALTIME, &until);
+					until.tv_nsec += COMMIT_LINGER_US * 1000L;
+					if (until.tv_nsec >= 1000000000L) {
+						until.tv_sec++;
+						until.tv_nsec -= 1000000000L;
+					}
+				}
+				if (pthread_cond_timedwait(&h->commit_cv, &h->commit_mu, &until) != 0) {
+					h->committer_waiting = false;
+					break;   /* lingered long enough */
+				}
+			}
+			h->committer_waiting = false;
+		}
+		if (!h->pending_head) {
+			/* stopping, and nothing left: the syncer may end too */
+			h->committer_done = true;
+			pthread_cond_signal(&h->sync_cv);
 			pthread_mutex_unlock(&h->commit_mu);
 			break;
-		}
-		if (!h->commit_stopping && h->n_pending < atomic_load(&h->in_flight)) {
-			/* others are mid-request: give them a moment to join */
-			struct timespec until;
-			clock_gettime(CLOCK_REALTIME, &until);
-			until.tv_nsec += COMMIT_LINGER_US * 1000L;
-			if (until.tv_nsec >= 1000000000L) {
-				until.tv_sec++;
-				until.tv_nsec -= 1000000000L;
-			}
-			while (h->n_pending < atomic_load(&h->in_flight) && h->n_pending < COMMIT_BATCH_MAX &&
-			       pthread_cond_timedwait(&h->commit_cv, &h->commit_mu, &until) == 0)
-				;
 		}
 		while (h->pending_head && n < COMMIT_BATCH_MAX) {
 			batch[n++] = h->pending_head;
@@ -485,17 +516,75 @@ static void *committer_main(void *arg)
 			items[i] = batch[i]->item;
 		ref = config_current();
 		int64_t t0 = mono_ms();
-		store_enqueue_batch(h->st, items, n, (int64_t)(ref->cfg.dedupe_window * 1000.0), ref->cfg.max_queued);
+		store_enqueue_batch_nosync(h->st, items, n, (int64_t)(ref->cfg.dedupe_window * 1000.0),
+					   ref->cfg.max_queued);
 		log_debug("committed %zu event(s) in %lld ms", n, (long long)(mono_ms() - t0));
 		config_put(ref);
-		int runnable = 0;
+
+		pthread_mutex_lock(&h->commit_mu);
 		for (size_t i = 0; i < n; i++) {
 			batch[i]->item = items[i];
-			batch[i]->committed = true;
-			runnable += items[i].result == STORE_OK && items[i].handler;
-			MHD_resume_connection(batch[i]->conn);
+			batch[i]->next_pending = NULL;
+			if (h->committed_tail)
+				h->committed_tail->next_pending = batch[i];
+			else
+				h->committed_head = batch[i];
+			h->committed_tail = batch[i];
+		}
+		if (h->syncer_waiting)
+			pthread_cond_signal(&h->sync_cv);
+		pthread_mutex_unlock(&h->commit_mu);
+	}
+	return NULL;
+}
+
+/* The syncer: one sync for everything committed when it starts, then the
+ * answers. Only after the sync may a connection say 202. */
+static void *syncer_main(void *arg)
+{
+	struct http *h = arg;
+
+	pthread_setname_np(pthread_self(), "lqs-sync");
+	for (;;) {
+		struct req *list, *r;
+		bool need_sync = false;
+		int runnable = 0, rc = 0;
+
+		pthread_mutex_lock(&h->commit_mu);
+		while (!h->committed_head && !h->committer_done) {
+			h->syncer_waiting = true;
+			pthread_cond_wait(&h->sync_cv, &h->commit_mu);
+			h->syncer_waiting = false;
+		}
+		if (!h->committed_head) {
+			pthread_mutex_unlock(&h->commit_mu);
+			break;
+		}
+		list = h->committed_head;
+		h->committed_head = h->committed_tail = NULL;
+		h->syncing = true;
+		pthread_mutex_unlock(&h->commit_mu);
+
+		for (r = list; r; r = r->next_pending)
+			need_sync |= r->item.result == STORE_OK || r->item.result == STORE_DUPLICATE;
+		if (need_sync)
+			rc = store_sync(h->st);
+		for (r = list; r;) {
+			struct req *next = r->next_pending;
+			if (rc != 0 && (r->item.result == STORE_OK || r->item.result == STORE_DUPLICATE))
+				r->item.result = STORE_ERROR;   /* not known to be durable: no 2xx */
+			runnable += r->item.result == STORE_OK && r->item.handler;
+			r->committed = true;
+			MHD_resume_connection(r->conn);
+			r = next;   /* r may be answered and freed from here on */
 		}
 		workers_kick_n(h->w, runnable);
+
+		pthread_mutex_lock(&h->commit_mu);
+		h->syncing = false;
+		if (h->committer_waiting)
+			pthread_cond_signal(&h->commit_cv);
+		pthread_mutex_unlock(&h->commit_mu);
 	}
 	return NULL;
 }
@@ -515,7 +604,9 @@ static bool commit_submit(struct http *h, struct req *r)
 			h->pending_head = r;
 		h->pending_tail = r;
 		h->n_pending++;
-		pthread_cond_signal(&h->commit_cv);
+		/* wake the committer only when it can act on this */
+		if (h->committer_waiting && (!h->syncing || commit_all_in(h)))
+			pthread_cond_signal(&h->commit_cv);
 	}
 	pthread_mutex_unlock(&h->commit_mu);
 	return ok;
@@ -631,6 +722,7 @@ static enum MHD_Result events_receive(struct http *h, struct MHD_Connection *c, 
 	/* Suspend before queueing, so the committer's resume cannot come first. */
 	r->conn = c;
 	r->submitted = true;
+	atomic_fetch_add(&h->n_submitted, 1);
 	MHD_suspend_connection(c);
 	if (!commit_submit(h, r)) {
 		MHD_resume_connection(c);
@@ -864,13 +956,15 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	track_phase(h, c, PH_HEADERS, true);
 	if (!r)
 		return;
+	if (r->submitted)
+		atomic_fetch_sub(&h->n_submitted, 1);
+	atomic_fetch_sub(&h->in_flight, 1);
 	buf_free(&r->body);
 	event_free(&r->ev);
 	free(r->item.body);
 	config_put(r->cfg);
 	free(r);
 	*con_cls = NULL;
-	atomic_fetch_sub(&h->in_flight, 1);
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
@@ -891,16 +985,27 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 /* Commit what is queued, then end the committer. */
 static void committer_stop(struct http *h)
 {
-	if (!h->committer_started)
+	if (!h->committer_started && !h->syncer_started)
 		return;
 	pthread_mutex_lock(&h->commit_mu);
 	h->commit_stopping = true;
+	if (!h->committer_started)
+		h->committer_done = true;
 	pthread_cond_broadcast(&h->commit_cv);
+	pthread_cond_broadcast(&h->sync_cv);
 	pthread_mutex_unlock(&h->commit_mu);
-	pthread_join(h->committer, NULL);
+	if (h->committer_started)
+		pthread_join(h->committer, NULL);
 	h->committer_started = false;
+	if (h->syncer_started) {
+		/* the committer said it is done: the syncer ends once it has
+		 * answered everything committed */
+		pthread_join(h->syncer, NULL);
+		h->syncer_started = false;
+	}
 	pthread_mutex_destroy(&h->commit_mu);
 	pthread_cond_destroy(&h->commit_cv);
+	pthread_cond_destroy(&h->sync_cv);
 }
 
 struct http *http_start(struct store *st, struct workers *w, int listen_fd, char *err, size_t errlen)
@@ -924,7 +1029,14 @@ struct http *http_start(struct store *st, struct workers *w, int listen_fd, char
 	pthread_mutex_init(&h->conns_mu, NULL);
 	pthread_mutex_init(&h->commit_mu, NULL);
 	pthread_cond_init(&h->commit_cv, NULL);
-	h->committer_started = pthread_create(&h->committer, NULL, committer_main, h) == 0;
+	pthread_cond_init(&h->sync_cv, NULL);
+	h->syncer_started = pthread_create(&h->syncer, NULL, syncer_main, h) == 0;
+	h->committer_started = h->syncer_started &&
+			       pthread_create(&h->committer, NULL, committer_main, h) == 0;
+	if (!h->committer_started) {
+		snprintf(err, errlen, "cannot start the commit threads");
+		goto fail;
+	}
 	{
 		/* Never let accept() hit the descriptor limit: libmicrohttpd's pool
 		 * threads busy-wait there. Fit the limits under it instead. */

@@ -9,7 +9,9 @@
 #include <strings.h>
 #include <time.h>
 
+#include <errno.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -116,10 +118,28 @@ void log_event(enum log_level lvl, const char *event_id, const char *resource_id
 	json_decref(o);
 	if (!line)
 		return;
+	/* One write per line (stderr is unbuffered: stdio would make two). */
+	struct iovec iov[2] = { { line, strlen(line) }, { (void *)"\n", 1 } };
+	int iovcnt = 2;
+	struct iovec *v = iov;
 	pthread_mutex_lock(&log_lock);
-	fputs(line, stderr);
-	fputc('\n', stderr);
-	fflush(stderr);
+	while (iovcnt > 0) {
+		ssize_t n = writev(STDERR_FILENO, v, iovcnt);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			break;   /* nowhere to report a failing log */
+		}
+		while (iovcnt > 0 && (size_t)n >= v->iov_len) {
+			n -= (ssize_t)v->iov_len;
+			v++;
+			iovcnt--;
+		}
+		if (iovcnt > 0) {
+			v->iov_base = (char *)v->iov_base + n;
+			v->iov_len -= (size_t)n;
+		}
+	}
 	pthread_mutex_unlock(&log_lock);
 	free(line);
 }

@@ -1,11 +1,13 @@
 #include "lqs-hookd/store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -46,6 +48,11 @@ struct store {
 	bool fq_leader;
 	int64_t unfinished;
 	char *path;
+	/* the WAL file, synced by store_sync() outside st->lock */
+	pthread_mutex_t sync_mu;
+	int wal_fd;
+	dev_t wal_dev;
+	ino_t wal_ino;
 	struct { const char *sql; sqlite3_stmt *s; } cache[STMT_CACHE];
 	int n_cache;
 };
@@ -78,7 +85,6 @@ static const char *const schema =
 	"CREATE INDEX IF NOT EXISTS events_running ON events(resource_id) WHERE state = 'running';"
 	"CREATE INDEX IF NOT EXISTS events_failed ON events(seq) WHERE state = 'failed';"
 	"CREATE INDEX IF NOT EXISTS events_resource ON events(resource_id);"
-	"CREATE INDEX IF NOT EXISTS events_dedupe_hash ON events(dedupe_hash, received_at);"
 	"CREATE TABLE IF NOT EXISTS history ("
 	"  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
 	"  event_id TEXT NOT NULL,"
@@ -89,7 +95,7 @@ static const char *const schema =
 	"  error TEXT"
 	");"
 	"CREATE INDEX IF NOT EXISTS history_event ON history(event_id, seq);"
-	"PRAGMA user_version = 3;";
+	"PRAGMA user_version = 4;";
 
 /* Version 1 stores indexed the whole dedupe key and kept an index for
  * pruning; version 2 indexes a 64-bit hash of the key instead. Rows from
@@ -98,6 +104,10 @@ static const char *const migrate_1_to_2 =
 	"ALTER TABLE events ADD COLUMN dedupe_hash INTEGER;"
 	"DROP INDEX IF EXISTS events_dedupe;"
 	"DROP INDEX IF EXISTS events_finished;";
+/* Version 4 finds earlier deliveries through the resource index (the
+ * dedupe key holds the resource id), so an event adds one index entry at a
+ * random place instead of two; dedupe_hash is no longer written. */
+static const char *const migrate_3_to_4 = "DROP INDEX IF EXISTS events_dedupe_hash;";
 /* Version 3 replaced the (state, ...) indexes by partial ones. */
 static const char *const migrate_2_to_3 =
 	"DROP INDEX IF EXISTS events_runnable;"
@@ -136,16 +146,13 @@ static void release(struct store *st, sqlite3_stmt *s);
 static const char SQL_BEGIN[] = "BEGIN IMMEDIATE";
 static const char SQL_COMMIT[] = "COMMIT";
 static const char SQL_ROLLBACK[] = "ROLLBACK";
-static const char SQL_SYNC_FULL[] = "PRAGMA synchronous=FULL";
-static const char SQL_SYNC_NORMAL[] = "PRAGMA synchronous=NORMAL";
 
 static int exec(struct store *st, const char *sql)
 {
 	sqlite3_stmt *s;
 	int rc;
 
-	if (sql != SQL_BEGIN && sql != SQL_COMMIT && sql != SQL_ROLLBACK && sql != SQL_SYNC_FULL &&
-	    sql != SQL_SYNC_NORMAL)
+	if (sql != SQL_BEGIN && sql != SQL_COMMIT && sql != SQL_ROLLBACK)
 		return exec_text(st, sql);
 	s = prep(st, sql);
 	if (!s)
@@ -224,6 +231,8 @@ int store_open(struct store **out, const char *path, char *err, size_t errlen)
 	pthread_mutex_init(&st->lock, NULL);
 	pthread_mutex_init(&st->fq_mu, NULL);
 	pthread_cond_init(&st->fq_cv, NULL);
+	pthread_mutex_init(&st->sync_mu, NULL);
+	st->wal_fd = -1;
 	st->path = strdup(path);
 	rc = sqlite3_open_v2(path, &st->db,
 			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
@@ -234,12 +243,18 @@ int store_open(struct store **out, const char *path, char *err, size_t errlen)
 		return -1;
 	}
 	sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
-	/* WAL. Commits that acknowledge events run with synchronous=FULL
-	 * (fsynced before the 202, so it survives a power loss); the workers'
-	 * bookkeeping runs with NORMAL: losing its last commits to a power cut
-	 * only makes an event run again, which handlers are built for. */
+	/* WAL with synchronous=NORMAL: commits do not sync, checkpoints do
+	 * (the WAL before it is copied back, the database after, the WAL header
+	 * when the file is reused). Commits that acknowledge events are made
+	 * durable by store_sync(), which syncs the WAL once they are written,
+	 * outside the store lock: that is synchronous=FULL for those commits,
+	 * without holding every other writer while the disk flushes. The
+	 * workers' bookkeeping is not synced: losing its last commits to a
+	 * power cut only makes an event run again, which handlers are built
+	 * for. */
 	if ((scalar_i64(st, "PRAGMA user_version") == 1 && exec(st, migrate_1_to_2) != SQLITE_OK) ||
-	    (scalar_i64(st, "PRAGMA user_version") == 2 && exec(st, migrate_2_to_3) != SQLITE_OK)) {
+	    (scalar_i64(st, "PRAGMA user_version") == 2 && exec(st, migrate_2_to_3) != SQLITE_OK) ||
+	    (scalar_i64(st, "PRAGMA user_version") == 3 && exec(st, migrate_3_to_4) != SQLITE_OK)) {
 		snprintf(err, errlen, "cannot upgrade store '%s': %s", path, sqlite3_errmsg(st->db));
 		store_close(st);
 		return -1;
@@ -287,6 +302,9 @@ void store_close(struct store *st)
 	pthread_mutex_destroy(&st->lock);
 	pthread_mutex_destroy(&st->fq_mu);
 	pthread_cond_destroy(&st->fq_cv);
+	if (st->wal_fd >= 0)
+		close(st->wal_fd);
+	pthread_mutex_destroy(&st->sync_mu);
 	free(st->path);
 	free(st);
 }
@@ -359,16 +377,6 @@ static void dedupe_key(const struct event *ev, char *out, size_t n)
 		 ev->previous_state, ev->current_state);
 }
 
-/* FNV-1a: the index holds this; the key itself is still compared. */
-static int64_t dedupe_hash(const char *key)
-{
-	uint64_t h = 1469598103934665603ULL;
-
-	for (; *key; key++)
-		h = (h ^ (unsigned char)*key) * 1099511628211ULL;
-	return (int64_t)(h >> 1);
-}
-
 char *store_event_body(const struct event *ev)
 {
 	json_t *doc = event_to_json(ev);
@@ -390,11 +398,11 @@ static enum store_result enqueue_one(struct store *st, struct store_item *it, in
 	if (dedupe_ms > 0) {
 		/* sees this batch's own inserts: same connection, same transaction */
 		enum store_result r = STORE_OK;
-		s = prep(st, "SELECT id FROM events WHERE dedupe_hash=? AND received_at>=? AND dedupe_key=? "
-			     "ORDER BY seq LIMIT 1");
+		s = prep(st, "SELECT id FROM events INDEXED BY events_resource WHERE resource_id=? AND received_at>=? "
+			     "AND dedupe_key=? ORDER BY seq LIMIT 1");
 		if (!s)
 			return STORE_ERROR;
-		sqlite3_bind_int64(s, 1, dedupe_hash(key));
+		sqlite3_bind_text(s, 1, it->ev->resource_id, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(s, 2, now - dedupe_ms);
 		sqlite3_bind_text(s, 3, key, -1, SQLITE_STATIC);
 		if (sqlite3_step(s) == SQLITE_ROW) {
@@ -416,8 +424,8 @@ static enum store_result enqueue_one(struct store *st, struct store_item *it, in
 			 "{\"status\":\"not_routed\",\"reason\":\"no route for process_type=%s, current_state=%s\"}",
 			 it->ev->process_type, it->ev->current_state);
 		s = prep(st, "INSERT INTO events(id, received_at, updated_at, process_type, current_state, "
-			     "resource_id, dedupe_key, body, handler, state, result, finished_at, dedupe_hash) "
-			     "VALUES (?,?,?,?,?,?,?,?,NULL,'completed',?,?,?)");
+			     "resource_id, dedupe_key, body, handler, state, result, finished_at) "
+			     "VALUES (?,?,?,?,?,?,?,?,NULL,'completed',?,?)");
 		if (!s)
 			return STORE_ERROR;
 		sqlite3_bind_text(s, 1, it->id, -1, SQLITE_STATIC);
@@ -430,7 +438,6 @@ static enum store_result enqueue_one(struct store *st, struct store_item *it, in
 		sqlite3_bind_text(s, 8, it->body, -1, SQLITE_STATIC);
 		sqlite3_bind_text(s, 9, result, -1, SQLITE_TRANSIENT);
 		sqlite3_bind_int64(s, 10, now);
-		sqlite3_bind_int64(s, 11, dedupe_hash(key));
 		rc = sqlite3_step(s);
 		release(st, s);
 		if (rc != SQLITE_DONE) {
@@ -440,7 +447,7 @@ static enum store_result enqueue_one(struct store *st, struct store_item *it, in
 		return STORE_OK;
 	}
 	s = prep(st, "INSERT INTO events(id, received_at, updated_at, process_type, current_state, "
-		     "resource_id, dedupe_key, body, handler, state, dedupe_hash) VALUES (?,?,?,?,?,?,?,?,?,'queued',?)");
+		     "resource_id, dedupe_key, body, handler, state) VALUES (?,?,?,?,?,?,?,?,?,'queued')");
 	if (!s)
 		return STORE_ERROR;
 	sqlite3_bind_text(s, 1, it->id, -1, SQLITE_STATIC);
@@ -452,7 +459,6 @@ static enum store_result enqueue_one(struct store *st, struct store_item *it, in
 	sqlite3_bind_text(s, 7, key, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 8, it->body, -1, SQLITE_STATIC);
 	bind_text(s, 9, it->handler);
-	sqlite3_bind_int64(s, 10, dedupe_hash(key));
 	rc = sqlite3_step(s);
 	release(st, s);
 	if (rc != SQLITE_DONE) {
@@ -463,16 +469,14 @@ static enum store_result enqueue_one(struct store *st, struct store_item *it, in
 	return STORE_OK;
 }
 
-void store_enqueue_batch(struct store *st, struct store_item *items, size_t n, int64_t dedupe_ms,
-			 int64_t max_queued)
+void store_enqueue_batch_nosync(struct store *st, struct store_item *items, size_t n, int64_t dedupe_ms,
+				int64_t max_queued)
 {
 	int64_t now = now_ms(), added = 0;
 	enum store_result failure = STORE_OK;
 	int rc;
 
 	pthread_mutex_lock(&st->lock);
-	/* This commit acknowledges events: fsync it (see store_open). */
-	exec(st, SQL_SYNC_FULL);
 	rc = exec(st, SQL_BEGIN);
 	if (rc != SQLITE_OK)
 		failure = map_rc(rc);
@@ -499,9 +503,63 @@ void store_enqueue_batch(struct store *st, struct store_item *items, size_t n, i
 				items[i].result = failure;
 		added = 0;
 	}
-	exec(st, SQL_SYNC_NORMAL);
 	st->unfinished += added;
 	pthread_mutex_unlock(&st->lock);
+}
+
+/* Open (or, if the file was replaced, reopen) the WAL for syncing. Under
+ * sync_mu. The WAL exists from the first commit on and keeps its inode
+ * while the store is open; the check costs one stat. */
+static int wal_fd_locked(struct store *st)
+{
+	char path[4096];
+	struct stat a, b;
+
+	if (snprintf(path, sizeof(path), "%s-wal", st->path) >= (int)sizeof(path))
+		return -1;
+	if (stat(path, &a) != 0)
+		return -1;
+	if (st->wal_fd >= 0 && a.st_dev == st->wal_dev && a.st_ino == st->wal_ino)
+		return st->wal_fd;
+	if (st->wal_fd >= 0)
+		close(st->wal_fd);
+	st->wal_fd = open(path, O_RDWR | O_CLOEXEC);
+	if (st->wal_fd >= 0 && fstat(st->wal_fd, &b) == 0) {
+		st->wal_dev = b.st_dev;
+		st->wal_ino = b.st_ino;
+	}
+	return st->wal_fd;
+}
+
+int store_sync(struct store *st)
+{
+	int fd, rc = -1;
+
+	pthread_mutex_lock(&st->sync_mu);
+	fd = wal_fd_locked(st);
+	if (fd >= 0) {
+		rc = fdatasync(fd);
+		if (rc != 0)
+			log_error("store: cannot sync the write-ahead log: %s", strerror(errno));
+	} else {
+		log_error("store: cannot open the write-ahead log to sync it: %s", strerror(errno));
+	}
+	pthread_mutex_unlock(&st->sync_mu);
+	return rc == 0 ? 0 : -1;
+}
+
+void store_enqueue_batch(struct store *st, struct store_item *items, size_t n, int64_t dedupe_ms,
+			 int64_t max_queued)
+{
+	bool stored = false;
+
+	store_enqueue_batch_nosync(st, items, n, dedupe_ms, max_queued);
+	for (size_t i = 0; i < n; i++)
+		stored |= items[i].result == STORE_OK || items[i].result == STORE_DUPLICATE;
+	if (stored && store_sync(st) != 0)
+		for (size_t i = 0; i < n; i++)
+			if (items[i].result == STORE_OK || items[i].result == STORE_DUPLICATE)
+				items[i].result = STORE_ERROR;
 }
 
 enum store_result store_enqueue(struct store *st, const struct event *ev, const char *handler,

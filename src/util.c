@@ -136,10 +136,8 @@ void iso8601_ms(int64_t ms, char out[32])
 
 void secure_zero(void *p, size_t n)
 {
-	volatile unsigned char *v = p;
-
-	while (n--)
-		*v++ = 0;
+	/* a memset the compiler may not drop as a dead store */
+	explicit_bzero(p, n);
 }
 
 char *file_read_all(const char *path, size_t max, size_t *len)

@@ -258,6 +258,7 @@ static void *worker_main(void *arg)
 	unsigned client_gen = 0, seed = (unsigned)(now_ms() + self->index * 7919);
 
 	atomic_fetch_add(&pool->alive, 1);
+	pthread_setname_np(pthread_self(), "lqs-worker");
 	{
 		/* Background work: under CPU pressure, answering LogQS comes first. */
 		struct config_ref *r = config_current();

@@ -65,9 +65,16 @@ struct store_item {
 char *store_event_body(const struct event *ev);
 /* Store many events in one transaction, fsynced once (group commit). Each
  * item gets STORE_OK, STORE_DUPLICATE (id = the first delivery), STORE_FULL,
- * or, when the transaction could not commit, the failure for all. */
+ * or, when the transaction could not commit or sync, the failure for all. */
 void store_enqueue_batch(struct store *st, struct store_item *items, size_t n, int64_t dedupe_ms,
 			 int64_t max_queued);
+/* The same, committed but not yet synced: nothing may be acknowledged
+ * until a store_sync() that began after this returned has succeeded. */
+void store_enqueue_batch_nosync(struct store *st, struct store_item *items, size_t n, int64_t dedupe_ms,
+				int64_t max_queued);
+/* Make every commit made so far durable (syncs the write-ahead log); 0 on
+ * success. Safe to call from any thread, without the store lock. */
+int store_sync(struct store *st);
 
 /* Store an event durably. handler may be NULL (unrouted). dedupe_ms 0
  * disables duplicate detection. id_out receives the new event's id, or the

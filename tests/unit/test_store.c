@@ -3,6 +3,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "lqs-hookd/store.h"
 #include "lqs-hookd/util.h"
 #include "suites.h"
@@ -246,6 +248,67 @@ START_TEST(list_filters_and_cursor)
 }
 END_TEST
 
+/* The receive path's group commit: written in one transaction, durable
+ * only after store_sync(); a duplicate inside the batch sees its twin. */
+START_TEST(batch_commit_then_sync)
+{
+	struct event a, b;
+	struct store_item it[3];
+	char wal[160];
+
+	mk(&a, R1, NULL);
+	mk(&b, R2, NULL);
+	memset(it, 0, sizeof(it));
+	it[0] = (struct store_item){ .ev = &a, .handler = "h", .body = store_event_body(&a) };
+	it[1] = (struct store_item){ .ev = &b, .handler = NULL, .body = store_event_body(&b) };
+	it[2] = (struct store_item){ .ev = &a, .handler = "h", .body = store_event_body(&a) };
+	store_enqueue_batch_nosync(st, it, 3, 60000, 100);
+	ck_assert_int_eq(it[0].result, STORE_OK);
+	ck_assert_int_eq(it[1].result, STORE_OK);
+	ck_assert_int_eq(it[2].result, STORE_DUPLICATE);
+	ck_assert_str_eq(it[2].id, it[0].id);
+	snprintf(wal, sizeof(wal), "%s-wal", path);
+	ck_assert_int_eq(access(wal, F_OK), 0);
+	ck_assert_int_eq(store_sync(st), 0);
+	ck_assert_int_eq(store_sync(st), 0);   /* the WAL descriptor is kept */
+	ck_assert_int_eq(store_unfinished(st), 1);
+	for (int i = 0; i < 3; i++)
+		free(it[i].body);
+}
+END_TEST
+
+/* A version 3 store (dedupe through its own hash index) opens as version 4:
+ * the index is gone and earlier deliveries are still recognised. */
+START_TEST(upgrade_from_v3)
+{
+	struct event ev;
+	char id1[37], id2[37], err[256];
+	sqlite3 *db;
+	sqlite3_stmt *s;
+
+	mk(&ev, R1, NULL);
+	ck_assert_int_eq(store_enqueue(st, &ev, "h", 60000, 100, id1), STORE_OK);
+	store_close(st);
+	st = NULL;
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, "CREATE INDEX events_dedupe_hash ON events(dedupe_hash, received_at);"
+					  "PRAGMA user_version = 3;", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	ck_assert_int_eq(store_open(&st, path, err, sizeof(err)), 0);
+	ck_assert_int_eq(store_enqueue(st, &ev, "h", 60000, 100, id2), STORE_DUPLICATE);
+	ck_assert_str_eq(id1, id2);
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT (SELECT count(*) FROM sqlite_master WHERE "
+					      "name = 'events_dedupe_hash'), (SELECT user_version FROM pragma_user_version)",
+					      -1, &s, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
+	ck_assert_int_eq(sqlite3_column_int(s, 0), 0);
+	ck_assert_int_eq(sqlite3_column_int(s, 1), 4);
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+}
+END_TEST
+
 Suite *suite_store(void)
 {
 	Suite *s = suite_create("store");
@@ -259,6 +322,8 @@ Suite *suite_store(void)
 	tcase_add_test(t, retry_later_and_finish);
 	tcase_add_test(t, recover_replay_history_prune);
 	tcase_add_test(t, list_filters_and_cursor);
+	tcase_add_test(t, batch_commit_then_sync);
+	tcase_add_test(t, upgrade_from_v3);
 	suite_add_tcase(s, t);
 	return s;
 }
