@@ -30,6 +30,21 @@ void buf_reset(struct buf *b)
 		b->data[0] = '\0';
 }
 
+void buf_expect(struct buf *b, size_t total)
+{
+	char *p;
+
+	if (total == SIZE_MAX || (b->max && total > b->max) || total + 1 <= b->cap)
+		return;
+	p = realloc(b->data, total + 1);
+	if (!p)
+		return;   /* only a hint: appending will try again */
+	if (!b->data)
+		p[0] = '\0';
+	b->data = p;
+	b->cap = total + 1;
+}
+
 static int buf_reserve(struct buf *b, size_t extra)
 {
 	size_t need, ncap;

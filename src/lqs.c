@@ -22,6 +22,8 @@
  * the call fails as retryable and the worker reschedules the whole event,
  * so a long Retry-After never holds a worker. */
 #define LQS_MAX_INLINE_WAIT_S 30.0
+/* Bytes libcurl reads from a socket at once (its default is 16 KiB). */
+#define LQS_RECV_BUFFER (64L * 1024)
 
 struct slot {
 	CURL *easy;
@@ -255,6 +257,12 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *ud)
 	struct slot *s = ud;
 	size_t n = size * nmemb;
 
+	if (s->body.len == 0) {
+		/* the first bytes: room for the whole body in one allocation */
+		curl_off_t cl = -1;
+		if (curl_easy_getinfo(s->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) == CURLE_OK && cl > 0)
+			buf_expect(&s->body, (size_t)cl);
+	}
 	if (buf_append(&s->body, p, n))
 		return 0;   /* curl reports CURLE_WRITE_ERROR; body is empty again */
 	return n;
@@ -302,6 +310,8 @@ static void slot_start(struct lqs_client *c, struct slot *s, const char *method,
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, c->timeout_ms);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, c->timeout_ms < 10000 ? c->timeout_ms : 10000L);
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+	/* fewer, larger reads for large part indexes */
+	curl_easy_setopt(e, CURLOPT_BUFFERSIZE, LQS_RECV_BUFFER);
 	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
@@ -410,6 +420,7 @@ static int run_batch(struct lqs_client *c, const char *method, const char *const
 	while (done < n && rc == 0) {
 		int64_t now = mono_ms(), wait = 200;
 		int running = 0, msgs;
+		size_t done_before = done;
 		CURLMsg *m;
 
 		if (c->abort_flag && *c->abort_flag) {
@@ -457,8 +468,7 @@ static int run_batch(struct lqs_client *c, const char *method, const char *const
 			curl_multi_remove_handle(c->multi, s->easy);
 			s->in_multi = false;
 			if (finish_try(c, method, s, cc, raw ? NULL : &doc, &e) == 0) {
-				int crc = raw ? raw->fn(raw->ctx, s->idx, s->body.data ? s->body.data : "", s->body.len)
-					      : cb ? cb(ctx, s->idx, doc) : 0;
+				int crc = raw ? raw->fn(raw->ctx, s->idx, &s->body) : cb ? cb(ctx, s->idx, doc) : 0;
 				json_decref(doc);
 				slot_clear(c, s);
 				done++;
@@ -484,6 +494,8 @@ static int run_batch(struct lqs_client *c, const char *method, const char *const
 		}
 		if (rc || done >= n)
 			break;
+		if (done != done_before && next < n)
+			continue;   /* slots were freed: start their next transfers now */
 		if (running) {
 			curl_multi_poll(c->multi, NULL, 0, (int)(wait > 0 ? wait : 1), NULL);
 		} else {

@@ -90,20 +90,49 @@ int64_t mono_ms(void)
 
 bool uuid_canonical(const char *s, char out[37])
 {
-	if (!s || strlen(s) != 36)
+	/* plain comparisons, not <ctype.h>: this runs for every index entry of
+	 * a digestion, and the locale cannot change what a hex digit is */
+	if (!s)
 		return false;
 	for (int i = 0; i < 36; i++) {
 		char c = s[i];
 		if (i == 8 || i == 13 || i == 18 || i == 23) {
 			if (c != '-')
 				return false;
-		} else if (!isxdigit((unsigned char)c)) {
-			return false;
+		} else if (c >= 'A' && c <= 'F') {
+			c = (char)(c - 'A' + 'a');
+		} else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+			return false;   /* also the end of a shorter string */
 		}
-		out[i] = (char)tolower((unsigned char)c);
+		out[i] = c;
 	}
+	if (s[36] != '\0')
+		return false;
 	out[36] = '\0';
 	return true;
+}
+
+int parse_dec_i64(const char *p, size_t n, int64_t *out)
+{
+	bool neg = false;
+	uint64_t v = 0, limit;
+	size_t i = 0;
+
+	if (n && (p[0] == '-' || p[0] == '+')) {
+		neg = p[0] == '-';
+		i = 1;
+	}
+	if (i == n)
+		return -1;
+	limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+	for (; i < n; i++) {
+		unsigned d = (unsigned)(p[i] - '0');
+		if (d > 9 || v > (limit - d) / 10)
+			return -1;
+		v = v * 10 + d;
+	}
+	*out = neg ? (int64_t)(0 - v) : (int64_t)v;
+	return 0;
 }
 
 /* Time-ordered (version 7 layout): 48 bits of milliseconds, then random.

@@ -60,8 +60,10 @@ int lqs_get_many(struct lqs_client *c, char *const *paths, size_t n, lqs_many_fn
 		 struct lqs_error *err);
 
 /* The same, handing each response body over unparsed (for a streaming
- * reader); the body is only valid during the call. */
-typedef int (*lqs_raw_fn)(void *ctx, size_t i, const char *body, size_t len);
+ * reader). The body is only valid during the call, unless the callback
+ * takes it with buf_steal(). */
+struct buf;
+typedef int (*lqs_raw_fn)(void *ctx, size_t i, struct buf *body);
 int lqs_get_many_raw(struct lqs_client *c, char *const *paths, size_t n, lqs_raw_fn cb, void *ctx,
 		     struct lqs_error *err);
 

@@ -9,6 +9,10 @@
 size_t str_copy(char *dst, const char *src, size_t size);
 /* Strict decimal parsers: whole string, no overflow. Return 0 or -1. */
 int parse_i64(const char *s, int64_t *out);
+/* The n characters at p as a base-10 integer: an optional sign and digits,
+ * nothing else, within int64 (what parse_i64 accepts of such text). */
+int parse_dec_i64(const char *p, size_t n, int64_t *out);
+
 int parse_double(const char *s, double *out);
 int parse_bool(const char *s, bool *out);
 /* Milliseconds since the epoch / since an arbitrary monotonic origin. */

@@ -3,10 +3,12 @@
  * statistics, store them in the log's context, mark the digestion completed. */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "lqs-hookd/buf.h"
 #include "lqs-hookd/config.h"
 #include "lqs-hookd/handlers.h"
 #include "lqs-hookd/locks.h"
@@ -54,6 +56,7 @@ static struct topic_stat *topic_slot(struct digestion_stats *s, const char *id)
 		free(s->topics);
 		s->topics = nt;
 		s->topics_cap = ncap;
+		s->n_recent = 0;   /* the remembered slots moved */
 	}
 	i = hash_str(id) & (s->topics_cap - 1);
 	while (s->topics[i].topic_id[0]) {
@@ -78,15 +81,12 @@ static int json_i64(json_t *v, int64_t *out)
 	return -1;
 }
 
-int dstats_add_entry(struct digestion_stats *s, const char *topic, int64_t data_length, int64_t chunk_length,
-		     int64_t timestamp)
+static void add_to(struct digestion_stats *s, struct topic_stat *t, int64_t data_length, int64_t chunk_length,
+		   int64_t timestamp)
 {
-	struct topic_stat *t = topic_slot(s, topic);
 	/* the tutorial's rule: the chunk's length where there is one */
 	int64_t size = chunk_length >= 0 ? chunk_length : data_length;
 
-	if (!t)
-		return -1;
 	if (s->record_count == 0 || timestamp < s->start_time)
 		s->start_time = timestamp;
 	if (s->record_count == 0 || timestamp > s->end_time)
@@ -95,6 +95,88 @@ int dstats_add_entry(struct digestion_stats *s, const char *topic, int64_t data_
 	s->record_size += size;
 	t->record_count++;
 	t->record_size += size;
+}
+
+int dstats_add_entry(struct digestion_stats *s, const char *topic, int64_t data_length, int64_t chunk_length,
+		     int64_t timestamp)
+{
+	struct topic_stat *t = topic_slot(s, topic);
+
+	if (!t)
+		return -1;
+	add_to(s, t, data_length, chunk_length, timestamp);
+	return 0;
+}
+
+static struct topic_stat *recent_topic(const struct digestion_stats *s, const char *raw36)
+{
+	for (unsigned k = 0; k < s->n_recent; k++)
+		if (memcmp(s->recent[k].raw, raw36, 36) == 0)
+			return s->recent[k].slot;
+	return NULL;
+}
+
+bool dstats_topic_seen(const struct digestion_stats *s, const char *raw36)
+{
+	return recent_topic(s, raw36) != NULL;
+}
+
+bool dstats_topic_ok(struct digestion_stats *s, const char *raw36)
+{
+	char text[37], canon[37];
+
+	if (recent_topic(s, raw36))
+		return true;
+	memcpy(text, raw36, 36);
+	text[36] = '\0';
+	return uuid_canonical(text, canon);
+}
+
+int dstats_add_entry_raw(struct digestion_stats *s, const char *raw36, int64_t data_length,
+			 int64_t chunk_length, int64_t timestamp)
+{
+	struct topic_stat *t = recent_topic(s, raw36);
+	char text[37], canon[37];
+
+	if (!t) {
+		memcpy(text, raw36, 36);
+		text[36] = '\0';
+		if (!uuid_canonical(text, canon))
+			return 1;
+		t = topic_slot(s, canon);
+		if (!t)
+			return -1;
+		/* remember it (after topic_slot, which may forget the others) */
+		unsigned k = s->n_recent < DSTATS_RECENT ? s->n_recent++ : s->next_recent++ % DSTATS_RECENT;
+		memcpy(s->recent[k].raw, raw36, 36);
+		s->recent[k].slot = t;
+	}
+	add_to(s, t, data_length, chunk_length, timestamp);
+	return 0;
+}
+
+int dstats_merge(struct digestion_stats *into, const struct digestion_stats *from)
+{
+	for (size_t i = 0; i < from->topics_cap; i++) {
+		const struct topic_stat *f = &from->topics[i];
+		struct topic_stat *t;
+		if (!f->topic_id[0])
+			continue;
+		t = topic_slot(into, f->topic_id);
+		if (!t)
+			return -1;
+		t->record_count += f->record_count;
+		t->record_size += f->record_size;
+	}
+	if (from->record_count) {
+		if (!into->record_count || from->start_time < into->start_time)
+			into->start_time = from->start_time;
+		if (!into->record_count || from->end_time > into->end_time)
+			into->end_time = from->end_time;
+	}
+	into->record_count += from->record_count;
+	into->record_size += from->record_size;
+	into->part_count += from->part_count;
 	return 0;
 }
 
@@ -167,7 +249,34 @@ json_t *dstats_to_json(const struct digestion_stats *s, const char *digestion_id
 			 "topics", topics);
 }
 
+/* A second scanner: while the worker's thread drives the transfers (and
+ * scans what it cannot hand over), this one scans fetched parts on the
+ * other core. Parts queue here as copies, bounded in bytes. */
+#define HELPER_MIN_PARTS 32
+#define HELPER_QUEUE_BYTES (1u << 20)
+
+struct helper_item {
+	char *body;
+	size_t len;
+	size_t i;
+	struct helper_item *next;
+};
+
+struct helper {
+	pthread_t thread;
+	bool started;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct helper_item *head, *tail;
+	size_t queued_bytes;
+	bool closing, failed;
+	struct digestion_stats stats;
+	char *const *paths;
+	char err[768];
+};
+
 struct run {
+	struct helper helper;
 	struct digestion_stats stats;
 	char **fetch;          /* parts whose index was not in the listing */
 	size_t n_fetch, cap_fetch;
@@ -216,15 +325,125 @@ static int on_listed_part(void *ctx, json_t *part)
 	return 0;
 }
 
+static const char *fetched_part_id(char *const *paths, size_t i)
+{
+	return strrchr(paths[i], '/') + 1;
+}
+
+static void *helper_main(void *arg)
+{
+	struct helper *h = arg;
+
+	pthread_setname_np(pthread_self(), "lqs-scan");
+	pthread_mutex_lock(&h->mu);
+	for (;;) {
+		struct helper_item *it;
+		while (!h->head && !h->closing)
+			pthread_cond_wait(&h->cv, &h->mu);
+		if (!h->head)
+			break;
+		it = h->head;
+		h->head = it->next;
+		if (!h->head)
+			h->tail = NULL;
+		pthread_mutex_unlock(&h->mu);
+		int rc = h->failed ? 0 : dstats_scan_part(&h->stats, it->body, it->len,
+							   fetched_part_id(h->paths, it->i), h->err, sizeof(h->err));
+		pthread_mutex_lock(&h->mu);
+		h->queued_bytes -= it->len;
+		if (rc)
+			h->failed = true;
+		free(it->body);
+		free(it);
+		pthread_cond_broadcast(&h->cv);
+	}
+	pthread_mutex_unlock(&h->mu);
+	return NULL;
+}
+
+static void helper_start(struct helper *h, char *const *paths)
+{
+	dstats_init(&h->stats);
+	h->paths = paths;
+	pthread_mutex_init(&h->mu, NULL);
+	pthread_cond_init(&h->cv, NULL);
+	h->started = pthread_create(&h->thread, NULL, helper_main, h) == 0;
+	if (!h->started) {
+		pthread_mutex_destroy(&h->mu);
+		pthread_cond_destroy(&h->cv);
+	}
+}
+
+/* Hand a part over (the helper takes the body): 1 if taken, 0 if the
+ * worker must scan it itself (no helper, queue full, out of memory, or the
+ * helper already failed). */
+static int helper_offer(struct helper *h, size_t i, struct buf *body)
+{
+	struct helper_item *it;
+	int taken = 0;
+
+	if (!h->started || !body->data)
+		return 0;
+	pthread_mutex_lock(&h->mu);
+	if (!h->failed && h->queued_bytes + body->len <= HELPER_QUEUE_BYTES &&
+	    (it = malloc(sizeof(*it))) != NULL) {
+		it->len = body->len;
+		it->body = buf_steal(body);
+		it->i = i;
+		it->next = NULL;
+		if (h->tail)
+			h->tail->next = it;
+		else
+			h->head = it;
+		h->tail = it;
+		h->queued_bytes += it->len;
+		pthread_cond_broadcast(&h->cv);
+		taken = 1;
+	}
+	pthread_mutex_unlock(&h->mu);
+	return taken;
+}
+
+/* Wait for the helper to finish what it has; 0, or -1 with its error. */
+static int helper_finish(struct helper *h, char *err, size_t errlen)
+{
+	int rc = 0;
+
+	if (!h->started)
+		return 0;
+	pthread_mutex_lock(&h->mu);
+	h->closing = true;
+	pthread_cond_broadcast(&h->cv);
+	pthread_mutex_unlock(&h->mu);
+	pthread_join(h->thread, NULL);
+	h->started = false;
+	pthread_mutex_destroy(&h->mu);
+	pthread_cond_destroy(&h->cv);
+	if (h->failed) {
+		str_copy(err, h->err, errlen);
+		rc = -1;
+	}
+	return rc;
+}
+
 /* A fetched part's body goes straight through the streaming scanner: no
  * JSON tree is built for its (often large) index. */
-static int on_fetched_part(void *ctx, size_t i, const char *body, size_t len)
+static int on_fetched_part(void *ctx, size_t i, struct buf *body)
 {
 	struct run *r = ctx;
-	const char *path = r->fetch[i];
-	const char *id = strrchr(path, '/') + 1;
 
-	return dstats_scan_part(&r->stats, body, len, id, r->err, sizeof(r->err));
+	if (helper_offer(&r->helper, i, body))
+		return 0;
+	if (r->helper.started) {
+		/* the helper may have stopped on a bad part: stop fetching too */
+		pthread_mutex_lock(&r->helper.mu);
+		bool failed = r->helper.failed;
+		pthread_mutex_unlock(&r->helper.mu);
+		if (failed)
+			return -1;
+	}
+	return dstats_scan_part(&r->stats, body->data ? body->data : "", body->len, fetched_part_id(r->fetch, i),
+				r->err, sizeof(r->err));
 }
 
 static enum handler_status from_lqs(const struct lqs_error *e, struct handler_out *out)
@@ -335,8 +554,24 @@ static enum handler_status stats_run(struct handler_ctx *ctx, struct handler_out
 		st = e.name[0] ? from_lqs(&e, out) : fail(out, "InvalidPartData", r.err);
 		goto done;
 	}
+	if (r.n_fetch >= HELPER_MIN_PARTS)
+		helper_start(&r.helper, r.fetch);
 	if (r.n_fetch && lqs_get_many_raw(ctx->lqs, r.fetch, r.n_fetch, on_fetched_part, &r, &e)) {
-		st = e.name[0] ? from_lqs(&e, out) : fail(out, "InvalidPartData", r.err);
+		char herr[sizeof(r.err)];
+		/* a bad part seen by the helper is the reason the worker stopped */
+		if (!e.name[0] && !r.err[0] && helper_finish(&r.helper, herr, sizeof(herr)))
+			str_copy(r.err, herr, sizeof(r.err));
+		st = e.name[0] ? from_lqs(&e, out) : fail(out, "InvalidPartData", r.err[0] ? r.err : "malformed part");
+		goto done;
+	}
+	if (helper_finish(&r.helper, r.err, sizeof(r.err))) {
+		st = fail(out, "InvalidPartData", r.err);
+		goto done;
+	}
+	log_debug("digestion %s: %lld of %zu fetched parts scanned by the helper", rid,
+		  (long long)r.helper.stats.part_count, r.n_fetch);
+	if (dstats_merge(&r.stats, &r.helper.stats)) {
+		st = fail(out, "OutOfMemory", "out of memory merging statistics");
 		goto done;
 	}
 	stats = dstats_to_json(&r.stats, rid);
@@ -356,6 +591,12 @@ static enum handler_status stats_run(struct handler_ctx *ctx, struct handler_out
 	if (st == HANDLER_OK)
 		out->result = json_incref(stats);
 done:
+	{
+		char ignored[8];
+		helper_finish(&r.helper, ignored, sizeof(ignored));
+		/* its queue is empty once it has ended: free what it counted */
+		dstats_free(&r.helper.stats);
+	}
 	for (size_t i = 0; i < r.n_fetch; i++)
 		free(r.fetch[i]);
 	free(r.fetch);

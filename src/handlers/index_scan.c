@@ -45,6 +45,10 @@ static int string(struct scan *s, const char **raw, size_t *rawlen, bool *escape
 	*escaped = false;
 	while (s->p < s->end && *s->p != '"') {
 		unsigned char ch = (unsigned char)*s->p;
+		if (ch >= 0x20 && ch != '\\') {
+			s->p++;   /* the common case: a plain character */
+			continue;
+		}
 		if (ch < 0x20)
 			return fail(s, "malformed JSON (control character in a string)");
 		if (ch == '\\') {
@@ -88,13 +92,29 @@ static int number(struct scan *s, bool integer_only, int64_t *out, bool *is_inte
 		return fail(s, "malformed JSON (number expected)");
 	if (*s->p == '0' && s->p + 1 < s->end && s->p[1] >= '0' && s->p[1] <= '9')
 		return fail(s, "malformed JSON (leading zero)");
-	while (s->p < s->end && *s->p >= '0' && *s->p <= '9') {
-		unsigned d = (unsigned)(*s->p - '0');
-		if (v > (UINT64_MAX - d) / 10)
-			overflow = true;
-		else
-			v = v * 10 + d;
-		s->p++;
+	{
+		/* One tight pass; 19 digits always fit in 64 bits, so only a longer
+		 * run (rare) is read again with overflow checks. */
+		const char *d0 = s->p, *p = s->p, *end = s->end;
+		while (p < end) {
+			unsigned d = (unsigned)(*p - '0');
+			if (d > 9)
+				break;
+			v = v * 10 + d;   /* wraps past 19 digits: read again below */
+			p++;
+		}
+		if (p - d0 > 19) {
+			v = 0;
+			for (const char *q = d0; q < p; q++) {
+				unsigned d = (unsigned)(*q - '0');
+				if (v > (UINT64_MAX - d) / 10) {
+					overflow = true;
+					break;
+				}
+				v = v * 10 + d;
+			}
+		}
+		s->p = p;
 	}
 	if (s->p < s->end && *s->p == '.') {
 		frac = true;
@@ -127,7 +147,7 @@ static int skip(struct scan *s, int depth);
 
 static int literal(struct scan *s, const char *word)
 {
-	size_t n = strlen(word);
+	size_t n = word[4] ? 5 : 4;   /* true, false, null */
 
 	if ((size_t)(s->end - s->p) < n || memcmp(s->p, word, n) != 0)
 		return fail(s, "malformed JSON (unexpected token)");
@@ -211,9 +231,7 @@ static int int_field(struct scan *s, int64_t *out)
 			return -1;
 		if (esc || len == 0 || len >= sizeof(tmp))
 			return 1;
-		memcpy(tmp, raw, len);
-		tmp[len] = '\0';
-		return parse_i64(tmp, out) ? 1 : 0;
+		return parse_dec_i64(raw, len, out) ? 1 : 0;
 	}
 	if (s->p < s->end && (*s->p == '-' || (*s->p >= '0' && *s->p <= '9'))) {
 		rc = number(s, true, out, &isint);
@@ -227,7 +245,7 @@ static int int_field(struct scan *s, int64_t *out)
  * before a bad field, so the entry is read to its end before judging. */
 static int entry(struct scan *s, struct digestion_stats *st, size_t i)
 {
-	char why[160] = "", canon[37], topic[40];
+	char why[160] = "", topic[36];
 	const char *raw;
 	size_t len;
 	bool esc, has_topic = false;
@@ -250,13 +268,18 @@ static int entry(struct scan *s, struct digestion_stats *st, size_t i)
 		ws(s);
 		switch (fields) {
 		case 0:
-			if (s->p < s->end && *s->p == '"') {
+			if (s->end - s->p >= 38 && *s->p == '"' && s->p[37] == '"' && dstats_topic_seen(st, s->p + 1)) {
+				/* a topic this digestion already sent: known to be a
+				 * plain 36-character UUID, nothing to check again */
+				memcpy(topic, s->p + 1, 36);
+				has_topic = true;
+				s->p += 38;
+			} else if (s->p < s->end && *s->p == '"') {
 				if (string(s, &raw, &len, &esc))
 					return -1;
 				if (!esc && len == 36) {
 					memcpy(topic, raw, 36);
-					topic[36] = '\0';
-					has_topic = uuid_canonical(topic, canon);
+					has_topic = dstats_topic_ok(st, topic);
 				}
 			} else if (skip(s, 1)) {
 				return -1;
@@ -308,7 +331,12 @@ static int entry(struct scan *s, struct digestion_stats *st, size_t i)
 	}
 	if (why[0])
 		return fail(s, why);
-	return dstats_add_entry(st, canon, dlen, clen_null ? -1 : clen, ts) ? fail(s, "out of memory") : 0;
+	rc = dstats_add_entry_raw(st, topic, dlen, clen_null ? -1 : clen, ts);
+	if (rc > 0) {
+		snprintf(why, sizeof(why), "index entry %zu: topic_id is not a UUID", i);
+		return fail(s, why);
+	}
+	return rc < 0 ? fail(s, "out of memory") : 0;
 }
 
 /* The index array itself. */

@@ -35,6 +35,7 @@ struct fault {
 	int delay_ms;
 	int retry_after;
 	bool drop;          /* close the connection without an answer */
+	char body[1024];    /* non-empty: answer this text (status or 200) */
 };
 
 static struct {
@@ -521,6 +522,7 @@ static enum MHD_Result control(struct MHD_Connection *c, const char *method, con
 		x->delay_ms = (int)json_integer_value(json_object_get(f, "delay_ms"));
 		x->retry_after = (int)json_integer_value(json_object_get(f, "retry_after"));
 		x->drop = json_is_true(json_object_get(f, "drop"));
+		str_copy(x->body, json_string_value(json_object_get(f, "body")) ?: "", sizeof(x->body));
 		json_decref(f);
 		return send_json(c, 200, json_pack("{s:b}", "ok", 1));
 	}
@@ -606,6 +608,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	}
 	if (faulted && fcopy.drop)
 		return MHD_NO;
+	if (faulted && fcopy.body[0]) {
+		char *text = strdup(fcopy.body);
+		return text ? send_text(c, fcopy.status ? (unsigned)fcopy.status : 200, text, 0) : MHD_NO;
+	}
 	if (faulted && fcopy.status)
 		return send_error(c, (unsigned)fcopy.status, fcopy.status >= 500 ? "ServiceUnavailable" : "Injected",
 				  "fault injected by lqs-mock", fcopy.retry_after);

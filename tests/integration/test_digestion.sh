@@ -76,12 +76,31 @@ syn_dig=$(curl -s "$SYN_MOCK/_mock/expected" | jq -r .digestion_id)
 post "$(event_json finalizing digestion "$syn_dig")" -H "$AUTH"
 sid=$(jq -r .event_id <<<"$BODY")
 wait_done "$sid" 60 || fail "synthetic digestion finished"
-expected=$(curl -s "$SYN_MOCK/_mock/expected" | jq -c 'del(.topics, .digestion_ids)')
+expected=$(curl -s "$SYN_MOCK/_mock/expected" | jq -S -c 'del(.digestion_ids)')
 syn_log=$(curl -s "$SYN_MOCK/_mock/state" | jq -r '.logs | keys[0]')
-actual=$(curl -s "$SYN_MOCK/_mock/state" | jq -c --arg l "$syn_log" '.logs[$l].context.digestion_stats | del(.topics)')
-check "synthetic stats match the generator" "$actual" "$expected"
+actual=$(curl -s "$SYN_MOCK/_mock/state" | jq -S -c --arg l "$syn_log" '.logs[$l].context.digestion_stats')
+# 40 parts to fetch: two threads scan them, and their figures are merged
+check "synthetic stats (per topic too) match the generator" "$actual" "$expected"
 check "synthetic parts fetched in parallel, each once" \
 	"$(mock_requests | jq '[.requests[] | select(.path | contains("/parts/"))] | length')" 40
+
+# One bad part among many: whichever thread scans it, the event fails
+# with the part and entry named, and no figures are written.
+stop_hookd TERM
+start_mock --synthetic 40x250 --key-id "$KEY_ID" --key-secret "$KEY_SECRET" --datastore "$DS" --max-page 7
+HOOKD_ENV="$(mock_env)" start_hookd "$T_DIR/bad.db"
+syn_dig=$(curl -s "$MOCK/_mock/expected" | jq -r .digestion_id)
+bad=bbbbbbbb-0000-4000-8000-000000000033   # the generator's 34th part
+mock_fault "{\"method\":\"GET\",\"path\":\"parts/$bad\",\"body\":\"{\\\"data\\\":{\\\"index\\\":[[\\\"x\\\"]]}}\"}"
+post "$(event_json finalizing digestion "$syn_dig")" -H "$AUTH"
+bid=$(jq -r .event_id <<<"$BODY")
+wait_done "$bid" 60 || fail "bad-part digestion finished"
+get "/events/$bid"
+check "bad part among 40: FAILED" "$(jq -r .trace_event_status <<<"$BODY")" FAILED
+check "bad part among 40: part and entry named" "$(jq -r .error <<<"$BODY")" \
+	"InvalidPartData: part $bad: index entry 0 is not an array of 9 fields"
+check "bad part among 40: no figures written" \
+	"$(mock_state | jq -c '[.logs[].context.digestion_stats] | map(select(. != null)) | length')" 0
 
 stop_hookd TERM
 check "clean exit" "$HOOKD_RC" 0

@@ -226,6 +226,53 @@ START_TEST(scan_matches_tree)
 }
 END_TEST
 
+/* Parts scanned into two sets of figures (two threads) and merged equal the
+ * same parts scanned into one; a topic sent in capitals is the same topic. */
+START_TEST(scan_merge_and_topic_case)
+{
+	struct digestion_stats one, a, b, empty;
+	char err[256];
+	const char *p1 = "{\"data\":{\"index\":[[\"" TA "\",null,null,0,100,null,null,null,50],"
+			 "[\"" TB "\",null,null,0,10,\"lz4\",0,4,\"70\"]]}}";
+	const char *p2 = "{\"data\":{\"index\":[[\"" TB "\",null,null,0,7,null,null,null,\"+20\"],"
+			 "[\"AAAAAAAA-0000-0000-0000-000000000001\",null,null,0,1,null,null,null,90]]}}";
+	json_t *j1, *j2;
+
+	dstats_init(&one);
+	dstats_init(&a);
+	dstats_init(&b);
+	dstats_init(&empty);
+	ck_assert_msg(dstats_scan_part(&one, p1, strlen(p1), "1", err, sizeof(err)) == 0, "%s", err);
+	ck_assert_msg(dstats_scan_part(&one, p2, strlen(p2), "2", err, sizeof(err)) == 0, "%s", err);
+	ck_assert_msg(dstats_scan_part(&a, p1, strlen(p1), "1", err, sizeof(err)) == 0, "%s", err);
+	ck_assert_msg(dstats_scan_part(&b, p2, strlen(p2), "2", err, sizeof(err)) == 0, "%s", err);
+	ck_assert_int_eq(dstats_merge(&a, &empty), 0);
+	ck_assert_int_eq(dstats_merge(&a, &b), 0);
+	j1 = dstats_to_json(&one, "d");
+	j2 = dstats_to_json(&a, "d");
+	ck_assert(json_equal(j1, j2));
+	ck_assert_int_eq(a.record_count, 4);
+	ck_assert_int_eq(a.record_size, 100 + 4 + 7 + 1);
+	ck_assert_int_eq(a.part_count, 2);
+	ck_assert_int_eq(a.start_time, 20);
+	ck_assert_int_eq(a.end_time, 90);
+	/* TA is this UUID in lower case: one topic, two records */
+	ck_assert_int_eq(json_integer_value(json_object_get(
+				 json_object_get(json_object_get(j2, "topics"), TA), "record_count")), 2);
+	/* merging into empty figures copies them */
+	ck_assert_int_eq(dstats_merge(&empty, &a), 0);
+	json_decref(j1);
+	j1 = dstats_to_json(&empty, "d");
+	ck_assert(json_equal(j1, j2));
+	json_decref(j1);
+	json_decref(j2);
+	dstats_free(&one);
+	dstats_free(&a);
+	dstats_free(&b);
+	dstats_free(&empty);
+}
+END_TEST
+
 START_TEST(scan_errors_named)
 {
 	static const struct { const char *body; const char *want; } cases[] = {
@@ -281,6 +328,7 @@ Suite *suite_stats(void)
 	tcase_add_test(t, stats_malformed_named);
 	tcase_add_test(t, scan_matches_tree);
 	tcase_add_test(t, scan_errors_named);
+	tcase_add_test(t, scan_merge_and_topic_case);
 	suite_add_tcase(s, t);
 	return s;
 }
