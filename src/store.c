@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,7 +47,9 @@ struct store {
 	pthread_cond_t fq_cv;
 	struct finish_req *fq_head;
 	bool fq_leader;
-	int64_t unfinished;
+	/* written under lock, read without it: the HTTP threads check it for
+	 * every POST and must never wait behind a commit */
+	_Atomic int64_t unfinished;
 	char *path;
 	/* the WAL file, synced by store_sync() outside st->lock */
 	pthread_mutex_t sync_mu;
@@ -413,7 +416,7 @@ static enum store_result enqueue_one(struct store *st, struct store_item *it, in
 		if (r == STORE_DUPLICATE)
 			return r;
 	}
-	if (max_queued > 0 && st->unfinished + *added >= max_queued)
+	if (max_queued > 0 && atomic_load(&st->unfinished) + *added >= max_queued)
 		return STORE_FULL;
 	uuid_new(it->id);
 	if (!it->handler) {
@@ -503,7 +506,7 @@ void store_enqueue_batch_nosync(struct store *st, struct store_item *items, size
 				items[i].result = failure;
 		added = 0;
 	}
-	st->unfinished += added;
+	atomic_fetch_add(&st->unfinished, added);
 	pthread_mutex_unlock(&st->lock);
 }
 
@@ -742,7 +745,7 @@ enum store_result store_finish_claim(struct store *st, const char *id, const cha
 					r->claimed = 0;
 				}
 		}
-		st->unfinished -= finished;
+		atomic_fetch_sub(&st->unfinished, finished);
 		pthread_mutex_unlock(&st->lock);
 
 		pthread_mutex_lock(&st->fq_mu);
@@ -1011,7 +1014,7 @@ enum store_result store_replay(struct store *st, const char *id)
 			hist_insert(st, id, &h);
 	}
 	if (out == STORE_OK && exec(st, SQL_COMMIT) == SQLITE_OK) {
-		st->unfinished++;
+		atomic_fetch_add(&st->unfinished, 1);
 	} else {
 		exec(st, SQL_ROLLBACK);
 		if (out == STORE_OK)
@@ -1091,12 +1094,7 @@ int store_stats(struct store *st, struct store_stats *out)
 
 int64_t store_unfinished(struct store *st)
 {
-	int64_t n;
-
-	pthread_mutex_lock(&st->lock);
-	n = st->unfinished;
-	pthread_mutex_unlock(&st->lock);
-	return n;
+	return atomic_load(&st->unfinished);
 }
 
 bool store_writable(struct store *st)
