@@ -5,16 +5,15 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 
 #include <errno.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
-#include <jansson.h>
 #ifdef LQS_HAVE_SYSTEMD
 #include <syslog.h>
 #include <systemd/sd-journal.h>
@@ -79,14 +78,126 @@ int log_level_parse(const char *s, enum log_level *out)
 	return -1;
 }
 
+/* Append s as the inside of a JSON string: quotes, backslashes and control
+ * characters escaped, anything that is not valid UTF-8 replaced by U+FFFD,
+ * so that no text, however hostile, can end the string or forge a line.
+ * Stops before a character that would not fit (leaving room for the rest of
+ * the line). */
+static size_t json_escape(char *out, size_t cap, size_t at, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)s;
+
+	while (*p) {
+		char esc[8];
+		const char *add = esc;
+		size_t n = 0, adv = 1;
+		unsigned char c = *p;
+
+		if (c == '"' || c == '\\') {
+			esc[0] = '\\';
+			esc[1] = (char)c;
+			n = 2;
+		} else if (c < 0x20) {
+			const char *named = c == '\n' ? "\\n" : c == '\r' ? "\\r" : c == '\t' ? "\\t" : NULL;
+			if (named) {
+				add = named;
+				n = 2;
+			} else {
+				memcpy(esc, "\\u00", 4);
+				esc[4] = hex[c >> 4];
+				esc[5] = hex[c & 15];
+				n = 6;
+			}
+		} else if (c < 0x80) {
+			esc[0] = (char)c;
+			n = 1;
+		} else {
+			/* a UTF-8 sequence: well-formed, shortest form, no surrogates */
+			unsigned cp = 0, need = 0, min = 0;
+			if (c >= 0xC2 && c <= 0xDF) { need = 1; cp = c & 0x1F; min = 0x80; }
+			else if (c >= 0xE0 && c <= 0xEF) { need = 2; cp = c & 0x0F; min = 0x800; }
+			else if (c >= 0xF0 && c <= 0xF4) { need = 3; cp = c & 0x07; min = 0x10000; }
+			bool ok = need > 0;
+			for (unsigned i = 1; ok && i <= need; i++) {
+				if ((p[i] & 0xC0) != 0x80)
+					ok = false;
+				else
+					cp = (cp << 6) | (p[i] & 0x3F);
+			}
+			if (ok && (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)))
+				ok = false;
+			if (ok) {
+				add = (const char *)p;
+				n = need + 1;
+				adv = need + 1;
+			} else {
+				add = "\xEF\xBF\xBD";   /* U+FFFD; skip one byte and resync */
+				n = 3;
+			}
+		}
+		if (at + n >= cap)
+			break;
+		memcpy(out + at, add, n);
+		at += n;
+		p += adv;
+	}
+	return at;
+}
+
+/* Append s whole, or nothing when it does not fit. */
+static size_t put(char *out, size_t cap, size_t at, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (at + n >= cap)
+		return at;
+	memcpy(out + at, s, n);
+	return at + n;
+}
+
+size_t log_format_line(char *out, size_t cap, const char *ts, const char *level, const char *msg,
+		       const char *event_id, const char *resource_id)
+{
+	char tail[640];
+	size_t at = 0, t = 0, body;
+
+	/* The fields after the message first, so that a long message is what
+	 * gets cut, never the closing of the object. */
+	if (event_id) {
+		t = put(tail, sizeof(tail) - 2, t, "\",\"event_id\":\"");
+		t = json_escape(tail, sizeof(tail) - 2, t, event_id);
+	}
+	if (resource_id) {
+		t = put(tail, sizeof(tail) - 2, t, "\",\"resource_id\":\"");
+		t = json_escape(tail, sizeof(tail) - 2, t, resource_id);
+	}
+	tail[t] = '\0';
+	/* room kept for the tail, the closing '"}', the newline and the NUL */
+	body = cap > t + 64 ? cap - t - 4 : 60;
+	at = put(out, body, at, "{\"ts\":\"");
+	at = json_escape(out, body, at, ts);
+	at = put(out, body, at, "\",\"level\":\"");
+	at = json_escape(out, body, at, level);
+	at = put(out, body, at, "\",\"msg\":\"");
+	at = json_escape(out, body, at, msg);
+	if (cap > t + 64) {
+		memcpy(out + at, tail, t);
+		at += t;
+	}
+	memcpy(out + at, "\"}\n", 3);
+	at += 3;
+	out[at] = '\0';
+	return at;
+}
+
 void log_event(enum log_level lvl, const char *event_id, const char *resource_id,
 	       const char *fmt, ...)
 {
-	char msg[2048], ts[64];
+	char msg[2048], ts[64], line[LOG_LINE_MAX];
 	struct timespec now;
 	va_list ap;
-	json_t *o;
-	char *line;
+	size_t len;
 
 	if ((int)lvl > atomic_load(&log_threshold))
 		return;
@@ -105,41 +216,17 @@ void log_event(enum log_level lvl, const char *event_id, const char *resource_id
 #endif
 	clock_gettime(CLOCK_REALTIME, &now);
 	iso8601_ms((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000, ts);
+	len = log_format_line(line, sizeof(line), ts, log_level_name(lvl), msg, event_id, resource_id);
 
-	/* jansson escapes the message, so untrusted text cannot forge lines. */
-	o = json_pack("{s:s, s:s, s:s}", "ts", ts, "level", log_level_name(lvl), "msg", msg);
-	if (!o)
-		return;
-	if (event_id)
-		json_object_set_new(o, "event_id", json_string(event_id));
-	if (resource_id)
-		json_object_set_new(o, "resource_id", json_string(resource_id));
-	line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	json_decref(o);
-	if (!line)
-		return;
-	/* One write per line (stderr is unbuffered: stdio would make two). */
-	struct iovec iov[2] = { { line, strlen(line) }, { (void *)"\n", 1 } };
-	int iovcnt = 2;
-	struct iovec *v = iov;
+	/* One write per line (stderr is unbuffered: stdio would make several). */
 	pthread_mutex_lock(&log_lock);
-	while (iovcnt > 0) {
-		ssize_t n = writev(STDERR_FILENO, v, iovcnt);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
+	for (size_t off = 0; off < len;) {
+		ssize_t n = write(STDERR_FILENO, line + off, len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
 			break;   /* nowhere to report a failing log */
-		}
-		while (iovcnt > 0 && (size_t)n >= v->iov_len) {
-			n -= (ssize_t)v->iov_len;
-			v++;
-			iovcnt--;
-		}
-		if (iovcnt > 0) {
-			v->iov_base = (char *)v->iov_base + n;
-			v->iov_len -= (size_t)n;
-		}
+		off += (size_t)n;
 	}
 	pthread_mutex_unlock(&log_lock);
-	free(line);
 }

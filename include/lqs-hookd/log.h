@@ -16,6 +16,14 @@ const char *log_level_name(enum log_level lvl);
 void log_event(enum log_level lvl, const char *event_id, const char *resource_id,
 	       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
+/* The JSON line written for one log entry, newline included and
+ * NUL-terminated; every value escaped, invalid UTF-8 replaced. Returns its
+ * length (at most cap - 1; cap must be at least 64). For tests. */
+#define LOG_LINE_MAX 16384
+#include <stddef.h>
+size_t log_format_line(char *out, size_t cap, const char *ts, const char *level, const char *msg,
+		       const char *event_id, const char *resource_id);
+
 #define log_error(...) log_event(LOG_LVL_ERROR, NULL, NULL, __VA_ARGS__)
 #define log_warn(...)  log_event(LOG_LVL_WARN, NULL, NULL, __VA_ARGS__)
 #define log_info(...)  log_event(LOG_LVL_INFO, NULL, NULL, __VA_ARGS__)

@@ -4,7 +4,10 @@
 
 #include "lqs-hookd/auth.h"
 #include "lqs-hookd/buf.h"
+#include "lqs-hookd/log.h"
 #include "suites.h"
+
+#include <jansson.h>
 
 START_TEST(buf_caps_and_frees)
 {
@@ -128,6 +131,52 @@ START_TEST(api_key_bearer)
 }
 END_TEST
 
+/* A log line is one JSON object on one line whatever the message holds, and
+ * reads back as the message (invalid UTF-8 as U+FFFD). */
+START_TEST(log_line_escapes)
+{
+	static const struct { const char *msg, *want; } cases[] = {
+		{ "plain", "plain" },
+		{ "quote \" and \\ backslash", "quote \" and \\ backslash" },
+		{ "forged\n{\"level\":\"error\"}\r\t", "forged\n{\"level\":\"error\"}\r\t" },
+		{ "ctl \x01\x1f\x7f", "ctl \x01\x1f\x7f" },
+		{ "utf8 \xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "utf8 \xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80" },
+		{ "bad \xff \xc3 \xe2\x82 end", "bad \xef\xbf\xbd \xef\xbf\xbd \xef\xbf\xbd\xef\xbf\xbd end" },
+		{ "overlong \xc0\xaf surrogate \xed\xa0\x80", "overlong \xef\xbf\xbd\xef\xbf\xbd surrogate \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" },
+	};
+	char line[LOG_LINE_MAX];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t n = log_format_line(line, sizeof(line), "2026-01-01T00:00:00.000Z", "info", cases[i].msg,
+					   "e-\"1", NULL);
+		json_error_t je;
+		json_t *o;
+		ck_assert_uint_eq(n, strlen(line));
+		ck_assert_msg(n > 0 && line[n - 1] == '\n' && !memchr(line, '\n', n - 1), "case %zu: one line", i);
+		o = json_loadb(line, n, 0, &je);
+		ck_assert_msg(o != NULL, "case %zu: %s in %s", i, je.text, line);
+		ck_assert_str_eq(json_string_value(json_object_get(o, "msg")), cases[i].want);
+		ck_assert_str_eq(json_string_value(json_object_get(o, "event_id")), "e-\"1");
+		ck_assert_str_eq(json_string_value(json_object_get(o, "level")), "info");
+		ck_assert_ptr_null(json_object_get(o, "resource_id"));
+		json_decref(o);
+	}
+	/* too long for the buffer: cut, still one valid JSON line */
+	{
+		char big[3000];
+		json_t *o;
+		memset(big, '"', sizeof(big) - 1);
+		big[sizeof(big) - 1] = '\0';
+		size_t n = log_format_line(line, 200, "t", "warn", big, NULL, "r");
+		ck_assert_uint_lt(n, 200);
+		o = json_loadb(line, n, 0, NULL);
+		ck_assert_ptr_nonnull(o);
+		ck_assert_str_eq(json_string_value(json_object_get(o, "level")), "warn");
+		json_decref(o);
+	}
+}
+END_TEST
+
 Suite *suite_buf(void)
 {
 	Suite *s = suite_create("buf");
@@ -135,6 +184,7 @@ Suite *suite_buf(void)
 
 	tcase_add_test(t, buf_caps_and_frees);
 	tcase_add_test(t, buf_printf_grows);
+	tcase_add_test(t, log_line_escapes);
 	suite_add_tcase(s, t);
 	return s;
 }
