@@ -67,7 +67,6 @@ struct http {
 	pthread_cond_t commit_cv, sync_cv;
 	struct req *pending_head, *pending_tail;
 	struct req *committed_head, *committed_tail;
-	int n_pending;
 	bool committer_waiting, syncer_waiting, syncing, committer_done;
 	atomic_int n_submitted;   /* submitted, not yet completed */
 	bool commit_stopping;
@@ -506,7 +505,6 @@ static void *committer_main(void *arg)
 		while (h->pending_head && n < COMMIT_BATCH_MAX) {
 			batch[n++] = h->pending_head;
 			h->pending_head = h->pending_head->next_pending;
-			h->n_pending--;
 		}
 		if (!h->pending_head)
 			h->pending_tail = NULL;
@@ -566,12 +564,12 @@ static void *syncer_main(void *arg)
 		pthread_mutex_unlock(&h->commit_mu);
 
 		for (r = list; r; r = r->next_pending)
-			need_sync |= r->item.result == STORE_OK || r->item.result == STORE_DUPLICATE;
+			need_sync |= store_result_stored(r->item.result);
 		if (need_sync)
 			rc = store_sync(h->st);
 		for (r = list; r;) {
 			struct req *next = r->next_pending;
-			if (rc != 0 && (r->item.result == STORE_OK || r->item.result == STORE_DUPLICATE))
+			if (rc != 0 && store_result_stored(r->item.result))
 				r->item.result = STORE_ERROR;   /* not known to be durable: no 2xx */
 			runnable += r->item.result == STORE_OK && r->item.handler;
 			r->committed = true;
@@ -603,7 +601,6 @@ static bool commit_submit(struct http *h, struct req *r)
 		else
 			h->pending_head = r;
 		h->pending_tail = r;
-		h->n_pending++;
 		/* wake the committer only when it can act on this */
 		if (h->committer_waiting && (!h->syncing || commit_all_in(h)))
 			pthread_cond_signal(&h->commit_cv);

@@ -541,15 +541,17 @@ static int wal_fd_locked(struct store *st)
 	char path[4096];
 	struct stat a, b;
 
-	if (snprintf(path, sizeof(path), "%s-wal", st->path) >= (int)sizeof(path))
+	if (snprintf(path, sizeof(path), "%s-wal", st->path) >= (int)sizeof(path) || stat(path, &a) != 0) {
+		log_error("store: cannot find the write-ahead log to sync it: %s", strerror(errno));
 		return -1;
-	if (stat(path, &a) != 0)
-		return -1;
+	}
 	if (st->wal_fd >= 0 && a.st_dev == st->wal_dev && a.st_ino == st->wal_ino)
 		return st->wal_fd;
 	if (st->wal_fd >= 0)
 		close(st->wal_fd);
 	st->wal_fd = open(path, O_RDWR | O_CLOEXEC);
+	if (st->wal_fd < 0)
+		log_error("store: cannot open the write-ahead log to sync it: %s", strerror(errno));
 	if (st->wal_fd >= 0 && fstat(st->wal_fd, &b) == 0) {
 		st->wal_dev = b.st_dev;
 		st->wal_ino = b.st_ino;
@@ -570,13 +572,11 @@ int store_sync(struct store *st)
 	int fd, rc = -1;
 
 	pthread_mutex_lock(&st->sync_mu);
-	fd = wal_fd_locked(st);
+	fd = wal_fd_locked(st);   /* it says why when it fails */
 	if (fd >= 0) {
 		rc = fdatasync(fd);
 		if (rc != 0)
 			log_error("store: cannot sync the write-ahead log: %s", strerror(errno));
-	} else {
-		log_error("store: cannot open the write-ahead log to sync it: %s", strerror(errno));
 	}
 	pthread_mutex_unlock(&st->sync_mu);
 	return rc == 0 ? 0 : -1;
@@ -589,10 +589,10 @@ void store_enqueue_batch(struct store *st, struct store_item *items, size_t n, i
 
 	store_enqueue_batch_nosync(st, items, n, dedupe_ms, max_queued);
 	for (size_t i = 0; i < n; i++)
-		stored |= items[i].result == STORE_OK || items[i].result == STORE_DUPLICATE;
+		stored |= store_result_stored(items[i].result);
 	if (stored && store_sync(st) != 0)
 		for (size_t i = 0; i < n; i++)
-			if (items[i].result == STORE_OK || items[i].result == STORE_DUPLICATE)
+			if (store_result_stored(items[i].result))
 				items[i].result = STORE_ERROR;
 }
 

@@ -1,6 +1,7 @@
 /* Structured logging: one JSON object per line on stderr. */
 #ifndef LQS_LOG_H
 #define LQS_LOG_H
+#include <stddef.h>
 
 enum log_level { LOG_LVL_ERROR = 0, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 
@@ -20,7 +21,6 @@ void log_event(enum log_level lvl, const char *event_id, const char *resource_id
  * NUL-terminated; every value escaped, invalid UTF-8 replaced. Returns its
  * length (at most cap - 1; cap must be at least 64). For tests. */
 #define LOG_LINE_MAX 16384
-#include <stddef.h>
 size_t log_format_line(char *out, size_t cap, const char *ts, const char *level, const char *msg,
 		       const char *event_id, const char *resource_id);
 

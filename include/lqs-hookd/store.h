@@ -21,6 +21,13 @@ enum store_result {
 	STORE_ERROR,
 };
 
+/* Results that answer "the event is in the store" (a new event, or the
+ * first delivery of a duplicate): said only once a sync has covered it. */
+static inline bool store_result_stored(enum store_result r)
+{
+	return r == STORE_OK || r == STORE_DUPLICATE;
+}
+
 /* Event states in the store. */
 #define ST_QUEUED "queued"
 #define ST_RUNNING "running"

@@ -121,27 +121,31 @@ bool dstats_topic_seen(const struct digestion_stats *s, const char *raw36)
 	return recent_topic(s, raw36) != NULL;
 }
 
-bool dstats_topic_ok(struct digestion_stats *s, const char *raw36)
+/* The 36 characters a topic was sent as, checked and lowercased. */
+static bool raw_topic_canonical(const char *raw36, char canon[37])
 {
-	char text[37], canon[37];
+	char text[37];
 
-	if (recent_topic(s, raw36))
-		return true;
 	memcpy(text, raw36, 36);
 	text[36] = '\0';
 	return uuid_canonical(text, canon);
+}
+
+bool dstats_topic_ok(struct digestion_stats *s, const char *raw36)
+{
+	char canon[37];
+
+	return recent_topic(s, raw36) || raw_topic_canonical(raw36, canon);
 }
 
 int dstats_add_entry_raw(struct digestion_stats *s, const char *raw36, int64_t data_length,
 			 int64_t chunk_length, int64_t timestamp)
 {
 	struct topic_stat *t = recent_topic(s, raw36);
-	char text[37], canon[37];
+	char canon[37];
 
 	if (!t) {
-		memcpy(text, raw36, 36);
-		text[36] = '\0';
-		if (!uuid_canonical(text, canon))
+		if (!raw_topic_canonical(raw36, canon))
 			return 1;
 		t = topic_slot(s, canon);
 		if (!t)

@@ -13,6 +13,8 @@
 #include "lqs-hookd/util.h"
 
 #define SCAN_MAX_DEPTH 2048   /* as jansson */
+/* Longest text accepted for an integer sent as a string. */
+#define INT_TEXT_MAX 32
 
 struct scan {
 	const char *p, *end;
@@ -220,7 +222,6 @@ static int int_field(struct scan *s, int64_t *out)
 	const char *raw;
 	size_t len;
 	bool esc, isint;
-	char tmp[32];
 	int rc;
 
 	ws(s);
@@ -229,7 +230,7 @@ static int int_field(struct scan *s, int64_t *out)
 	if (s->p < s->end && *s->p == '"') {
 		if (string(s, &raw, &len, &esc))
 			return -1;
-		if (esc || len == 0 || len >= sizeof(tmp))
+		if (esc || len == 0 || len >= INT_TEXT_MAX)
 			return 1;
 		return parse_dec_i64(raw, len, out) ? 1 : 0;
 	}
