@@ -5,6 +5,7 @@
 #include "lqs-hookd/auth.h"
 #include "lqs-hookd/buf.h"
 #include "lqs-hookd/log.h"
+#include "lqs-hookd/util.h"
 #include "suites.h"
 
 #include <jansson.h>
@@ -177,6 +178,42 @@ START_TEST(log_line_escapes)
 }
 END_TEST
 
+/* Event ids: canonical lowercase UUIDv7 (time first, so the id index
+ * grows at its end), random in the rest, never repeated. */
+START_TEST(uuid_new_is_v7_and_unique)
+{
+	enum { N = 2000 };
+	static char ids[N][37];
+	char prev_time[14] = "";
+
+	for (int i = 0; i < N; i++) {
+		uuid_new(ids[i]);
+		ck_assert_uint_eq(strlen(ids[i]), 36);
+		for (int k = 0; k < 36; k++) {
+			char c = ids[i][k];
+			if (k == 8 || k == 13 || k == 18 || k == 23)
+				ck_assert_int_eq(c, '-');
+			else
+				ck_assert_msg((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'), "bad digit in %s", ids[i]);
+		}
+		ck_assert_int_eq(ids[i][14], '7');
+		ck_assert_msg(strchr("89ab", ids[i][19]) != NULL, "variant of %s", ids[i]);
+		/* the first 48 bits are the time in ms: never going back */
+		char t[14];
+		memcpy(t, ids[i], 8);
+		memcpy(t + 8, ids[i] + 9, 4);
+		t[12] = '\0';
+		ck_assert_msg(strcmp(t, prev_time) >= 0, "time went back: %s after %s", t, prev_time);
+		memcpy(prev_time, t, sizeof(t));
+	}
+	for (int i = 0; i < N; i++)
+		for (int j = i + 1; j < N; j++)
+			ck_assert_msg(strcmp(ids[i], ids[j]) != 0, "repeated id %s", ids[i]);
+	/* the random part really varies: not all ids of one ms share it */
+	ck_assert_str_ne(ids[0] + 24, ids[1] + 24);
+}
+END_TEST
+
 Suite *suite_buf(void)
 {
 	Suite *s = suite_create("buf");
@@ -185,6 +222,7 @@ Suite *suite_buf(void)
 	tcase_add_test(t, buf_caps_and_frees);
 	tcase_add_test(t, buf_printf_grows);
 	tcase_add_test(t, log_line_escapes);
+	tcase_add_test(t, uuid_new_is_v7_and_unique);
 	suite_add_tcase(s, t);
 	return s;
 }
