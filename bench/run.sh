@@ -97,6 +97,21 @@ fpid=$!; PIDS+=("$fpid")
 wait_listen "$port"
 receive "floor (no store)" "$fpid" "$port"
 kill "$fpid"; wait "$fpid" 2>/dev/null
+# two more floors: what the daemon's path to its answer costs with nothing
+# stored, and the least any server syncing before its 202 must pay
+port=$(free_port)
+"$BUILD/bench-floor" "$port" "$SECRET" handoff >/dev/null &
+fpid=$!; PIDS+=("$fpid")
+wait_listen "$port"
+receive "floor + handoff (no store)" "$fpid" "$port"
+kill "$fpid"; wait "$fpid" 2>/dev/null
+port=$(free_port)
+"$BUILD/bench-floor" "$port" "$SECRET" fsync "$WORK/append.log" >/dev/null &
+fpid=$!; PIDS+=("$fpid")
+wait_listen "$port"
+receive "floor + append log (fdatasync per batch)" "$fpid" "$port"
+kill "$fpid"; wait "$fpid" 2>/dev/null
+rm -f "$WORK/append.log"
 port=$(free_port)
 (cd "$SRC/bench" && LQS_EXPECTED_SECRET="$SECRET" exec "$PY" -m uvicorn listener:app --host 127.0.0.1 --port "$port" \
 	--log-level warning --no-access-log) &
@@ -106,7 +121,7 @@ receive "python listener" "$ppid" "$port"
 kill "$ppid"; wait "$ppid" 2>/dev/null
 say ""
 for c in 16 128; do
-	say "- $c connections: lqs-hookd / floor = $(awk -v a="${RPS[lqs-hookd,$c]}" -v b="${RPS[floor (no store),$c]}" 'BEGIN { printf "%.2f", a / b }'), lqs-hookd / python = $(awk -v a="${RPS[lqs-hookd,$c]}" -v b="${RPS[python listener,$c]}" 'BEGIN { printf "%.1f", a / b }')"
+	say "- $c connections: lqs-hookd / floor = $(awk -v a="${RPS[lqs-hookd,$c]}" -v b="${RPS[floor (no store),$c]}" 'BEGIN { printf "%.2f", a / b }'), lqs-hookd / python = $(awk -v a="${RPS[lqs-hookd,$c]}" -v b="${RPS[python listener,$c]}" 'BEGIN { printf "%.1f", a / b }'), append-log floor / floor = $(awk -v a="${RPS[floor + append log (fdatasync per batch),$c]}" -v b="${RPS[floor (no store),$c]}" 'BEGIN { printf "%.2f", a / b }')"
 done
 
 fi
