@@ -136,13 +136,10 @@ int parse_dec_i64(const char *p, size_t n, int64_t *out)
 	return 0;
 }
 
-/* Time-ordered (version 7 layout): 48 bits of milliseconds, then random.
- * Ids sort by creation time, and a store index over them grows at its end
- * instead of touching a random page for every new event. */
 /* Random bytes for ids, drawn from the kernel a pool at a time: libuuid's
  * generator reseeds libc's random() on every call, which cost the
  * committer a tenth of its time (see bench/RESULTS.md). */
-#define UUID_POOL 512
+#define UUID_POOL 256   /* up to 256 bytes, getrandom(2) returns all it is asked for */
 
 static int random_bytes(unsigned char *out, size_t n)
 {
@@ -162,6 +159,9 @@ static int random_bytes(unsigned char *out, size_t n)
 	return 0;
 }
 
+/* Time-ordered (version 7 layout): 48 bits of milliseconds, then random.
+ * Ids sort by creation time, and a store index over them grows at its end
+ * instead of touching a random page for every new event. */
 void uuid_new(char out[37])
 {
 	uuid_t u;
