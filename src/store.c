@@ -502,7 +502,7 @@ void store_enqueue_batch_nosync(struct store *st, struct store_item *items, size
 		/* all or nothing: no 202 for an event that is not in the store */
 		exec(st, SQL_ROLLBACK);
 		for (size_t i = 0; i < n; i++)
-			if (items[i].result == STORE_OK || items[i].result == STORE_DUPLICATE)
+			if (store_result_stored(items[i].result))
 				items[i].result = failure;
 		added = 0;
 	}

@@ -27,17 +27,7 @@ size_t str_copy(char *dst, const char *src, size_t size)
 
 int parse_i64(const char *s, int64_t *out)
 {
-	char *end;
-	long long v;
-
-	if (!s || !*s || isspace((unsigned char)*s))
-		return -1;
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (errno || *end)
-		return -1;
-	*out = v;
-	return 0;
+	return s ? parse_dec_i64(s, strlen(s), out) : -1;
 }
 
 int parse_double(const char *s, double *out)
