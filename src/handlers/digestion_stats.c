@@ -255,7 +255,7 @@ json_t *dstats_to_json(const struct digestion_stats *s, const char *digestion_id
 
 /* A second scanner: while the worker's thread drives the transfers (and
  * scans what it cannot hand over), this one scans fetched parts on the
- * other core. Parts queue here as copies, bounded in bytes. */
+ * other core. Parts queue here without a copy, bounded in bytes. */
 #define HELPER_MIN_PARTS 32
 #define HELPER_QUEUE_BYTES (1u << 20)
 
@@ -379,18 +379,20 @@ static void helper_start(struct helper *h, char *const *paths)
 }
 
 /* Hand a part over (the helper takes the body): 1 if taken, 0 if the
- * worker must scan it itself (no helper, queue full, out of memory, or the
- * helper already failed). */
+ * worker must scan it itself (no helper, queue full, out of memory), -1 if
+ * the helper stopped on a bad part (stop fetching too). */
 static int helper_offer(struct helper *h, size_t i, struct buf *body)
 {
 	struct helper_item *it;
 	int taken = 0;
 
-	if (!h->started || !body->data)
+	if (!h->started)
 		return 0;
 	pthread_mutex_lock(&h->mu);
-	if (!h->failed && h->queued_bytes + body->len <= HELPER_QUEUE_BYTES &&
-	    (it = malloc(sizeof(*it))) != NULL) {
+	if (h->failed)
+		taken = -1;
+	else if (body->data && h->queued_bytes + body->len <= HELPER_QUEUE_BYTES &&
+		 (it = malloc(sizeof(*it))) != NULL) {
 		it->len = body->len;
 		it->body = buf_steal(body);
 		it->i = i;
@@ -436,16 +438,10 @@ static int on_fetched_part(void *ctx, size_t i, struct buf *body)
 {
 	struct run *r = ctx;
 
-	if (helper_offer(&r->helper, i, body))
-		return 0;
-	if (r->helper.started) {
-		/* the helper may have stopped on a bad part: stop fetching too */
-		pthread_mutex_lock(&r->helper.mu);
-		bool failed = r->helper.failed;
-		pthread_mutex_unlock(&r->helper.mu);
-		if (failed)
-			return -1;
-	}
+	int taken = helper_offer(&r->helper, i, body);
+
+	if (taken)
+		return taken > 0 ? 0 : -1;
 	return dstats_scan_part(&r->stats, body->data ? body->data : "", body->len, fetched_part_id(r->fetch, i),
 				r->err, sizeof(r->err));
 }
