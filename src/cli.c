@@ -10,7 +10,7 @@
 
 #include "lqs-hookd/buf.h"
 #include "lqs-hookd/config.h"
-#include "lqs-hookd/lqs.h"
+#include "lqs-hookd/lqs_check.h"
 #include "lqs-hookd/util.h"
 
 /* Answers from the daemon are small; anything larger is not ours. */
@@ -31,10 +31,30 @@ static void cli_usage(FILE *out)
 {
 	fprintf(out,
 		"usage: lqs-hookd status <event_id> [--history] [--format table|json]\n"
-		"       lqs-hookd list [--state STATE] [--limit N] [--format table|json]\n"
+		"       lqs-hookd list [--state STATE] [--handler NAME] [--since T] [--limit N] [--format table|json]\n"
 		"       lqs-hookd replay <event_id> [--format table|json]\n"
+		"       lqs-hookd replay --state failed|completed [--since T] [--handler NAME] [--dry-run]\n"
+		"                        [--format table|json]\n"
 		"       lqs-hookd check-lqs\n"
-		"common options: --config FILE, --listen HOST:PORT (the daemon's address)\n");
+		"common options (before or after the command): --config FILE, --listen HOST:PORT\n"
+		"T: epoch seconds or YYYY-MM-DDTHH:MM:SS (UTC)\n");
+}
+
+/* Append "&name=value" to a query, value percent-encoded. */
+static void query_add(struct buf *q, const char *name, const char *value)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	if (!value)
+		return;
+	buf_printf(q, "%c%s=", strchr(q->data ? q->data : "", '?') ? '&' : '?', name);
+	for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		    strchr("-._~:", *p))
+			buf_append(q, p, 1);
+		else
+			buf_printf(q, "%%%c%c", hex[*p >> 4], hex[*p & 15]);
+	}
 }
 
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
@@ -135,6 +155,13 @@ static void print_status(json_t *d)
 	printf("%-20s %s\n", "error", s_or(json_object_get(d, "error"), "-"));
 	printf("%-20s %s\n", "result", result ? result : "null");
 	free(result);
+	if (json_is_true(json_object_get(d, "replayed")))
+		printf("%-20s %s\n", "replayed", "yes (by an operator)");
+	if (json_is_object(json_object_get(d, "progress"))) {
+		char *p = json_dumps(json_object_get(d, "progress"), JSON_COMPACT | JSON_PRESERVE_ORDER);
+		printf("%-20s %s\n", "progress", p ? p : "-");
+		free(p);
+	}
 }
 
 static void print_history(json_t *d)
@@ -203,44 +230,103 @@ static int daemon_error(long status, json_t *doc, const char *err)
 	return 1;
 }
 
-static int check_lqs(struct config *cfg)
+/* The whole history, page after page (the daemon pages it). */
+static long fetch_history(const struct config *cfg, const char *listen, const char *id, json_t **out, char *err,
+			  size_t errlen)
 {
-	struct lqs_client *c;
-	struct lqs_error e;
-	json_t *me = NULL;
-	char *url;
-	int rc;
+	json_t *all = json_array();
+	char cursor[32] = "";
+	long status = 200;
 
-	cfg->retry_count = 0;   /* a check answers now, not after backoff */
-	if (cfg->request_timeout > 15)
-		cfg->request_timeout = 15;
-	c = lqs_client_new(cfg);
-	if (!c) {
-		fprintf(stderr, "lqs-hookd: cannot create the LogQS client\n");
-		return 1;
+	*out = NULL;
+	for (int pages = 0; pages < 100000; pages++) {
+		char path[512];
+		json_t *doc = NULL;
+		snprintf(path, sizeof(path), "%s/%s/history?limit=5000%s%s", cfg->events_path, id,
+			 cursor[0] ? "&cursor=" : "", cursor);
+		status = call(cfg, listen, "GET", path, &doc, err, errlen);
+		if (status != 200) {
+			json_decref(all);
+			*out = doc;
+			return status;
+		}
+		json_array_extend(all, json_object_get(doc, "history"));
+		json_t *next = json_object_get(doc, "next_cursor");
+		bool more = json_is_string(next) && strlen(json_string_value(next)) < sizeof(cursor) &&
+			    strspn(json_string_value(next), "0123456789") == strlen(json_string_value(next));
+		if (more)
+			str_copy(cursor, json_string_value(next), sizeof(cursor));
+		json_decref(doc);
+		if (!more)
+			break;
 	}
-	url = lqs_url(c, "users/me", NULL);
-	if (!cfg->api_key_id || !cfg->api_key_secret)
-		printf("warning: no API key configured (api_key_id / api_key_secret)\n");
-	rc = lqs_get(c, "users/me", &me, &e);
-	if (rc == 0) {
-		const char *who = s_or(json_object_get(me, "username"), s_or(json_object_get(me, "id"), NULL));
-		printf("OK: LogQS reachable at %s; API key accepted%s%s%s\n", url, who ? " (user " : "",
-		       who ? who : "", who ? ")" : "");
-	} else if (e.status == 401 || e.status == 403) {
-		printf("FAILED: LogQS reachable at %s, but the API key was refused: %s\n", url, e.message);
-	} else if (e.status) {
-		printf("FAILED: LogQS at %s answered: %s\n", url, e.message);
-	} else {
-		printf("FAILED: cannot reach LogQS at %s: %s\n", url, e.message);
-	}
-	json_decref(me);
-	free(url);
-	lqs_client_free(c);
-	return rc == 0 ? 0 : 1;
+	*out = json_pack("{s:s, s:o}", "event_id", id, "history", all);
+	return status;
 }
 
-int cli_main(int argc, char **argv, const char *config_path)
+/* replay --state ...: every matching event, a page per call. */
+static int replay_many(const struct config *cfg, const char *listen, const char *state, const char *since,
+		       const char *handler, bool dry_run, bool json_out)
+{
+	json_t *ids = json_array();
+	char cursor[32] = "", err[4096];
+	long status;
+	int rc = 0;
+
+	for (int pages = 0; pages < 100000; pages++) {
+		struct buf q;
+		json_t *doc = NULL;
+		buf_init(&q, 4096);
+		buf_printf(&q, "%s/replay", cfg->events_path);
+		query_add(&q, "state", state);
+		query_add(&q, "since", since);
+		query_add(&q, "handler", handler);
+		query_add(&q, "dry_run", dry_run ? "true" : NULL);
+		query_add(&q, "cursor", cursor[0] ? cursor : NULL);
+		status = q.data ? call(cfg, listen, "POST", q.data, &doc, err, sizeof(err)) : 0;
+		buf_free(&q);
+		if (status != (dry_run ? 200 : 202)) {
+			rc = daemon_error(status, doc, err);
+			json_decref(doc);
+			break;
+		}
+		json_array_extend(ids, json_object_get(doc, "event_ids"));
+		json_t *next = json_object_get(doc, "next_cursor");
+		bool more = json_is_string(next) && strlen(json_string_value(next)) < sizeof(cursor) &&
+			    strspn(json_string_value(next), "0123456789") == strlen(json_string_value(next));
+		if (more)
+			str_copy(cursor, json_string_value(next), sizeof(cursor));
+		json_decref(doc);
+		if (!more)
+			break;
+	}
+	if (rc == 0 && json_out) {
+		json_t *o = json_pack("{s:s, s:I, s:O}", "status", dry_run ? "dry_run" : "replayed", "count",
+				      (json_int_t)json_array_size(ids), "event_ids", ids);
+		print_json(o);
+		json_decref(o);
+	} else if (rc == 0) {
+		size_t i;
+		json_t *v;
+		json_array_foreach(ids, i, v)
+			printf("%s\n", json_string_value(v));
+		printf("%s %zu %s event(s)%s\n", dry_run ? "would replay" : "replayed", json_array_size(ids), state,
+		       dry_run ? " (dry run: nothing changed)" : ": they run again from scratch");
+	}
+	json_decref(ids);
+	return rc;
+}
+
+static int check_lqs(const struct config *cfg)
+{
+	struct lqs_check_result res;
+
+	lqs_check_once(cfg, &res);
+	printf("%s: %s\n", res.ok ? "OK" : "FAILED", res.message);
+	return res.ok ? 0 : 1;
+}
+
+int cli_main(int argc, char **argv, const char *config_path, const char *listen)
 {
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
@@ -248,12 +334,15 @@ int cli_main(int argc, char **argv, const char *config_path)
 		{ "format", required_argument, NULL, 'f' },
 		{ "history", no_argument, NULL, 'H' },
 		{ "state", required_argument, NULL, 's' },
+		{ "handler", required_argument, NULL, 'r' },
+		{ "since", required_argument, NULL, 'S' },
+		{ "dry-run", no_argument, NULL, 'D' },
 		{ "limit", required_argument, NULL, 'n' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *cmd = argv[0], *listen = NULL, *state = NULL, *format = "table";
-	bool history = false, json_out;
+	const char *cmd = argv[0], *state = NULL, *handler = NULL, *since = NULL, *format = "table";
+	bool history = false, dry_run = false, json_out, bulk;
 	int64_t limit = 50;
 	struct config_overrides ov = { .client = true };
 	struct config cfg;
@@ -262,7 +351,7 @@ int cli_main(int argc, char **argv, const char *config_path)
 	long status;
 	int opt, rc = 0;
 
-	optind = 1;
+	optind = 0;   /* glibc: a fresh scan (main already ran getopt on other arguments) */
 	while ((opt = getopt_long(argc, argv, "c:l:f:Hs:n:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c': config_path = optarg; break;
@@ -270,6 +359,9 @@ int cli_main(int argc, char **argv, const char *config_path)
 		case 'f': format = optarg; break;
 		case 'H': history = true; break;
 		case 's': state = optarg; break;
+		case 'r': handler = optarg; break;
+		case 'S': since = optarg; break;
+		case 'D': dry_run = true; break;
 		case 'n':
 			if (parse_i64(optarg, &limit) || limit < 1 || limit > 1000) {
 				fprintf(stderr, "lqs-hookd: --limit takes 1 to 1000\n");
@@ -285,11 +377,21 @@ int cli_main(int argc, char **argv, const char *config_path)
 		return 2;
 	}
 	json_out = strcmp(format, "json") == 0;
-	if ((strcmp(cmd, "status") == 0 || strcmp(cmd, "replay") == 0) != (optind + 1 == argc) ||
-	    ((strcmp(cmd, "list") == 0 || strcmp(cmd, "check-lqs") == 0) && optind != argc)) {
+	bulk = strcmp(cmd, "replay") == 0 && state;
+	if ((strcmp(cmd, "status") == 0 || (strcmp(cmd, "replay") == 0 && !bulk)) != (optind + 1 == argc) ||
+	    ((strcmp(cmd, "list") == 0 || strcmp(cmd, "check-lqs") == 0 || bulk) && optind != argc)) {
+		if (strcmp(cmd, "replay") == 0 && state && optind != argc)
+			fprintf(stderr, "lqs-hookd: replay takes an event id or --state, not both\n");
 		cli_usage(stderr);
 		return 2;
 	}
+	if (dry_run && !bulk) {
+		fprintf(stderr, "lqs-hookd: --dry-run goes with replay --state\n");
+		return 2;
+	}
+	/* a command reads only the secret it uses: an unreadable hook secret
+	 * file (root's, for the service) does not stop it */
+	ov.needs = strcmp(cmd, "check-lqs") == 0 ? CONFIG_NEEDS_LQS_KEY : CONFIG_NEEDS_ADMIN_TOKEN;
 	if (config_load(&cfg, config_path, &ov, err, sizeof(err))) {
 		fputs(err, stderr);
 		config_free(&cfg);
@@ -301,21 +403,33 @@ int cli_main(int argc, char **argv, const char *config_path)
 
 	if (strcmp(cmd, "check-lqs") == 0) {
 		rc = check_lqs(&cfg);
-	} else if (strcmp(cmd, "list") == 0) {
-		char q[160];
-		snprintf(q, sizeof(q), "%s?limit=%lld%s%s", cfg.events_path, (long long)limit,
-			 state ? "&state=" : "", state ? state : "");
-		/* state goes into a URL: accept only the known words */
-		if (state && strspn(state, "abcdefghijklmnopqrstuvwxyz") != strlen(state)) {
-			fprintf(stderr, "lqs-hookd: --state takes queued, running, retrying, completed or failed\n");
+	} else if (bulk) {
+		if (strcmp(state, "failed") != 0 && strcmp(state, "completed") != 0) {
+			fprintf(stderr, "lqs-hookd: replay --state takes failed or completed\n");
 			rc = 2;
-		} else if ((status = call(&cfg, listen, "GET", q, &doc, err, sizeof(err))) != 200) {
+		} else {
+			rc = replay_many(&cfg, listen, state, since, handler, dry_run, json_out);
+		}
+	} else if (strcmp(cmd, "list") == 0) {
+		struct buf q;
+		char lim[24];
+		snprintf(lim, sizeof(lim), "%lld", (long long)limit);
+		buf_init(&q, 4096);
+		buf_printf(&q, "%s", cfg.events_path);
+		query_add(&q, "limit", lim);
+		query_add(&q, "state", state);
+		query_add(&q, "handler", handler);
+		query_add(&q, "since", since);
+		if (!q.data) {
+			rc = 1;
+		} else if ((status = call(&cfg, listen, "GET", q.data, &doc, err, sizeof(err))) != 200) {
 			rc = daemon_error(status, doc, err);
 		} else if (json_out) {
 			print_json(doc);
 		} else {
 			print_list(doc);
 		}
+		buf_free(&q);
 	} else {
 		char id[37];
 		if (!uuid_canonical(argv[optind], id)) {
@@ -338,8 +452,7 @@ int cli_main(int argc, char **argv, const char *config_path)
 			} else {
 				json_t *hist = NULL;
 				if (history) {
-					snprintf(path, sizeof(path), "%s/%s/history", cfg.events_path, id);
-					status = call(&cfg, listen, "GET", path, &hist, err, sizeof(err));
+					status = fetch_history(&cfg, listen, id, &hist, err, sizeof(err));
 					if (status != 200)
 						rc = daemon_error(status, hist, err);
 				}

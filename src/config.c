@@ -10,7 +10,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <jansson.h>
 
 #include <pthread.h>
 #include <ini.h>
@@ -136,22 +139,40 @@ static const struct setting settings[] = {
 	{ "lqs", "max_response", T_SIZE, OFF(max_response), "64M", 1024, 4294967296.0, NULL, NULL,
 	  "Largest LogQS response body read; a larger one fails the call (not retried)." },
 
+	{ "lqs", "readyz_requires_lqs", T_BOOL, OFF(readyz_requires_lqs), "false", NOBOUND, NULL, NULL,
+	  "When true, /readyz answers 503 while the LogQS check (users/me with the API key) fails; when false it only reports it." },
+	{ "lqs", "lqs_check_interval", T_DURATION, OFF(lqs_check_interval), "1m", 1, 86400, NULL, NULL,
+	  "The LogQS check runs at start and on reload; while it fails, it runs again this often." },
+
 	{ "log", "log_level", T_ENUM, OFF(log_level), "info", NOBOUND, NULL, "error|warn|info|debug",
 	  "Least severe level logged." },
 	{ "log", "log_format", T_ENUM, OFF(log_format), "auto", NOBOUND, NULL, "auto|json|journal",
-	  "json: one JSON object per line on stderr; journal: journald fields (EVENT_ID, RESOURCE_ID); auto: journal when stderr is the journal." },
+	  "json: one JSON object per line on stderr; journal: journald fields (EVENT_ID, RESOURCE_ID, ATTEMPT, DURATION_MS), stderr when journald is not there; auto: journal when stderr is the journal." },
+	{ "log", "max_rejection_logs", T_INT, OFF(max_rejection_logs), "10", 0, 100000, NULL, NULL,
+	  "Rejected requests (400/401/403/413/415/422) logged per rejection_log_interval, with reason, client and path; the rest are counted in one summary line." },
+	{ "log", "rejection_log_interval", T_DURATION, OFF(rejection_log_interval), "1m", 1, 86400, NULL, NULL,
+	  "The window max_rejection_logs counts in." },
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
 
+/* Where each setting got its value, for messages: "file:line", an
+ * environment variable, an option, or "" for the default. */
+typedef char origin_t[160];
+
 struct load_ctx {
 	struct config *cfg;
+	const struct config_overrides *ov;
 	const char *path;
 	int lineno;
 	struct buf *err;
+	struct buf *warn;
 	int errors;
-	bool secrets_from_file;   /* the file's first secret replaces defaults */
+	origin_t *origin;         /* N_SETTINGS of them */
+	int route_line[CONFIG_MAX_ROUTES];
 };
+
+static size_t setting_index(const struct setting *s);
 
 static void add_error(struct buf *err, const char *where, int line, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
@@ -173,6 +194,24 @@ static void add_error(struct buf *err, const char *where, int line, const char *
 static void *field(struct config *cfg, const struct setting *s)
 {
 	return (char *)cfg + s->offset;
+}
+
+static size_t setting_index(const struct setting *s)
+{
+	return (size_t)(s - settings);
+}
+
+/* Whether an operator command skips reading this secret's file: it never
+ * needs the hook secret, and the others only when it says so. */
+static bool client_skips(const struct config_overrides *ov, const struct setting *s)
+{
+	if (!ov || !ov->client)
+		return false;
+	if (strcmp(s->name, "admin_token") == 0)
+		return !(ov->needs & CONFIG_NEEDS_ADMIN_TOKEN);
+	if (strcmp(s->name, "api_key_secret") == 0)
+		return !(ov->needs & CONFIG_NEEDS_LQS_KEY);
+	return s->type == T_SECRET || s->type == T_SECRETS;
 }
 
 static const struct setting *setting_find(const char *section, const char *name)
@@ -344,8 +383,28 @@ static int secret_file_load(struct config *cfg, const struct setting *s, const c
 
 /* Set one value. replace_list: a secret list source that replaces rather than
  * appends (environment, credentials). Returns 0 or -1 with why filled in. */
+static int setting_apply_value(struct config *cfg, const struct setting *s, const char *v,
+			       bool is_file_variant, bool replace_list, char *why, size_t whylen);
+
 static int setting_apply(struct config *cfg, const struct setting *s, const char *v,
 			 bool is_file_variant, bool replace_list, char *why, size_t whylen)
+{
+	int rc = setting_apply_value(cfg, s, v, is_file_variant, replace_list, why, whylen);
+
+	/* the text as written, for --print-config (never a secret's) */
+	if (rc == 0 && cfg->text && s->type != T_SECRET && s->type != T_SECRETS) {
+		size_t i = setting_index(s);
+		char *t = strdup(v);
+		if (t) {
+			free(cfg->text[i]);
+			cfg->text[i] = t;
+		}
+	}
+	return rc;
+}
+
+static int setting_apply_value(struct config *cfg, const struct setting *s, const char *v,
+			       bool is_file_variant, bool replace_list, char *why, size_t whylen)
 {
 	void *f = field(cfg, s);
 
@@ -484,6 +543,8 @@ static int ini_cb(void *user, const char *section, const char *name, const char 
 		if (!r || route_set(r, name, value, why, sizeof(why))) {
 			add_error(ctx->err, ctx->path, ctx->lineno, "%s", why);
 			ctx->errors++;
+		} else if (!ctx->route_line[r - ctx->cfg->routes]) {
+			ctx->route_line[r - ctx->cfg->routes] = ctx->lineno;
 		}
 		return 1;
 	}
@@ -510,13 +571,44 @@ static int ini_cb(void *user, const char *section, const char *name, const char 
 		ctx->errors++;
 		return 1;
 	}
+	if (file_variant && client_skips(ctx->ov, s))
+		return 1;   /* an operator command that does not need it */
+	/* Inline comments were cut by the reader (whitespace, then # or ;); a
+	 * # or ; left in a value was probably meant as one too. */
+	if (strpbrk(value, "#;"))
+		add_error(ctx->warn, ctx->path, ctx->lineno,
+			  "the value of '%s' contains '%c'; it is kept as part of the value (a comment starts "
+			  "with a space or tab before the # or ;)", name, *strpbrk(value, "#;"));
 	/* The first secret in the file replaces nothing (defaults have none),
 	 * later ones add to the list: several secrets accepted for rotation. */
 	if (setting_apply(ctx->cfg, s, value, file_variant, false, why, sizeof(why))) {
 		add_error(ctx->err, ctx->path, ctx->lineno, "%s", why[0] ? why : "invalid value");
 		ctx->errors++;
+	} else {
+		snprintf(ctx->origin[setting_index(s)], sizeof(origin_t), "%s:%d", ctx->path, ctx->lineno);
 	}
 	return 1;
+}
+
+/* The one comment rule: a line whose first non-blank character is # or ;
+ * is a comment, and so is the rest of a "key = value" line from a # or ;
+ * that follows a space or tab. A value that must hold " #" or " ;" goes
+ * in a file (NAME_file) or the environment. */
+static void strip_inline_comment(char *line)
+{
+	char *p = line, *eq;
+
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (*p == '#' || *p == ';' || *p == '[' || !(eq = strchr(p, '=')))
+		return;
+	for (p = eq + 1; *p; p++) {
+		if ((*p == '#' || *p == ';') && (p[-1] == ' ' || p[-1] == '\t')) {
+			p[0] = '\n';
+			p[1] = '\0';
+			return;
+		}
+	}
 }
 
 static char *counting_reader(char *str, int num, void *stream)
@@ -524,8 +616,10 @@ static char *counting_reader(char *str, int num, void *stream)
 	struct { FILE *f; struct load_ctx *ctx; } *rd = stream;
 	char *r = fgets(str, num, rd->f);
 
-	if (r)
+	if (r) {
 		rd->ctx->lineno++;
+		strip_inline_comment(str);
+	}
 	return r;
 }
 
@@ -542,7 +636,7 @@ static void env_name(const struct setting *s, char *out, size_t n, bool file_var
 		memcpy(out + i, "_FILE", 6);
 }
 
-static void load_env(struct config *cfg, struct buf *err, int *errors)
+static void load_env(struct load_ctx *ctx)
 {
 	char name[96], why[512];
 	const char *v;
@@ -554,21 +648,30 @@ static void load_env(struct config *cfg, struct buf *err, int *errors)
 		for (int fv = 0; fv <= (secretish ? 1 : 0); fv++) {
 			env_name(s, name, sizeof(name), fv);
 			v = getenv(name);
-			if (v && setting_apply(cfg, s, v, fv, true, why, sizeof(why))) {
-				add_error(err, name, 0, "%s", why);
-				(*errors)++;
+			if (!v || (fv && client_skips(ctx->ov, s)))
+				continue;
+			if (setting_apply(ctx->cfg, s, v, fv, true, why, sizeof(why))) {
+				add_error(ctx->err, name, 0, "%s", why);
+				ctx->errors++;
+			} else {
+				str_copy(ctx->origin[i], name, sizeof(origin_t));
 			}
 		}
-		if (s->env_alias && (v = getenv(s->env_alias)) != NULL &&
-		    setting_apply(cfg, s, v, false, true, why, sizeof(why))) {
-			add_error(err, s->env_alias, 0, "%s", why);
-			(*errors)++;
+		if (s->env_alias && (v = getenv(s->env_alias)) != NULL) {
+			if (setting_apply(ctx->cfg, s, v, false, true, why, sizeof(why))) {
+				add_error(ctx->err, s->env_alias, 0, "%s", why);
+				ctx->errors++;
+			} else {
+				str_copy(ctx->origin[i], s->env_alias, sizeof(origin_t));
+			}
 		}
 	}
 }
 
-/* systemd credentials (LoadCredential=): files named after the setting. */
-static void load_credentials(struct config *cfg, struct buf *err, int *errors)
+/* systemd credentials (LoadCredential=): files named after the setting,
+ * bare ("secret") or with the daemon's prefix ("lqs-hookd.secret", the
+ * name under /etc/credstore/ that the shipped unit loads). */
+static void load_credentials(struct load_ctx *ctx)
 {
 	const char *dir = getenv("CREDENTIALS_DIRECTORY");
 	char path[PATH_MAX], why[512];
@@ -577,15 +680,19 @@ static void load_credentials(struct config *cfg, struct buf *err, int *errors)
 		return;
 	for (size_t i = 0; i < N_SETTINGS; i++) {
 		const struct setting *s = &settings[i];
-		if (s->type != T_SECRET && s->type != T_SECRETS)
+		if ((s->type != T_SECRET && s->type != T_SECRETS) || client_skips(ctx->ov, s))
 			continue;
-		if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, s->name) >= sizeof(path))
-			continue;
-		if (access(path, R_OK) != 0)
-			continue;
-		if (setting_apply(cfg, s, path, true, true, why, sizeof(why))) {
-			add_error(err, path, 0, "%s", why);
-			(*errors)++;
+		for (int prefixed = 0; prefixed < 2; prefixed++) {
+			if ((size_t)snprintf(path, sizeof(path), "%s/%s%s", dir, prefixed ? "lqs-hookd." : "",
+					     s->name) >= sizeof(path))
+				continue;
+			if (access(path, R_OK) != 0)
+				continue;
+			if (setting_apply(ctx->cfg, s, path, true, true, why, sizeof(why))) {
+				add_error(ctx->err, path, 0, "%s", why);
+				ctx->errors++;
+			}
+			break;
 		}
 	}
 }
@@ -595,6 +702,7 @@ static void set_defaults(struct config *cfg)
 	char why[256];
 
 	memset(cfg, 0, sizeof(*cfg));
+	cfg->text = calloc(N_SETTINGS, sizeof(*cfg->text));
 	for (size_t i = 0; i < N_SETTINGS; i++)
 		if (settings[i].def)
 			setting_apply(cfg, &settings[i], settings[i].def, false, false, why, sizeof(why));
@@ -627,49 +735,75 @@ int config_split_listen(const char *listen, char *host, size_t hostlen, unsigned
 	return 0;
 }
 
-static void validate(struct config *cfg, bool client, struct buf *err, int *errors)
+/* "file:line" (or the variable or option) a setting came from; the file
+ * itself for a default. */
+static const char *where_of(const struct load_ctx *ctx, const char *name)
 {
-	char host[256];
+	const struct setting *st = setting_find(NULL, name);
+	const char *o = st ? ctx->origin[setting_index(st)] : "";
+
+	return o[0] ? o : ctx->cfg->path ? ctx->cfg->path : "config";
+}
+
+static bool http_url_ok(const char *u)
+{
+	size_t n = strncmp(u, "https://", 8) == 0 ? 8 : strncmp(u, "http://", 7) == 0 ? 7 : 0;
+
+	/* a host, then nothing that would end it early */
+	return n && u[n] && u[n] != '/' && u[n] != ':' && !strpbrk(u, " \t\r\n?#");
+}
+
+static void validate(struct load_ctx *ctx)
+{
+	struct config *cfg = ctx->cfg;
+	struct buf *err = ctx->err;
+	char host[256], canon[37];
 	unsigned port;
 	const char *where = cfg->path ? cfg->path : "config";
 
-	if (config_split_listen(cfg->listen, host, sizeof(host), &port)) {
-		add_error(err, where, 0, "listen: '%s' is not HOST:PORT", cfg->listen);
-		(*errors)++;
-	}
+#define BAD(name, ...) do { add_error(err, where_of(ctx, name), 0, __VA_ARGS__); ctx->errors++; } while (0)
+	if (config_split_listen(cfg->listen, host, sizeof(host), &port))
+		BAD("listen", "listen: '%s' is not HOST:PORT", cfg->listen);
 	if (cfg->events_path[0] != '/' || strlen(cfg->events_path) > 128 ||
-	    strchr(cfg->events_path, '?') || strcmp(cfg->events_path, "/") == 0) {
-		add_error(err, where, 0, "events_path: '%s' must be an absolute path such as /events",
-			  cfg->events_path);
-		(*errors)++;
-	}
-	if (!client && strcmp(cfg->auth, "secret") == 0 && cfg->n_secrets == 0) {
+	    strchr(cfg->events_path, '?') || strcmp(cfg->events_path, "/") == 0)
+		BAD("events_path", "events_path: '%s' must be an absolute path such as /events", cfg->events_path);
+	if (!(ctx->ov && ctx->ov->client) && strcmp(cfg->auth, "secret") == 0 && cfg->n_secrets == 0) {
 		add_error(err, where, 0,
 			  "no hook secret configured: set LQS_EXPECTED_SECRET, secret or secret_file "
 			  "(or auth = none to accept unauthenticated events)");
-		(*errors)++;
+		ctx->errors++;
 	}
-	if (cfg->retry_max_delay < cfg->retry_base) {
-		add_error(err, where, 0, "retry_max_delay (%g s) is smaller than retry_base (%g s)",
-			  cfg->retry_max_delay, cfg->retry_base);
-		(*errors)++;
-	}
-	if (cfg->datastore_id && *cfg->datastore_id) {
-		char canon[37];
-		if (!uuid_canonical(cfg->datastore_id, canon)) {
-			add_error(err, where, 0, "datastore_id: '%s' is not a UUID", cfg->datastore_id);
-			(*errors)++;
-		}
-	}
+	if (cfg->retry_max_delay < cfg->retry_base)
+		BAD("retry_max_delay", "retry_max_delay (%g s) is smaller than retry_base (%g s)",
+		    cfg->retry_max_delay, cfg->retry_base);
+	if (cfg->datastore_id && *cfg->datastore_id && !uuid_canonical(cfg->datastore_id, canon))
+		BAD("datastore_id", "datastore_id: '%s' is not a UUID", cfg->datastore_id);
+	if (cfg->api_key_id && *cfg->api_key_id && !uuid_canonical(cfg->api_key_id, canon))
+		BAD("api_key_id", "api_key_id: '%s' is not a UUID (LogQS API key ids are UUIDs)", cfg->api_key_id);
+	if (!http_url_ok(cfg->api_url))
+		BAD("api_url", "api_url: '%s' is not an http:// or https:// URL with a host", cfg->api_url);
 	if (cfg->additional_headers) {
-		const char *p = cfg->additional_headers;
-		while (isspace((unsigned char)*p))
-			p++;
-		if (*p != '{') {
-			add_error(err, where, 0, "additional_headers: must be a JSON object");
-			(*errors)++;
-		}
+		json_error_t jerr;
+		json_t *h = json_loads(cfg->additional_headers, 0, &jerr);
+		const char *k;
+		json_t *v;
+		if (!h)
+			BAD("additional_headers", "additional_headers: not valid JSON (%s, column %d)", jerr.text,
+			    jerr.column);
+		else if (!json_is_object(h))
+			BAD("additional_headers", "additional_headers: must be a JSON object of header names to strings");
+		else
+			json_object_foreach(h, k, v) {
+				if (!json_is_string(v) || !*k || strpbrk(k, ": \t\r\n") ||
+				    strpbrk(json_string_value(v), "\r\n")) {
+					BAD("additional_headers",
+					    "additional_headers: '%s' must be a header name with a one-line string value", k);
+					break;
+				}
+			}
+		json_decref(h);
 	}
+#undef BAD
 	if (!cfg->store) {
 		const char *sd = getenv("STATE_DIRECTORY");
 		char path[PATH_MAX];
@@ -692,62 +826,80 @@ static void validate(struct config *cfg, bool client, struct buf *err, int *erro
 	for (int i = 0; i < cfg->n_routes; i++) {
 		struct route *r = &cfg->routes[i];
 		if (!r->process_type[0] || !r->state[0] || !r->handler[0]) {
-			add_error(err, where, 0, "route '%s' needs process_type, state and handler", r->name);
-			(*errors)++;
+			add_error(err, where, ctx->route_line[i], "route '%s' needs process_type, state and handler",
+				  r->name);
+			ctx->errors++;
 		}
 	}
 }
 
 /* Parse an already opened file (or memory stream) named `path`. */
-static void load_stream(struct config *cfg, FILE *f, const char *path, struct buf *err, int *errors)
+static void load_stream(struct load_ctx *ctx, FILE *f)
 {
-	struct load_ctx ctx = { .cfg = cfg, .path = path, .err = err };
-	struct { FILE *f; struct load_ctx *ctx; } rd = { f, &ctx };
-	int rc = ini_parse_stream(counting_reader, &rd, ini_cb, &ctx);
+	struct { FILE *f; struct load_ctx *ctx; } rd = { f, ctx };
+	int before = ctx->errors;
+	int rc = ini_parse_stream(counting_reader, &rd, ini_cb, ctx);
 
-	*errors += ctx.errors;
 	/* inih reports a syntax error by its line; our own errors were already
 	 * recorded with theirs. */
-	if (rc > 0 && ctx.errors == 0) {
-		add_error(err, path, rc, "syntax error (expected [section] or key = value)");
-		(*errors)++;
+	if (rc > 0 && ctx->errors == before) {
+		add_error(ctx->err, ctx->path, rc, "syntax error (expected [section] or key = value)");
+		ctx->errors++;
 	} else if (rc < 0) {
-		add_error(err, path, 0, "cannot read");
-		(*errors)++;
+		add_error(ctx->err, ctx->path, 0, "cannot read: %s", strerror(errno));
+		ctx->errors++;
 	}
 }
 
-static int load_common(struct config *cfg, const char *path, FILE *f, const struct config_overrides *ov,
-		       char *errout, size_t errlen)
+/* f: the opened file, or NULL with open_errno saying why it is not. */
+static int load_common(struct config *cfg, const char *path, FILE *f, int open_errno,
+		       const struct config_overrides *ov, char *errout, size_t errlen)
 {
-	struct buf err;
-	int errors = 0;
+	struct buf err, warn;
 	char why[512];
+	origin_t *origin = calloc(N_SETTINGS, sizeof(*origin));
+	struct load_ctx ctx = { .cfg = cfg, .ov = ov, .path = path, .err = &err, .warn = &warn,
+				.origin = origin };
+	struct stat sb;
 
 	buf_init(&err, 16384);
+	buf_init(&warn, 16384);
 	set_defaults(cfg);
-	if (path) {
+	if (!origin || !cfg->text) {
+		add_error(&err, path ? path : "config", 0, "out of memory");
+		ctx.errors++;
+	} else if (path) {
 		cfg->path = strdup(path);
 		if (!f) {
-			add_error(&err, path, 0, "cannot open: %s", strerror(errno));
-			errors++;
+			add_error(&err, path, 0, "cannot open: %s", strerror(open_errno));
+			ctx.errors++;
+		} else if (fstat(fileno(f), &sb) == 0 && S_ISDIR(sb.st_mode)) {
+			add_error(&err, path, 0, "is a directory, not a configuration file");
+			ctx.errors++;
 		} else {
-			load_stream(cfg, f, path, &err, &errors);
+			load_stream(&ctx, f);
 		}
 	}
-	load_credentials(cfg, &err, &errors);
-	load_env(cfg, &err, &errors);
-	if (ov && ov->listen) {
+	if (!ctx.errors) {
+		load_credentials(&ctx);
+		load_env(&ctx);
+	}
+	if (!ctx.errors && ov && ov->listen) {
 		if (setting_apply(cfg, setting_find("http", "listen"), ov->listen, false, false, why, sizeof(why))) {
 			add_error(&err, "--listen", 0, "%s", why);
-			errors++;
+			ctx.errors++;
+		} else {
+			str_copy(origin[setting_index(setting_find("http", "listen"))], "--listen", sizeof(origin_t));
 		}
 	}
-	if (ov && ov->store)
+	if (!ctx.errors && ov && ov->store)
 		setting_apply(cfg, setting_find("store", "store"), ov->store, false, false, why, sizeof(why));
-	if (!errors)
-		validate(cfg, ov && ov->client, &err, &errors);
-	if (errors) {
+	if (!ctx.errors)
+		validate(&ctx);
+	free(origin);
+	cfg->warnings = warn.data ? buf_steal(&warn) : NULL;
+	buf_free(&warn);
+	if (ctx.errors) {
 		if (errout && errlen)
 			str_copy(errout, err.data ? err.data : "invalid configuration\n", errlen);
 		buf_free(&err);
@@ -761,7 +913,7 @@ int config_load(struct config *cfg, const char *path, const struct config_overri
 		char *errout, size_t errlen)
 {
 	FILE *f = path ? fopen(path, "r") : NULL;
-	int rc = load_common(cfg, path, f, ov, errout, errlen);
+	int rc = load_common(cfg, path, f, errno, ov, errout, errlen);
 
 	if (f)
 		fclose(f);
@@ -773,7 +925,7 @@ int config_load_buffer(struct config *cfg, const char *name, const char *text, s
 {
 	/* fmemopen cannot open an empty buffer on every libc: parse "\n" then */
 	FILE *f = len ? fmemopen((void *)(uintptr_t)text, len, "r") : fmemopen((char[]){ "\n" }, 1, "r");
-	int rc = load_common(cfg, name, f, ov, errout, errlen);
+	int rc = load_common(cfg, name, f, errno, ov, errout, errlen);
 
 	if (f)
 		fclose(f);
@@ -795,11 +947,28 @@ void config_free(struct config *cfg)
 	secrets_clear(cfg);
 	free(cfg->path);
 	cfg->path = NULL;
+	for (size_t i = 0; cfg->text && i < N_SETTINGS; i++)
+		free(cfg->text[i]);
+	free(cfg->text);
+	cfg->text = NULL;
+	free(cfg->warnings);
+	cfg->warnings = NULL;
+}
+
+const char *config_default_path(void)
+{
+	return access(LQS_DEFAULT_CONFIG, F_OK) == 0 ? LQS_DEFAULT_CONFIG : NULL;
 }
 
 static void value_text(const struct config *cfg, const struct setting *s, char *out, size_t n)
 {
 	const void *f = (const char *)cfg + s->offset;
+
+	/* durations and sizes as they were written (14d, 64K), not as numbers */
+	if ((s->type == T_DURATION || s->type == T_SIZE) && cfg->text && cfg->text[setting_index(s)]) {
+		str_copy(out, cfg->text[setting_index(s)], n);
+		return;
+	}
 
 	switch (s->type) {
 	case T_STRING:

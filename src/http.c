@@ -24,7 +24,9 @@
 #include "lqs-hookd/config.h"
 #include "lqs-hookd/event.h"
 #include "lqs-hookd/log.h"
+#include "lqs-hookd/lqs_check.h"
 #include "lqs-hookd/metrics.h"
+#include "lqs-hookd/ratelog.h"
 #include "lqs-hookd/router.h"
 #include "lqs-hookd/store.h"
 #include "lqs-hookd/util.h"
@@ -74,6 +76,9 @@ struct http {
 	bool committer_started, syncer_started;
 	atomic_bool stopping;
 	atomic_llong header_timeout_ms, read_timeout_ms;
+	/* rejected requests: logged, but no more than max_rejection_logs
+	 * lines per rejection_log_interval */
+	struct ratelog rejections;
 };
 
 /* Most events one commit acknowledges. */
@@ -95,12 +100,19 @@ struct http {
 #define FD_RESERVE_BASE 32
 
 enum route_kind {
-	R_NONE, R_EVENTS, R_EVENT, R_HISTORY, R_REPLAY, R_HEALTHZ, R_READYZ, R_METRICS,
+	R_NONE, R_EVENTS, R_EVENT, R_HISTORY, R_REPLAY, R_HEALTHZ, R_READYZ, R_METRICS, R_REPLAY_MANY,
 };
 
 static const char *const route_names[] = {
-	"other", "events", "event", "history", "replay", "healthz", "readyz", "metrics",
+	"other", "events", "event", "history", "replay", "healthz", "readyz", "metrics", "replay_many",
 };
+
+/* History steps in one page: the default, and the most a client may ask. */
+#define HISTORY_PAGE_DEFAULT 500
+#define HISTORY_PAGE_MAX 5000
+/* Events one bulk replay call takes at most (a client pages on). */
+#define REPLAY_PAGE_DEFAULT 500
+#define REPLAY_PAGE_MAX 5000
 
 /* Per-request state, created on the first callback and freed only in the
  * completion callback, so an aborted upload leaks nothing. */
@@ -118,11 +130,14 @@ struct req {
 	struct store_item item;
 	bool submitted, committed;
 	struct req *next_pending;
+	double started;          /* mono_s() at the first callback */
 };
 
 /* The status of the answer queued by the current callback, for metrics
- * (every answer goes through reply_text, on the callback's own thread). */
+ * (every answer goes through reply_text, on the callback's own thread),
+ * and why, for the log of rejected requests (never the body or a secret). */
 static _Thread_local unsigned tl_status;
+static _Thread_local char tl_reason[200];
 
 static struct conn_track *track_of(struct MHD_Connection *c)
 {
@@ -239,6 +254,11 @@ static void *watchdog_main(void *arg)
 			metrics_connection_cut("header_timeout");
 		for (int i = 0; i < cut_read; i++)
 			metrics_connection_cut("read_timeout");
+		{
+			struct config_ref *ref = config_current();
+			ratelog_tick(&h->rejections, mono_ms(), (int64_t)(ref->cfg.rejection_log_interval * 1000.0));
+			config_put(ref);
+		}
 	}
 	return NULL;
 }
@@ -292,6 +312,7 @@ static enum MHD_Result reply_json(struct MHD_Connection *c, unsigned status, jso
 static enum MHD_Result reply_detail(struct MHD_Connection *c, unsigned status, const char *detail,
 				    const char *h1, const char *v1)
 {
+	str_copy(tl_reason, detail, sizeof(tl_reason));
 	return reply_json(c, status, json_pack("{s:s}", "detail", detail), h1, v1);
 }
 
@@ -320,6 +341,8 @@ static enum route_kind route_of(const char *url, const char *events_path, char *
 		return idn == 0 ? R_NONE : R_EVENT;   /* too long: a malformed id */
 	memcpy(id, url, idn);
 	id[idn] = '\0';
+	if (!slash && strcmp(id, "replay") == 0)
+		return R_REPLAY_MANY;   /* ids are UUIDs: no event is called "replay" */
 	if (!slash)
 		return R_EVENT;
 	if (strcmp(slash, "/history") == 0)
@@ -333,7 +356,8 @@ static const char *allowed_methods(enum route_kind r)
 {
 	switch (r) {
 	case R_EVENTS: return "GET, POST";
-	case R_REPLAY: return "POST";
+	case R_REPLAY:
+	case R_REPLAY_MANY: return "POST";
 	default: return "GET";
 	}
 }
@@ -342,7 +366,7 @@ static bool method_ok(enum route_kind r, const char *method)
 {
 	if (r == R_EVENTS)
 		return strcmp(method, "POST") == 0 || strcmp(method, "GET") == 0;
-	if (r == R_REPLAY)
+	if (r == R_REPLAY || r == R_REPLAY_MANY)
 		return strcmp(method, "POST") == 0;
 	return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
 }
@@ -664,7 +688,7 @@ static enum MHD_Result events_answer(struct MHD_Connection *c, struct req *r)
 		log_event(LOG_LVL_INFO, id, rid, "event accepted (%s/%s -> %s)", r->ev.process_type,
 			  r->ev.current_state, r->item.handler ? r->item.handler : "unrouted: finished at once");
 		if (!r->item.handler)
-			metrics_event_finished(NULL, "completed", 0);
+			metrics_unrouted_finished();
 		snprintf(loc, sizeof(loc), "%s/%s", cfg->events_path, id);
 		return reply_json(c, 202, json_pack("{s:s, s:s}", "status", "accepted", "event_id", id),
 				  MHD_HTTP_HEADER_LOCATION, loc);
@@ -687,6 +711,19 @@ static enum MHD_Result events_answer(struct MHD_Connection *c, struct req *r)
 	}
 }
 
+/* "invalid event: process_type: Input should be ... (and 2 more)" from
+ * FastAPI-style errors: field names and messages, never the values sent. */
+static void invalid_reason(json_t *errs)
+{
+	json_t *first = json_array_get(errs, 0), *loc = json_object_get(first, "loc");
+	const char *field = json_string_value(json_array_get(loc, json_array_size(loc) - 1));
+	const char *msg = json_string_value(json_object_get(first, "msg"));
+	size_t more = json_array_size(errs) > 0 ? json_array_size(errs) - 1 : 0;
+
+	snprintf(tl_reason, sizeof(tl_reason), "invalid event: %s: %s%s", field ? field : "body",
+		 msg ? msg : "invalid", more ? " (and more)" : "");
+}
+
 static enum MHD_Result events_receive(struct http *h, struct MHD_Connection *c, struct req *r)
 {
 	const struct config *cfg = &r->cfg->cfg;
@@ -703,8 +740,11 @@ static enum MHD_Result events_receive(struct http *h, struct MHD_Connection *c, 
 	}
 	switch (event_parse(r->body.data ? r->body.data : "", r->body.len, &r->ev, &detail)) {
 	case EVENT_SYNTAX:
+		/* the parser's text quotes the body: not for the log */
+		str_copy(tl_reason, "the body is not valid JSON", sizeof(tl_reason));
 		return reply_json(c, 400, json_pack("{s:o}", "detail", detail), NULL, NULL);
 	case EVENT_INVALID:
+		invalid_reason(detail);
 		return reply_json(c, 422, json_pack("{s:o}", "detail", detail), NULL, NULL);
 	case EVENT_NOMEM:
 		return reply_detail(c, 500, "Internal Server Error", NULL, NULL);
@@ -760,46 +800,107 @@ static int64_t parse_since(const char *s)
 	return (int64_t)timegm(&tm) * 1000;
 }
 
-static enum MHD_Result events_list(struct http *h, struct MHD_Connection *c)
+/* The filters GET /events and POST /events/replay share. Returns NULL, or
+ * the 400 message. rid holds the canonical resource id. */
+static const char *query_filters(struct MHD_Connection *c, struct store_query *q, char rid[37], int def_limit,
+				 int max_limit)
 {
 	static const char *const states = "queued|running|retrying|completed|failed";
-	struct store_query q = { 0 };
+	static _Thread_local char msg[96];
 	const char *v;
 	int64_t n;
 
-	q.state = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "state");
-	if (q.state && (!*q.state || !strstr(states, q.state) || strchr(q.state, '|')))
-		return reply_detail(c, 400, "state must be one of queued, running, retrying, completed, failed",
-				    NULL, NULL);
-	q.process_type = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "process_type");
-	if (q.process_type && !event_type_valid(q.process_type))
-		return reply_detail(c, 400, "process_type must be a LogQS ProcessType", NULL, NULL);
-	q.resource_id = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "resource_id");
-	char rid[37];
-	if (q.resource_id) {
-		if (!uuid_canonical(q.resource_id, rid))
-			return reply_detail(c, 400, "resource_id must be a UUID", NULL, NULL);
-		q.resource_id = rid;
+	q->state = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "state");
+	if (q->state && (!*q->state || !strstr(states, q->state) || strchr(q->state, '|')))
+		return "state must be one of queued, running, retrying, completed, failed";
+	q->process_type = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "process_type");
+	if (q->process_type && !event_type_valid(q->process_type))
+		return "process_type must be a LogQS ProcessType";
+	q->handler = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "handler");
+	if (q->handler && !router_handler_find(q->handler))
+		return "handler must be the name of a compiled-in handler";
+	q->resource_id = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "resource_id");
+	if (q->resource_id) {
+		if (!uuid_canonical(q->resource_id, rid))
+			return "resource_id must be a UUID";
+		q->resource_id = rid;
 	}
 	if ((v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "since"))) {
-		q.since_ms = parse_since(v);
-		if (q.since_ms < 0)
-			return reply_detail(c, 400, "since must be epoch seconds or YYYY-MM-DDTHH:MM:SS (UTC)",
-					    NULL, NULL);
+		q->since_ms = parse_since(v);
+		if (q->since_ms < 0)
+			return "since must be epoch seconds or YYYY-MM-DDTHH:MM:SS (UTC)";
 	}
-	q.limit = 100;
+	q->limit = def_limit;
 	if ((v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit"))) {
-		if (parse_i64(v, &n) || n < 1 || n > 1000)
-			return reply_detail(c, 400, "limit must be an integer from 1 to 1000", NULL, NULL);
-		q.limit = (int)n;
+		if (parse_i64(v, &n) || n < 1 || n > max_limit) {
+			snprintf(msg, sizeof(msg), "limit must be an integer from 1 to %d", max_limit);
+			return msg;
+		}
+		q->limit = (int)n;
 	}
 	if ((v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "cursor"))) {
 		if (parse_i64(v, &n) || n < 0)
-			return reply_detail(c, 400, "cursor must be a next_cursor value from an earlier page",
-					    NULL, NULL);
-		q.after_seq = n;
+			return "cursor must be a next_cursor value from an earlier page";
+		q->after_seq = n;
 	}
+	return NULL;
+}
+
+static json_t *cursor_json(int64_t next)
+{
+	char cur[32];
+
+	if (!next)
+		return json_null();
+	snprintf(cur, sizeof(cur), "%lld", (long long)next);
+	return json_string(cur);
+}
+
+static enum MHD_Result events_list(struct http *h, struct MHD_Connection *c)
+{
+	struct store_query q = { 0 };
+	char rid[37];
+	const char *bad = query_filters(c, &q, rid, 100, 1000);
+
+	if (bad)
+		return reply_detail(c, 400, bad, NULL, NULL);
 	return reply_json(c, 200, store_list(h->st, &q), NULL, NULL);
+}
+
+/* POST /events/replay?state=failed[&since=…][&handler=…][&dry_run=true]:
+ * one bad API key turns every event into a dead letter, and this brings
+ * them back at once, a page at a time (next_cursor). */
+static enum MHD_Result events_replay_many(struct http *h, struct MHD_Connection *c)
+{
+	struct store_query q = { 0 };
+	char rid[37];
+	const char *bad = query_filters(c, &q, rid, REPLAY_PAGE_DEFAULT, REPLAY_PAGE_MAX);
+	const char *dry = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "dry_run");
+	bool dry_run = false;
+	int64_t next = 0;
+	json_t *ids;
+
+	if (bad)
+		return reply_detail(c, 400, bad, NULL, NULL);
+	if (!q.state || (strcmp(q.state, ST_FAILED) != 0 && strcmp(q.state, ST_COMPLETED) != 0))
+		return reply_detail(c, 400, "state must be failed or completed (only finished events can be replayed)",
+				    NULL, NULL);
+	if (dry && parse_bool(dry, &dry_run))
+		return reply_detail(c, 400, "dry_run must be true or false", NULL, NULL);
+	ids = json_array();
+	if (!ids || store_replay_matching(h->st, &q, dry_run, ids, &next) != STORE_OK) {
+		json_decref(ids);
+		return reply_detail(c, 503, "event store unavailable; retry later", MHD_HTTP_HEADER_RETRY_AFTER,
+				    HTTP_RETRY_AFTER_S);
+	}
+	if (!dry_run && json_array_size(ids)) {
+		log_info("%zu %s event(s) replayed by an operator", json_array_size(ids), q.state);
+		workers_kick_n(h->w, (int)json_array_size(ids));
+	}
+	return reply_json(c, dry_run ? 200 : 202,
+			  json_pack("{s:s, s:I, s:o, s:o}", "status", dry_run ? "dry_run" : "replayed", "count",
+				    (json_int_t)json_array_size(ids), "event_ids", ids, "next_cursor", cursor_json(next)),
+			  NULL, NULL);
 }
 
 static enum MHD_Result handle_admin(struct http *h, struct MHD_Connection *c, struct req *r,
@@ -810,6 +911,8 @@ static enum MHD_Result handle_admin(struct http *h, struct MHD_Connection *c, st
 
 	if (r->route == R_EVENTS)
 		return events_list(h, c);
+	if (r->route == R_REPLAY_MANY)
+		return events_replay_many(h, c);
 	if (r->route == R_METRICS) {
 		char *text = metrics_render(h->st, h->w);
 		enum MHD_Result ret = reply_text(c, 200, text ? text : "", MHD_HTTP_HEADER_CONTENT_TYPE,
@@ -823,10 +926,32 @@ static enum MHD_Result handle_admin(struct http *h, struct MHD_Connection *c, st
 	case R_EVENT:
 		doc = store_get(h->st, id);
 		return doc ? reply_json(c, 200, doc, NULL, NULL) : reply_detail(c, 404, "event not found", NULL, NULL);
-	case R_HISTORY:
-		doc = store_history(h->st, id);
-		return doc ? reply_json(c, 200, json_pack("{s:s, s:o}", "event_id", id, "history", doc), NULL, NULL)
-			   : reply_detail(c, 404, "event not found", NULL, NULL);
+	case R_HISTORY: {
+		const char *v;
+		int64_t n, cursor = 0, next = 0;
+		int limit = HISTORY_PAGE_DEFAULT;
+		if ((v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit"))) {
+			if (parse_i64(v, &n) || n < 1 || n > HISTORY_PAGE_MAX)
+				return reply_detail(c, 400, "limit must be an integer from 1 to 5000", NULL, NULL);
+			limit = (int)n;
+		}
+		if ((v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "cursor"))) {
+			if (parse_i64(v, &n) || n < 0)
+				return reply_detail(c, 400, "cursor must be a next_cursor value from an earlier page",
+						    NULL, NULL);
+			cursor = n;
+		}
+		switch (store_history_page(h->st, id, cursor, limit, &doc, &next)) {
+		case STORE_OK:
+			return reply_json(c, 200, json_pack("{s:s, s:o, s:o}", "event_id", id, "history", doc,
+							     "next_cursor", cursor_json(next)), NULL, NULL);
+		case STORE_NOTFOUND:
+			return reply_detail(c, 404, "event not found", NULL, NULL);
+		default:
+			return reply_detail(c, 503, "event store unavailable; retry later", MHD_HTTP_HEADER_RETRY_AFTER,
+					    HTTP_RETRY_AFTER_S);
+		}
+	}
 	case R_REPLAY:
 		(void)method;
 		switch (store_replay(h->st, id)) {
@@ -867,6 +992,7 @@ static enum MHD_Result dispatch(void *cls, struct MHD_Connection *c, const char 
 		if (!r)
 			return MHD_NO;
 		r->cfg = config_current();
+		r->started = mono_s();
 		*con_cls = r;
 		atomic_fetch_add(&h->in_flight, 1);
 		track_phase(h, c, PH_BODY, false);
@@ -891,6 +1017,14 @@ static enum MHD_Result dispatch(void *cls, struct MHD_Connection *c, const char 
 				return reply_detail(c, 503, "workers are not running", NULL, NULL);
 			if (!store_writable(h->st))
 				return reply_detail(c, 503, "event store is not writable", NULL, NULL);
+			char why[2048], msg[2200];
+			if (lqs_check_state(why, sizeof(why)) == LQS_CHECK_FAILING) {
+				snprintf(msg, sizeof(msg), "LogQS check failed: %s", why);
+				if (r->cfg->cfg.readyz_requires_lqs)
+					return reply_detail(c, 503, msg, NULL, NULL);
+				return reply_json(c, 200, json_pack("{s:s, s:s}", "status", "ready", "warning", msg),
+						  NULL, NULL);
+			}
 			return reply_json(c, 200, json_pack("{s:s}", "status", "ready"), NULL, NULL);
 		}
 		ret = admin_gate(c, &r->cfg->cfg, &allowed);
@@ -922,22 +1056,62 @@ static enum MHD_Result dispatch(void *cls, struct MHD_Connection *c, const char 
 	return handle_admin(h, c, r, method);
 }
 
+static void client_text(struct MHD_Connection *c, char *out, size_t n)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+
+	str_copy(out, "unknown", n);
+	if (sa && sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out, (socklen_t)n);
+	else if (sa && sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out, (socklen_t)n);
+}
+
+/* A refused request leaves a line in the log (a wrong hook secret in LogQS
+ * would otherwise show only in a metric), rate-limited. */
+static void log_rejection(struct http *h, struct MHD_Connection *c, const struct config *cfg, unsigned status,
+			  const char *method, const char *url)
+{
+	char client[INET6_ADDRSTRLEN + 1];
+	struct log_field f = { "status", status };
+
+	switch (status) {
+	case 400: case 401: case 403: case 413: case 415: case 422:
+		break;
+	default:
+		return;
+	}
+	if (!ratelog_allow(&h->rejections, mono_ms(), (int64_t)(cfg->rejection_log_interval * 1000.0),
+			   cfg->max_rejection_logs, status))
+		return;
+	client_text(c, client, sizeof(client));
+	log_event_fields(LOG_LVL_WARN, NULL, NULL, &f, 1, "rejected %s %.200s from %s: %u %s", method, url, client,
+			 status, tl_reason[0] ? tl_reason : "(no reason given)");
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
 				  const char *method, const char *version, const char *upload,
 				  size_t *upload_size, void **con_cls)
 {
+	struct http *h = cls;
 	enum MHD_Result ret;
 	struct req *r;
 
 	tl_status = 0;
+	tl_reason[0] = '\0';
 	ret = dispatch(cls, c, url, method, version, upload, upload_size, con_cls);
 	r = *con_cls;
 	if (tl_status) {
 		track_phase(cls, c, PH_ANSWER, false);
 		const char *route = route_names[r ? r->route : R_NONE];
 		metrics_http_request(route, tl_status);
-		if (r && r->route == R_EVENTS && strcmp(method, "POST") == 0)
+		if (r && r->route == R_EVENTS && strcmp(method, "POST") == 0) {
 			received_metric(tl_status);
+			metrics_receive_duration(mono_s() - r->started);
+		}
+		if (r)
+			log_rejection(h, c, &r->cfg->cfg, tl_status, method, url);
 	}
 	return ret;
 }
@@ -1023,6 +1197,7 @@ struct http *http_start(struct store *st, struct workers *w, int listen_fd, char
 	}
 	h->st = st;
 	h->w = w;
+	ratelog_init(&h->rejections, "rejected requests");
 	pthread_mutex_init(&h->conns_mu, NULL);
 	pthread_mutex_init(&h->commit_mu, NULL);
 	pthread_cond_init(&h->commit_cv, NULL);
@@ -1113,6 +1288,7 @@ fail:
 	config_put(ref);
 	committer_stop(h);
 	pthread_mutex_destroy(&h->conns_mu);
+	ratelog_destroy(&h->rejections);
 	free(h);
 	return NULL;
 }
@@ -1149,5 +1325,6 @@ void http_stop(struct http *h, double wait_s)
 	committer_stop(h);
 	MHD_stop_daemon(h->d);
 	pthread_mutex_destroy(&h->conns_mu);
+	ratelog_destroy(&h->rejections);
 	free(h);
 }

@@ -9,6 +9,9 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <math.h>
+#include <stdint.h>
+#include <sys/uio.h>
 
 #include <errno.h>
 #include <sys/stat.h>
@@ -45,8 +48,19 @@ int log_set_format(const char *name)
 	}
 #ifdef LQS_HAVE_SYSTEMD
 	if (strcmp(name, "journal") == 0 || (strcmp(name, "auto") == 0 && stderr_is_journal())) {
+		/* libsystemd drops a line silently when journald's socket is not
+		 * there: then JSON on stderr, and the caller says so */
+		if (access("/run/systemd/journal/socket", F_OK) != 0) {
+			atomic_store(&log_format, LOG_FMT_JSON);
+			return 1;
+		}
 		atomic_store(&log_format, LOG_FMT_JOURNAL);
 		return 0;
+	}
+#else
+	if (strcmp(name, "journal") == 0) {
+		atomic_store(&log_format, LOG_FMT_JSON);
+		return 1;
 	}
 #endif
 	if (strcmp(name, "auto") == 0) {
@@ -157,20 +171,32 @@ static size_t put(char *out, size_t cap, size_t at, const char *s)
 }
 
 size_t log_format_line(char *out, size_t cap, const char *ts, const char *level, const char *msg,
-		       const char *event_id, const char *resource_id)
+		       const char *event_id, const char *resource_id, const struct log_field *fields,
+		       size_t n_fields)
 {
 	char tail[640];
 	size_t at = 0, t = 0, body;
 
-	/* The fields after the message first, so that a long message is what
-	 * gets cut, never the closing of the object. */
+	/* The fields after the message first, each whole or not at all, so
+	 * that a long message is what gets cut, never the closing of the
+	 * object. */
 	if (event_id) {
-		t = put(tail, sizeof(tail) - 2, t, "\",\"event_id\":\"");
+		t = put(tail, sizeof(tail) - 2, t, ",\"event_id\":\"");
 		t = json_escape(tail, sizeof(tail) - 2, t, event_id);
+		t = put(tail, sizeof(tail) - 1, t, "\"");
 	}
 	if (resource_id) {
-		t = put(tail, sizeof(tail) - 2, t, "\",\"resource_id\":\"");
+		t = put(tail, sizeof(tail) - 2, t, ",\"resource_id\":\"");
 		t = json_escape(tail, sizeof(tail) - 2, t, resource_id);
+		t = put(tail, sizeof(tail) - 1, t, "\"");
+	}
+	for (size_t i = 0; i < n_fields; i++) {
+		char num[96];
+		if (isfinite(fields[i].value))
+			snprintf(num, sizeof(num), ",\"%s\":%.15g", fields[i].key, fields[i].value);
+		else
+			snprintf(num, sizeof(num), ",\"%s\":null", fields[i].key);
+		t = put(tail, sizeof(tail), t, num);
 	}
 	tail[t] = '\0';
 	/* room kept for the tail, the closing '"}', the newline and the NUL */
@@ -181,44 +207,20 @@ size_t log_format_line(char *out, size_t cap, const char *ts, const char *level,
 	at = json_escape(out, body, at, level);
 	at = put(out, body, at, "\",\"msg\":\"");
 	at = json_escape(out, body, at, msg);
+	out[at++] = '"';
 	if (cap > t + 64) {
 		memcpy(out + at, tail, t);
 		at += t;
 	}
-	memcpy(out + at, "\"}\n", 3);
-	at += 3;
+	memcpy(out + at, "}\n", 2);
+	at += 2;
 	out[at] = '\0';
 	return at;
 }
 
-void log_event(enum log_level lvl, const char *event_id, const char *resource_id,
-	       const char *fmt, ...)
+/* One write per line (stderr is unbuffered: stdio would make several). */
+static void write_line(const char *line, size_t len)
 {
-	char msg[2048], ts[64], line[LOG_LINE_MAX];
-	struct timespec now;
-	va_list ap;
-	size_t len;
-
-	if ((int)lvl > atomic_load(&log_threshold))
-		return;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-#ifdef LQS_HAVE_SYSTEMD
-	if (atomic_load(&log_format) == LOG_FMT_JOURNAL) {
-		static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
-		/* Native fields: journalctl EVENT_ID=... finds every line of an event. */
-		sd_journal_send("MESSAGE=%s", msg, "PRIORITY=%d", prio[(unsigned)lvl < 4 ? lvl : 2],
-				"SYSLOG_IDENTIFIER=lqs-hookd", "EVENT_ID=%s", event_id ? event_id : "",
-				"RESOURCE_ID=%s", resource_id ? resource_id : "", NULL);
-		return;
-	}
-#endif
-	clock_gettime(CLOCK_REALTIME, &now);
-	iso8601_ms((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000, ts);
-	len = log_format_line(line, sizeof(line), ts, log_level_name(lvl), msg, event_id, resource_id);
-
-	/* One write per line (stderr is unbuffered: stdio would make several). */
 	pthread_mutex_lock(&log_lock);
 	for (size_t off = 0; off < len;) {
 		ssize_t n = write(STDERR_FILENO, line + off, len - off);
@@ -229,4 +231,79 @@ void log_event(enum log_level lvl, const char *event_id, const char *resource_id
 		off += (size_t)n;
 	}
 	pthread_mutex_unlock(&log_lock);
+}
+
+static void log_vemit(enum log_level lvl, const char *event_id, const char *resource_id,
+		      const struct log_field *fields, size_t n_fields, const char *fmt, va_list ap)
+	__attribute__((format(printf, 6, 0)));
+
+static void log_vemit(enum log_level lvl, const char *event_id, const char *resource_id,
+		      const struct log_field *fields, size_t n_fields, const char *fmt, va_list ap)
+{
+	char msg[2048], ts[64], line[LOG_LINE_MAX];
+	struct timespec now;
+	size_t len;
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+#ifdef LQS_HAVE_SYSTEMD
+	if (atomic_load(&log_format) == LOG_FMT_JOURNAL) {
+		static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
+		struct iovec iov[8];
+		char f[8][96];
+		size_t n = 0;
+		int rc;
+
+		/* Native fields: journalctl EVENT_ID=... finds every line of an event. */
+		snprintf(f[0], sizeof(f[0]), "PRIORITY=%d", prio[(unsigned)lvl < 4 ? lvl : 2]);
+		snprintf(f[1], sizeof(f[1]), "EVENT_ID=%s", event_id ? event_id : "");
+		snprintf(f[2], sizeof(f[2]), "RESOURCE_ID=%s", resource_id ? resource_id : "");
+		for (size_t i = 0; i < 3; i++)
+			iov[n++] = (struct iovec){ f[i], strlen(f[i]) };
+		for (size_t i = 0; i < n_fields && n < 6; i++) {
+			size_t k = 0;
+			for (const char *p = fields[i].key; *p && k < 40; p++)
+				f[n][k++] = (char)(*p >= 'a' && *p <= 'z' ? *p - 'a' + 'A' : *p);
+			snprintf(f[n] + k, sizeof(f[n]) - k, "=%.15g", fields[i].value);
+			iov[n] = (struct iovec){ f[n], strlen(f[n]) };
+			n++;
+		}
+		char mline[sizeof(msg) + 16];
+		snprintf(mline, sizeof(mline), "MESSAGE=%s", msg);
+		iov[n++] = (struct iovec){ mline, strlen(mline) };
+		iov[n++] = (struct iovec){ (char *)(uintptr_t)"SYSLOG_IDENTIFIER=lqs-hookd", 27 };
+		rc = sd_journal_sendv(iov, (int)n);
+		if (rc >= 0)
+			return;
+		/* no journald to take it: the line goes to stderr rather than nowhere */
+	}
+#endif
+	clock_gettime(CLOCK_REALTIME, &now);
+	iso8601_ms((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000, ts);
+	len = log_format_line(line, sizeof(line), ts, log_level_name(lvl), msg, event_id, resource_id, fields,
+			      n_fields);
+	write_line(line, len);
+}
+
+void log_event_fields(enum log_level lvl, const char *event_id, const char *resource_id,
+		      const struct log_field *fields, size_t n_fields, const char *fmt, ...)
+{
+	va_list ap;
+
+	if ((int)lvl > atomic_load(&log_threshold))
+		return;
+	va_start(ap, fmt);
+	log_vemit(lvl, event_id, resource_id, fields, n_fields, fmt, ap);
+	va_end(ap);
+}
+
+void log_event(enum log_level lvl, const char *event_id, const char *resource_id,
+	       const char *fmt, ...)
+{
+	va_list ap;
+
+	if ((int)lvl > atomic_load(&log_threshold))
+		return;
+	va_start(ap, fmt);
+	log_vemit(lvl, event_id, resource_id, NULL, 0, fmt, ap);
+	va_end(ap);
 }

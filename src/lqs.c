@@ -269,7 +269,7 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *ud)
 }
 
 /* "[NotFound] no such digestion" -> name "NotFound". */
-static void error_from_body(const struct slot *s, int status, struct lqs_error *err)
+static void error_from_body(const struct slot *s, const char *method, int status, struct lqs_error *err)
 {
 	json_error_t jerr;
 	json_t *doc = s->body.data ? json_loadb(s->body.data, s->body.len, 0, &jerr) : NULL;
@@ -290,8 +290,8 @@ static void error_from_body(const struct slot *s, int status, struct lqs_error *
 			err->name[close - msg - 1] = '\0';
 		}
 	}
-	snprintf(err->message, sizeof(err->message), "%s %s: HTTP %d%s%s", "LogQS", s->trace_path,
-		 status, msg ? ": " : "", msg ? msg : "");
+	snprintf(err->message, sizeof(err->message), "LogQS %s %s: HTTP %d%s%s", method, s->trace_path, status,
+		 msg ? ": " : "", msg ? msg : "");
 	json_decref(doc);
 }
 
@@ -381,7 +381,7 @@ static int finish_try(struct lqs_client *c, const char *method, struct slot *s, 
 		if (curl_easy_getinfo(s->easy, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0)
 			err->retry_after = (double)ra;
 		err->retryable = lqs_status_retryable((int)status, c->aggressive);
-		error_from_body(s, (int)status, err);
+		error_from_body(s, method, (int)status, err);
 		report(c, method, s, (int)status, err->message);
 		return -1;
 	}

@@ -19,6 +19,8 @@
 #include "lqs-hookd/config.h"
 #include "lqs-hookd/http.h"
 #include "lqs-hookd/log.h"
+#include "lqs-hookd/lqs_check.h"
+#include "lqs-hookd/metrics.h"
 #include "lqs-hookd/store.h"
 #include "lqs-hookd/util.h"
 #include "lqs-hookd/worker.h"
@@ -49,15 +51,18 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: lqs-hookd [--config FILE] [--listen HOST:PORT] [--store PATH]\n"
 		"                 [--check-config] [--print-config] [--version] [--help]\n"
+		"       lqs-hookd [--config FILE] COMMAND [options]   (see lqs-hookd(8))\n"
 		"       lqs-hookd status <event_id> [--history] [--format table|json]\n"
-		"       lqs-hookd list [--state STATE] [--limit N] [--format table|json]\n"
+		"       lqs-hookd list [--state STATE] [--handler NAME] [--limit N] [--format table|json]\n"
 		"       lqs-hookd replay <event_id>\n"
+		"       lqs-hookd replay --state failed|completed [--since T] [--handler NAME] [--dry-run]\n"
 		"       lqs-hookd check-lqs\n"
 		"\n"
 		"Receives LogQS workflow hook events on POST /events, stores them durably\n"
 		"and runs the configured handlers against the LogQS REST API.\n"
 		"\n"
-		"  -c, --config FILE   INI configuration file (also $LQS_HOOKD_CONFIG)\n"
+		"  -c, --config FILE   INI configuration file (also $LQS_HOOKD_CONFIG; default:\n"
+		"                      " LQS_DEFAULT_CONFIG " when it exists)\n"
 		"  -l, --listen H:P    listen address (overrides config and environment)\n"
 		"  -s, --store PATH    SQLite event store (overrides config and environment)\n"
 		"      --check-config  validate the configuration and exit (0: valid)\n"
@@ -111,6 +116,16 @@ static void log_restart_only(const struct config *old, const struct config *nw)
 			 "connection_timeout/connection_memory_limit take effect after a restart");
 }
 
+/* Settings that are valid but probably not what was meant. */
+static void log_config_warnings(const struct config *cfg)
+{
+	char *copy = cfg->warnings ? strdup(cfg->warnings) : NULL, *save = NULL;
+
+	for (char *line = copy ? strtok_r(copy, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save))
+		log_warn("configuration: %s", line);
+	free(copy);
+}
+
 static void reload(const char *path, const struct config_overrides *ov, struct workers *w,
 		   struct store *st, struct http *h)
 {
@@ -122,14 +137,17 @@ static void reload(const char *path, const struct config_overrides *ov, struct w
 	if (config_load(&nw, path, ov, err, sizeof(err))) {
 		log_error("reload failed; keeping the running configuration: %s", err);
 		config_free(&nw);
+		metrics_config_reload(false);
 		return;
 	}
+	log_config_warnings(&nw);
 	old = config_current();
 	log_restart_only(&old->cfg, &nw);
 	config_put(old);
 	if (log_level_parse(nw.log_level, &lvl) == 0)
 		log_set_level(lvl);
-	log_set_format(nw.log_format);
+	if (log_set_format(nw.log_format) == 1)
+		log_warn("log_format = journal, but journald is not running here: lines go to stderr as JSON");
 	{
 		int n = (int)nw.workers;
 		store_set_max_size(st, nw.max_store_size);
@@ -137,6 +155,8 @@ static void reload(const char *path, const struct config_overrides *ov, struct w
 		config_install(&nw);
 		workers_resize(w, n);
 	}
+	metrics_config_reload(true);
+	lqs_check_kick();
 	log_info("configuration reloaded%s%s", path ? " from " : "", path ? path : "");
 }
 
@@ -177,7 +197,8 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct config_overrides ov = { 0 };
-	const char *path = getenv("LQS_HOOKD_CONFIG");
+	/* The variable names the file; set but empty, it says "no file" */
+	const char *path = getenv("LQS_HOOKD_CONFIG") ? getenv("LQS_HOOKD_CONFIG") : config_default_path();
 	bool check = false, print = false;
 	struct config cfg;
 	struct config_ref *ref;
@@ -193,9 +214,9 @@ int main(int argc, char **argv)
 
 	if (path && !*path)
 		path = NULL;
-	if (argc > 1 && cli_is_command(argv[1]))
-		return cli_main(argc - 1, argv + 1, path);
-	while ((opt = getopt_long(argc, argv, "c:l:s:Vh", longopts, NULL)) != -1) {
+	/* "+": stop at a command, so that its own options follow it and
+	 * options before it (lqs-hookd -c FILE list) still count */
+	while ((opt = getopt_long(argc, argv, "+c:l:s:Vh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'c': path = optarg; break;
 		case 'l': ov.listen = optarg; break;
@@ -203,10 +224,17 @@ int main(int argc, char **argv)
 		case 'C': check = true; break;
 		case 'P': print = true; break;
 		case 'R': config_print_reference(stdout); return 0;
-		case 'V': printf("lqs-hookd %s\n", LQS_VERSION); return 0;
+		case 'V': printf("lqs-hookd %s (commit %s)\n", LQS_VERSION, lqs_build_commit); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
+	}
+	if (optind < argc && cli_is_command(argv[optind])) {
+		if (check || print) {
+			fprintf(stderr, "lqs-hookd: --check-config and --print-config do not go with a command\n");
+			return 2;
+		}
+		return cli_main(argc - optind, argv + optind, path, ov.listen);
 	}
 	if (optind < argc) {
 		fprintf(stderr, "lqs-hookd: unexpected argument '%s'\n", argv[optind]);
@@ -219,20 +247,25 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (check || print) {
+		if (cfg.warnings)
+			fprintf(stderr, "%s", cfg.warnings);
 		if (print)
 			config_print(&cfg, stdout);
 		if (check)
-			printf("%s: configuration is valid\n", path ? path : "(defaults and environment)");
+			printf("%s: configuration is valid%s\n", path ? path : "(defaults and environment)",
+			       cfg.warnings ? " (with the warnings above)" : "");
 		config_free(&cfg);
 		return 0;
 	}
 	if (log_level_parse(cfg.log_level, &lvl) == 0)
 		log_set_level(lvl);
-	if (log_set_format(cfg.log_format))
-		fprintf(stderr, "lqs-hookd: log_format %s is not available in this build; using json\n",
-			cfg.log_format);
+	int journal_missing = log_set_format(cfg.log_format) == 1;
 	if (strcmp(cfg.auth, "none") == 0)
 		log_warn("auth = none: events are accepted WITHOUT authentication");
+	log_config_warnings(&cfg);
+	if (journal_missing)
+		log_warn("log_format = journal, but journald is not running here (or this build lacks it): "
+			 "lines go to stderr as JSON");
 	config_install(&cfg);
 	ref = config_current();
 
@@ -263,6 +296,9 @@ int main(int argc, char **argv)
 		log_error("cannot start workers");
 		goto fail;
 	}
+	metrics_config_reload(true);
+	if (lqs_check_start() != 0)
+		log_warn("cannot start the LogQS settings check; events are not affected");
 	listen_fd = listen_fd_from_systemd();
 	h = http_start(st, w, listen_fd, err, sizeof(err));
 	if (!h) {
@@ -321,6 +357,7 @@ int main(int argc, char **argv)
 	http_quiesce(h);
 	http_stop(h, HTTP_DRAIN_S);
 	workers_stop(w, drain);
+	lqs_check_stop();
 	store_close(st);
 	config_uninstall();
 	curl_global_cleanup();
@@ -332,6 +369,7 @@ fail:
 		config_put(ref);
 	http_stop(h, 0);
 	workers_stop(w, 0);
+	lqs_check_stop();
 	store_close(st);
 	config_uninstall();
 	curl_global_cleanup();

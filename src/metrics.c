@@ -1,6 +1,11 @@
 #include "lqs-hookd/metrics.h"
 
+#include <dirent.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,10 +19,12 @@
 /* Series are few (labels come from small fixed sets), so each family is a
  * short array searched linearly under one mutex. */
 #define MAX_SERIES 128
-#define N_BUCKETS 12
+#define N_BUCKETS 18
 
-static const double buckets[N_BUCKETS] = { 0.001, 0.005, 0.01, 0.025, 0.05, 0.1,
-					   0.25, 0.5, 1, 5, 30, 120 };
+/* From 100 µs (an answer to POST /events is a sync away) to 2 minutes (a
+ * large digestion). */
+static const double buckets[N_BUCKETS] = { 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+					   0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120 };
 
 struct series {
 	char labels[160];
@@ -37,13 +44,15 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 
 static struct family f_http = { "lqs_hookd_http_requests_total", "HTTP requests answered, by route and status code.", "counter", .n = 0 };
 static struct family f_recv = { "lqs_hookd_events_received_total", "POST /events outcomes: accepted, duplicate, or rejected with a reason.", "counter", .n = 0 };
-static struct family f_fin = { "lqs_hookd_events_finished_total", "Attempts ended, by handler and outcome (completed, failed, retrying).", "counter", .n = 0 };
-static struct family f_att = { "lqs_hookd_attempts_total", "Handler attempts made.", "counter", .n = 0 };
+static struct family f_fin = { "lqs_hookd_events_finished_total", "Events finished for good, by handler and outcome (completed, failed).", "counter", .n = 0 };
+static struct family f_att = { "lqs_hookd_attempts_total", "Handler attempts ended, by handler and outcome (completed, failed, or retrying: the event runs again later).", "counter", .n = 0 };
 static struct family f_retry = { "lqs_hookd_retries_total", "Attempts that ended in a retry later.", "counter", .n = 0 };
 static struct family f_cut = { "lqs_hookd_connections_cut_total", "Client connections cut for missing a deadline.", "counter", .n = 0 };
 static struct family f_refused = { "lqs_hookd_connections_refused_total", "Client connections refused with a 503.", "counter", .n = 0 };
 static struct family f_hdur = { "lqs_hookd_handler_duration_seconds", "Duration of handler attempts.", "histogram", .n = 0 };
-static struct family f_calls = { "lqs_hookd_lqs_calls_total", "LogQS API calls (each try), by method and status class.", "counter", .n = 0 };
+static struct family f_calls = { "lqs_hookd_lqs_calls_total", "LogQS API calls (each try), by method and HTTP status code (transport_error: no answer).", "counter", .n = 0 };
+static struct family f_rdur = { "lqs_hookd_event_receive_duration_seconds", "Time to answer POST /events, from its headers to the answer (the store's sync included).", "histogram", .n = 0 };
+static struct family f_reload = { "lqs_hookd_config_reloads_total", "Configuration reloads (SIGHUP), by result (success, failure).", "counter", .n = 0 };
 static struct family f_cdur = { "lqs_hookd_lqs_call_duration_seconds", "Duration of LogQS API calls.", "histogram", .n = 0 };
 
 static struct series *series_get(struct family *f, const char *labels)
@@ -102,18 +111,49 @@ void metrics_event_received(const char *outcome, const char *reason)
 	count(&f_recv, l, 1);
 }
 
-void metrics_event_finished(const char *handler, const char *outcome, double seconds)
+void metrics_attempt(const char *handler, const char *outcome, double seconds)
 {
 	char l[160];
+	const char *h = handler && *handler ? handler : "none";
 
-	snprintf(l, sizeof(l), "handler=\"%s\",outcome=\"%s\"", handler && *handler ? handler : "none", outcome);
-	count(&f_fin, l, 1);
-	snprintf(l, sizeof(l), "handler=\"%s\"", handler && *handler ? handler : "none");
+	snprintf(l, sizeof(l), "handler=\"%s\",outcome=\"%s\"", h, outcome);
 	count(&f_att, l, 1);
+	if (strcmp(outcome, "retrying") != 0)
+		count(&f_fin, l, 1);
+	snprintf(l, sizeof(l), "handler=\"%s\"", h);
 	if (strcmp(outcome, "retrying") == 0)
 		count(&f_retry, l, 1);
-	snprintf(l, sizeof(l), "handler=\"%s\"", handler && *handler ? handler : "none");
 	observe(&f_hdur, l, seconds);
+}
+
+void metrics_unrouted_finished(void)
+{
+	count(&f_fin, "handler=\"none\",outcome=\"completed\"", 1);
+}
+
+void metrics_receive_duration(double seconds)
+{
+	observe(&f_rdur, "", seconds);
+}
+
+static _Atomic int lqs_check_state = -1;   /* -1 not yet known, 0 failing, 1 ok */
+static _Atomic int64_t reload_ok_ms, reload_last_ms;
+static atomic_int reload_last_ok = 1;
+
+void metrics_lqs_check(bool ok)
+{
+	atomic_store(&lqs_check_state, ok ? 1 : 0);
+}
+
+void metrics_config_reload(bool ok)
+{
+	int64_t now = now_ms();
+
+	count(&f_reload, ok ? "result=\"success\"" : "result=\"failure\"", 1);
+	atomic_store(&reload_last_ok, ok);
+	atomic_store(&reload_last_ms, now);
+	if (ok)
+		atomic_store(&reload_ok_ms, now);
 }
 
 void metrics_connection_refused(const char *reason)
@@ -137,9 +177,9 @@ void metrics_lqs_call(const char *method, int status, double seconds)
 	char l[160];
 
 	if (status > 0)
-		snprintf(l, sizeof(l), "method=\"%s\",status_class=\"%dxx\"", method, status / 100);
+		snprintf(l, sizeof(l), "method=\"%s\",code=\"%d\"", method, status);
 	else
-		snprintf(l, sizeof(l), "method=\"%s\",status_class=\"error\"", method);
+		snprintf(l, sizeof(l), "method=\"%s\",code=\"transport_error\"", method);
 	count(&f_calls, l, 1);
 	snprintf(l, sizeof(l), "method=\"%s\"", method);
 	observe(&f_cdur, l, seconds);
@@ -156,15 +196,80 @@ static void render_family(struct buf *b, const struct family *f)
 		}
 		/* name ends in _seconds: the buckets are name_bucket etc. */
 		uint64_t cum = 0;
+		const char *comma = s->labels[0] ? "," : "";
 		for (int k = 0; k < N_BUCKETS; k++) {
 			cum += s->bucket[k];
-			buf_printf(b, "%s_bucket{%s,le=\"%g\"} %llu\n", f->name, s->labels, buckets[k],
+			buf_printf(b, "%s_bucket{%s%sle=\"%g\"} %llu\n", f->name, s->labels, comma, buckets[k],
 				   (unsigned long long)cum);
 		}
-		buf_printf(b, "%s_bucket{%s,le=\"+Inf\"} %llu\n", f->name, s->labels, (unsigned long long)s->count);
+		buf_printf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", f->name, s->labels, comma,
+			   (unsigned long long)s->count);
 		buf_printf(b, "%s_sum{%s} %.17g\n", f->name, s->labels, s->sum);
 		buf_printf(b, "%s_count{%s} %llu\n", f->name, s->labels, (unsigned long long)s->count);
 	}
+}
+
+/* The process_* metrics every Prometheus client library exports. */
+static void render_process(struct buf *b)
+{
+	char text[1024];
+	FILE *f = fopen("/proc/self/stat", "r");
+	long tick = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+	struct rlimit rl;
+	int fds = 0;
+	DIR *d;
+
+	if (f) {
+		size_t n = fread(text, 1, sizeof(text) - 1, f);
+		fclose(f);
+		text[n] = '\0';
+		/* fields after the command name, which may hold spaces and ')' */
+		char *p = strrchr(text, ')');
+		unsigned long long utime, stime, start, vsize;
+		long long rss;
+		if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d "
+			       "%*d %llu %llu %lld", &utime, &stime, &start, &vsize, &rss) == 5 && tick > 0) {
+			double boot = 0;
+			FILE *sf = fopen("/proc/stat", "r");
+			char line[256];
+			while (sf && fgets(line, sizeof(line), sf))
+				if (sscanf(line, "btime %lf", &boot) == 1)
+					break;
+			if (sf)
+				fclose(sf);
+			buf_printf(b,
+				   "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n"
+				   "# TYPE process_cpu_seconds_total counter\n"
+				   "process_cpu_seconds_total %.2f\n"
+				   "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+				   "# TYPE process_resident_memory_bytes gauge\n"
+				   "process_resident_memory_bytes %lld\n"
+				   "# HELP process_virtual_memory_bytes Virtual memory size in bytes.\n"
+				   "# TYPE process_virtual_memory_bytes gauge\n"
+				   "process_virtual_memory_bytes %llu\n"
+				   "# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.\n"
+				   "# TYPE process_start_time_seconds gauge\n"
+				   "process_start_time_seconds %.2f\n",
+				   (double)(utime + stime) / (double)tick, rss * page, vsize,
+				   boot + (double)start / (double)tick);
+		}
+	}
+	d = opendir("/proc/self/fd");
+	if (d) {
+		struct dirent *e;
+		while ((e = readdir(d)))
+			fds += e->d_name[0] != '.';
+		closedir(d);
+		buf_printf(b,
+			   "# HELP process_open_fds Number of open file descriptors.\n"
+			   "# TYPE process_open_fds gauge\n"
+			   "process_open_fds %d\n", fds - 1 /* the one reading the directory */);
+	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+		buf_printf(b,
+			   "# HELP process_max_fds Maximum number of open file descriptors.\n"
+			   "# TYPE process_max_fds gauge\n"
+			   "process_max_fds %.0f\n", rl.rlim_cur == RLIM_INFINITY ? 1e18 : (double)rl.rlim_cur);
 }
 
 char *metrics_render(struct store *st, struct workers *w)
@@ -185,6 +290,8 @@ char *metrics_render(struct store *st, struct workers *w)
 	render_family(&b, &f_hdur);
 	render_family(&b, &f_calls);
 	render_family(&b, &f_cdur);
+	render_family(&b, &f_rdur);
+	render_family(&b, &f_reload);
 	pthread_mutex_unlock(&mu);
 
 	store_stats(st, &ss);
@@ -209,9 +316,26 @@ char *metrics_render(struct store *st, struct workers *w)
 		   "lqs_hookd_workers %d\n"
 		   "# HELP lqs_hookd_build_info Build information.\n"
 		   "# TYPE lqs_hookd_build_info gauge\n"
-		   "lqs_hookd_build_info{version=\"%s\"} 1\n",
+		   "lqs_hookd_build_info{version=\"%s\",commit=\"%s\"} 1\n",
 		   (long long)ss.queued, (long long)ss.running, (long long)ss.retrying,
 		   (long long)ss.completed, (long long)ss.failed, age, (long long)ss.size_bytes,
-		   workers_alive(w), LQS_VERSION);
+		   workers_alive(w), LQS_VERSION, lqs_build_commit);
+	{
+		int lc = atomic_load(&lqs_check_state);
+		buf_printf(&b,
+			   "# HELP lqs_hookd_lqs_check_ok Whether the last check of the LogQS settings (users/me) "
+			   "succeeded: 1 yes, 0 no, -1 not checked yet.\n"
+			   "# TYPE lqs_hookd_lqs_check_ok gauge\n"
+			   "lqs_hookd_lqs_check_ok %d\n"
+			   "# HELP lqs_hookd_config_last_reload_successful Whether the last reload succeeded (1 before any).\n"
+			   "# TYPE lqs_hookd_config_last_reload_successful gauge\n"
+			   "lqs_hookd_config_last_reload_successful %d\n"
+			   "# HELP lqs_hookd_config_last_reload_success_timestamp_seconds When the configuration was last "
+			   "loaded successfully (start or reload).\n"
+			   "# TYPE lqs_hookd_config_last_reload_success_timestamp_seconds gauge\n"
+			   "lqs_hookd_config_last_reload_success_timestamp_seconds %.3f\n",
+			   lc, atomic_load(&reload_last_ok), (double)atomic_load(&reload_ok_ms) / 1000.0);
+	}
+	render_process(&b);
 	return buf_steal(&b);
 }

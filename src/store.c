@@ -78,7 +78,9 @@ static const char *const schema =
 	"  next_run_at INTEGER NOT NULL DEFAULT 0,"
 	"  result TEXT,"
 	"  error TEXT,"
-	"  finished_at INTEGER"
+	"  finished_at INTEGER,"
+	"  flags INTEGER NOT NULL DEFAULT 0,"
+	"  progress TEXT"
 	");"
 	/* Partial indexes: an event is in the "queued" one only while queued,
 	 * and so on, so a state change touches one or two small indexes and a
@@ -98,7 +100,7 @@ static const char *const schema =
 	"  error TEXT"
 	");"
 	"CREATE INDEX IF NOT EXISTS history_event ON history(event_id, seq);"
-	"PRAGMA user_version = 4;";
+	"PRAGMA user_version = 5;";
 
 /* Version 1 stores indexed the whole dedupe key and kept an index for
  * pruning; version 2 indexes a 64-bit hash of the key instead. Rows from
@@ -111,6 +113,13 @@ static const char *const migrate_1_to_2 =
  * dedupe key holds the resource id), so an event adds one index entry at a
  * random place instead of two; dedupe_hash is no longer written. */
 static const char *const migrate_3_to_4 = "DROP INDEX IF EXISTS events_dedupe_hash;";
+/* Version 5 keeps, per event, flags (replayed; its resource marked failed
+ * by this daemon) and the running attempt's progress. */
+static const char *const migrate_4_to_5 =
+	"ALTER TABLE events ADD COLUMN flags INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE events ADD COLUMN progress TEXT;";
+/* The newest schema this build knows; a newer store is refused. */
+#define STORE_SCHEMA_VERSION 5
 /* Version 3 replaced the (state, ...) indexes by partial ones. */
 static const char *const migrate_2_to_3 =
 	"DROP INDEX IF EXISTS events_runnable;"
@@ -255,12 +264,31 @@ int store_open(struct store **out, const char *path, char *err, size_t errlen)
 	 * workers' bookkeeping is not synced: losing its last commits to a
 	 * power cut only makes an event run again, which handlers are built
 	 * for. */
-	if ((scalar_i64(st, "PRAGMA user_version") == 1 && exec(st, migrate_1_to_2) != SQLITE_OK) ||
-	    (scalar_i64(st, "PRAGMA user_version") == 2 && exec(st, migrate_2_to_3) != SQLITE_OK) ||
-	    (scalar_i64(st, "PRAGMA user_version") == 3 && exec(st, migrate_3_to_4) != SQLITE_OK)) {
-		snprintf(err, errlen, "cannot upgrade store '%s': %s", path, sqlite3_errmsg(st->db));
+	if (scalar_i64(st, "PRAGMA user_version") > STORE_SCHEMA_VERSION) {
+		snprintf(err, errlen, "store '%s' has schema version %lld, newer than this lqs-hookd knows (%d): "
+			 "run the newer lqs-hookd, or restore a backup taken before the upgrade", path,
+			 (long long)scalar_i64(st, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
 		store_close(st);
 		return -1;
+	}
+	/* Each step brings a store one version up, so an old store takes
+	 * every step after its own, in order, each in its own transaction. */
+	{
+		static const char *const *const steps[] = { NULL, &migrate_1_to_2, &migrate_2_to_3,
+							   &migrate_3_to_4, &migrate_4_to_5 };
+		int64_t v = scalar_i64(st, "PRAGMA user_version");
+		for (; v >= 1 && v < STORE_SCHEMA_VERSION; v++) {
+			char sql[1024];
+			snprintf(sql, sizeof(sql), "BEGIN; %s PRAGMA user_version = %lld; COMMIT;", *steps[v],
+				 (long long)v + 1);
+			if (exec(st, sql) != SQLITE_OK) {
+				snprintf(err, errlen, "cannot upgrade store '%s' from version %lld: %s", path,
+					 (long long)v, sqlite3_errmsg(st->db));
+				exec(st, "ROLLBACK");
+				store_close(st);
+				return -1;
+			}
+		}
 	}
 	if (exec(st, "PRAGMA journal_mode=WAL;") != SQLITE_OK ||
 	    exec(st, "PRAGMA synchronous=NORMAL;") != SQLITE_OK ||
@@ -619,10 +647,10 @@ static int claim_locked(struct store *st, int64_t now, struct store_claim *c, in
 	 * walks an index in the order wanted, so a claim stays cheap however
 	 * long the backlog: new events by arrival, due retries by due time. */
 	static const char *const queries[2] = {
-		"SELECT id, resource_id, handler, attempts, body, seq FROM events e "
+		"SELECT id, resource_id, handler, attempts, body, seq, flags FROM events e "
 		"WHERE state = 'queued' AND NOT EXISTS (SELECT 1 FROM events r "
 		"WHERE r.resource_id = e.resource_id AND r.state = 'running') ORDER BY seq LIMIT 1",
-		"SELECT id, resource_id, handler, attempts, body, seq FROM events e "
+		"SELECT id, resource_id, handler, attempts, body, seq, flags FROM events e "
 		"WHERE state = 'retrying' AND next_run_at <= ? AND NOT EXISTS (SELECT 1 FROM events r "
 		"WHERE r.resource_id = e.resource_id AND r.state = 'running') ORDER BY next_run_at LIMIT 1",
 	};
@@ -643,6 +671,7 @@ static int claim_locked(struct store *st, int64_t now, struct store_claim *c, in
 			str_copy(c->resource_id, (const char *)sqlite3_column_text(s, 1), sizeof(c->resource_id));
 			str_copy(c->handler, h ? h : "", sizeof(c->handler));
 			c->attempt = sqlite3_column_int(s, 3) + 1;
+			c->flags = (unsigned)sqlite3_column_int(s, 6);
 			c->event = json_loads((const char *)sqlite3_column_text(s, 4), 0, &jerr);
 			found = 1;
 		}
@@ -654,7 +683,8 @@ static int claim_locked(struct store *st, int64_t now, struct store_claim *c, in
 		 * runs again; a "running" row left by one is found by recovery. */
 		int rc = SQLITE_ERROR;
 		c->claimed_ms = now_ms();
-		s = prep(st, "UPDATE events SET state='running', attempts=attempts+1, updated_at=? WHERE id=?");
+		s = prep(st, "UPDATE events SET state='running', attempts=attempts+1, updated_at=?, progress=NULL "
+			     "WHERE id=?");
 		if (s) {
 			sqlite3_bind_int64(s, 1, c->claimed_ms);
 			sqlite3_bind_text(s, 2, c->id, -1, SQLITE_STATIC);
@@ -873,7 +903,7 @@ static json_t *col_time(sqlite3_stmt *s, int i)
 }
 
 #define EVENT_COLS "seq, id, received_at, updated_at, body, handler, state, attempts, next_run_at, " \
-		   "result, error, finished_at"
+		   "result, error, finished_at, progress, flags"
 
 /* The status document: the okdata-style trace view of one event. */
 static json_t *event_row(sqlite3_stmt *s)
@@ -900,6 +930,9 @@ static json_t *event_row(sqlite3_stmt *s)
 	json_object_set_new(o, "result", col_json(s, 9));
 	json_object_set_new(o, "error", col_str(s, 10));
 	json_object_set_new(o, "finished_at", col_time(s, 11));
+	/* what the running (or last) attempt reported while it ran */
+	json_object_set_new(o, "progress", col_json(s, 12));
+	json_object_set_new(o, "replayed", json_boolean(sqlite3_column_int(s, 13) & EVENT_FLAG_REPLAYED));
 	return o;
 }
 
@@ -920,35 +953,61 @@ json_t *store_get(struct store *st, const char *id)
 	return o;
 }
 
-json_t *store_history(struct store *st, const char *id)
+enum store_result store_history_page(struct store *st, const char *id, int64_t after_seq, int limit,
+				     json_t **steps_out, int64_t *next_cursor)
 {
 	sqlite3_stmt *s;
 	json_t *steps = NULL;
+	enum store_result out = STORE_ERROR;
+	int n = 0;
+	int64_t last = 0;
 
+	*steps_out = NULL;
+	*next_cursor = 0;
 	pthread_mutex_lock(&st->lock);
 	s = prep(st, "SELECT received_at FROM events WHERE id=?");
 	if (s) {
+		int rc;
 		sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-		if (sqlite3_step(s) == SQLITE_ROW) {
+		rc = sqlite3_step(s);
+		if (rc == SQLITE_ROW) {
+			steps = json_array();
+			out = STORE_OK;
 			/* "received" is the row itself; no history row is written for
 			 * it, which keeps the acknowledging commit small */
-			json_t *h = json_object();
-			steps = json_array();
-			json_object_set_new(h, "step", json_string("received"));
-			json_object_set_new(h, "started_at", col_time(s, 0));
-			json_object_set_new(h, "ended_at", col_time(s, 0));
-			json_object_set_new(h, "duration_ms", json_integer(0));
-			json_object_set_new(h, "detail", json_null());
-			json_object_set_new(h, "error", json_null());
-			json_array_append_new(steps, h);
+			if (after_seq == 0) {
+				json_t *h = json_object();
+				json_object_set_new(h, "step", json_string("received"));
+				json_object_set_new(h, "started_at", col_time(s, 0));
+				json_object_set_new(h, "ended_at", col_time(s, 0));
+				json_object_set_new(h, "duration_ms", json_integer(0));
+				json_object_set_new(h, "detail", json_null());
+				json_object_set_new(h, "error", json_null());
+				json_array_append_new(steps, h);
+				n++;
+			}
+		} else if (rc == SQLITE_DONE) {
+			out = STORE_NOTFOUND;
+		} else {
+			log_db_error(st, "history");
 		}
 		release(st, s);
 	}
-	s = steps ? prep(st, "SELECT step, started_at, ended_at, detail, error FROM history "
-			     "WHERE event_id=? ORDER BY seq") : NULL;
+	s = steps ? prep(st, "SELECT step, started_at, ended_at, detail, error, seq FROM history "
+			     "WHERE event_id=? AND seq > ? ORDER BY seq LIMIT ?") : NULL;
+	if (steps && !s)
+		out = STORE_ERROR;
 	if (s) {
+		int rc;
 		sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-		while (sqlite3_step(s) == SQLITE_ROW) {
+		sqlite3_bind_int64(s, 2, after_seq);
+		/* one more than fits, to know whether a next page exists */
+		sqlite3_bind_int(s, 3, limit > 0 ? limit + 1 - n : -1);
+		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+			if (limit > 0 && n == limit) {
+				*next_cursor = last;
+				break;
+			}
 			json_t *h = json_object();
 			int64_t a = sqlite3_column_int64(s, 1);
 			json_object_set_new(h, "step", col_str(s, 0));
@@ -962,11 +1021,29 @@ json_t *store_history(struct store *st, const char *id)
 			json_object_set_new(h, "detail", col_json(s, 3));
 			json_object_set_new(h, "error", col_str(s, 4));
 			json_array_append_new(steps, h);
+			last = sqlite3_column_int64(s, 5);
+			n++;
+		}
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+			log_db_error(st, "history");
+			out = STORE_ERROR;
 		}
 		release(st, s);
 	}
 	pthread_mutex_unlock(&st->lock);
-	return steps;
+	if (out == STORE_OK)
+		*steps_out = steps;
+	else
+		json_decref(steps);
+	return out;
+}
+
+json_t *store_history(struct store *st, const char *id)
+{
+	json_t *steps;
+	int64_t next;
+
+	return store_history_page(st, id, 0, 0, &steps, &next) == STORE_OK ? steps : NULL;
 }
 
 json_t *store_list(struct store *st, const struct store_query *q)
@@ -980,7 +1057,7 @@ json_t *store_list(struct store *st, const struct store_query *q)
 	s = prep(st, "SELECT " EVENT_COLS " FROM events WHERE seq > ? "
 		     "AND (?2 IS NULL OR state = ?2) AND (?3 IS NULL OR process_type = ?3) "
 		     "AND (?4 IS NULL OR resource_id = ?4) AND received_at >= ?5 "
-		     "ORDER BY seq LIMIT ?6");
+		     "AND (?7 IS NULL OR handler = ?7) ORDER BY seq LIMIT ?6");
 	if (s) {
 		sqlite3_bind_int64(s, 1, q->after_seq);
 		bind_text(s, 2, q->state);
@@ -988,6 +1065,7 @@ json_t *store_list(struct store *st, const struct store_query *q)
 		bind_text(s, 4, q->resource_id);
 		sqlite3_bind_int64(s, 5, q->since_ms);
 		sqlite3_bind_int(s, 6, limit + 1);
+		bind_text(s, 7, q->handler);
 		while (sqlite3_step(s) == SQLITE_ROW) {
 			if (n == limit) {
 				n++;
@@ -1011,6 +1089,11 @@ json_t *store_list(struct store *st, const struct store_query *q)
 	return out;
 }
 
+/* A replay starts the event from scratch and says so to its handler. */
+static const char SQL_REPLAY_ONE[] =
+	"UPDATE events SET state='queued', attempts=0, next_run_at=0, result=NULL, error=NULL, "
+	"finished_at=NULL, progress=NULL, flags=flags|1, updated_at=? WHERE id=?";
+
 enum store_result store_replay(struct store *st, const char *id)
 {
 	int64_t now = now_ms();
@@ -1032,8 +1115,7 @@ enum store_result store_replay(struct store *st, const char *id)
 		release(st, s);
 	}
 	if (out == STORE_OK) {
-		s = prep(st, "UPDATE events SET state='queued', attempts=0, next_run_at=0, result=NULL, "
-			     "error=NULL, finished_at=NULL, updated_at=? WHERE id=?");
+		s = prep(st, SQL_REPLAY_ONE);
 		if (s) {
 			sqlite3_bind_int64(s, 1, now);
 			sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
@@ -1053,6 +1135,119 @@ enum store_result store_replay(struct store *st, const char *id)
 	}
 	pthread_mutex_unlock(&st->lock);
 	return out;
+}
+
+enum store_result store_replay_matching(struct store *st, const struct store_query *q, bool dry_run,
+					json_t *ids, int64_t *next_cursor)
+{
+	int64_t now = now_ms(), last = 0;
+	struct store_hist h = { .step = "replay", .started_ms = now, .ended_ms = now };
+	sqlite3_stmt *s;
+	enum store_result out = STORE_OK;
+	int n = 0, limit = q->limit > 0 ? q->limit : 100, rc;
+	char (*found)[37] = calloc((size_t)limit, sizeof(*found));
+
+	*next_cursor = 0;
+	if (!found)
+		return STORE_ERROR;
+	pthread_mutex_lock(&st->lock);
+	if (!dry_run && exec(st, SQL_BEGIN) != SQLITE_OK) {
+		pthread_mutex_unlock(&st->lock);
+		free(found);
+		return STORE_ERROR;
+	}
+	s = prep(st, "SELECT id, seq FROM events WHERE seq > ?1 AND state = ?2 "
+		     "AND (?3 IS NULL OR handler = ?3) AND (?4 IS NULL OR process_type = ?4) "
+		     "AND (?5 IS NULL OR resource_id = ?5) AND received_at >= ?6 ORDER BY seq LIMIT ?7");
+	if (!s) {
+		out = STORE_ERROR;
+	} else {
+		sqlite3_bind_int64(s, 1, q->after_seq);
+		bind_text(s, 2, q->state);
+		bind_text(s, 3, q->handler);
+		bind_text(s, 4, q->process_type);
+		bind_text(s, 5, q->resource_id);
+		sqlite3_bind_int64(s, 6, q->since_ms);
+		sqlite3_bind_int(s, 7, limit + 1);
+		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+			if (n == limit) {
+				*next_cursor = last;
+				break;
+			}
+			str_copy(found[n], (const char *)sqlite3_column_text(s, 0), sizeof(found[n]));
+			last = sqlite3_column_int64(s, 1);
+			n++;
+		}
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+			out = STORE_ERROR;
+		release(st, s);
+	}
+	for (int i = 0; i < n && out == STORE_OK && !dry_run; i++) {
+		s = prep(st, SQL_REPLAY_ONE);
+		if (!s) {
+			out = STORE_ERROR;
+			break;
+		}
+		sqlite3_bind_int64(s, 1, now);
+		sqlite3_bind_text(s, 2, found[i], -1, SQLITE_STATIC);
+		rc = sqlite3_step(s);
+		release(st, s);
+		if (rc != SQLITE_DONE || hist_insert(st, found[i], &h) != SQLITE_OK)
+			out = map_rc(rc == SQLITE_DONE ? SQLITE_ERROR : rc);
+	}
+	if (!dry_run) {
+		if (out == STORE_OK && exec(st, SQL_COMMIT) == SQLITE_OK) {
+			atomic_fetch_add(&st->unfinished, n);
+		} else {
+			exec(st, SQL_ROLLBACK);
+			out = out == STORE_OK ? STORE_ERROR : out;
+		}
+	}
+	pthread_mutex_unlock(&st->lock);
+	if (out != STORE_OK) {
+		log_db_error(st, "replay");
+		*next_cursor = 0;
+	}
+	for (int i = 0; i < n && out == STORE_OK; i++)
+		json_array_append_new(ids, json_string(found[i]));
+	free(found);
+	return out;
+}
+
+enum store_result store_mark(struct store *st, const char *id, unsigned flag)
+{
+	sqlite3_stmt *s;
+	int rc = SQLITE_ERROR;
+
+	pthread_mutex_lock(&st->lock);
+	s = prep(st, "UPDATE events SET flags = flags | ? WHERE id = ?");
+	if (s) {
+		sqlite3_bind_int(s, 1, (int)flag);
+		sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
+		rc = sqlite3_step(s);
+		release(st, s);
+	}
+	pthread_mutex_unlock(&st->lock);
+	return rc == SQLITE_DONE ? STORE_OK : map_rc(rc);
+}
+
+enum store_result store_progress(struct store *st, const char *id, json_t *progress)
+{
+	char *text = progress ? json_dumps(progress, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	sqlite3_stmt *s;
+	int rc = SQLITE_ERROR;
+
+	pthread_mutex_lock(&st->lock);
+	s = prep(st, "UPDATE events SET progress = ? WHERE id = ? AND state = 'running'");
+	if (s) {
+		bind_text(s, 1, text);
+		sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
+		rc = sqlite3_step(s);
+		release(st, s);
+	}
+	pthread_mutex_unlock(&st->lock);
+	free(text);
+	return rc == SQLITE_DONE ? STORE_OK : map_rc(rc);
 }
 
 int store_prune(struct store *st, int64_t completed_before_ms, int64_t failed_before_ms)

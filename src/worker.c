@@ -15,6 +15,7 @@
 #include "lqs-hookd/config.h"
 #include "lqs-hookd/log.h"
 #include "lqs-hookd/lqs.h"
+#include "lqs-hookd/lqs_check.h"
 #include "lqs-hookd/metrics.h"
 #include "lqs-hookd/router.h"
 #include "lqs-hookd/store.h"
@@ -24,6 +25,9 @@
 #define WORKER_MAX_RETRY_AFTER_S 3600.0
 /* How many times (a second apart) an outcome is offered to a failing store. */
 #define WORKER_FINISH_TRIES 300
+/* Progress of a running attempt is written at most this often (a new step
+ * is always written at once). */
+#define PROGRESS_INTERVAL_MS 500
 
 struct worker {
 	struct workers *pool;
@@ -72,6 +76,7 @@ static void trace_call(void *ctx, const struct lqs_call *call)
 {
 	struct attempt_trace *t = ctx;
 
+	lqs_check_note(call->status, call->error);
 	if (t->n == t->cap) {
 		size_t ncap = t->cap ? t->cap * 2 : 16;
 		struct store_hist *nr = realloc(t->rows, ncap * sizeof(*nr));
@@ -95,6 +100,30 @@ static void trace_call(void *ctx, const struct lqs_call *call)
 					     .ended_ms = call->started_ms + call->duration_ms,
 					     .detail = t->details[t->n], .error = t->errors[t->n] };
 	t->n++;
+}
+
+/* What a handler reports while it runs, written to the event's row. */
+struct progress_sink {
+	struct store *st;
+	const char *id;
+	int64_t last_ms;
+	char last_step[64];
+};
+
+static void report_progress(struct handler_ctx *ctx, json_t *progress)
+{
+	struct progress_sink *p = ctx->progress_ctx;
+	const char *step = json_string_value(json_object_get(progress, "step"));
+	int64_t now = mono_ms();
+	bool new_step = step && strcmp(step, p->last_step) != 0;
+
+	if (!new_step && now - p->last_ms < PROGRESS_INTERVAL_MS)
+		return;
+	p->last_ms = now;
+	if (step)
+		str_copy(p->last_step, step, sizeof(p->last_step));
+	/* best effort: a progress row that cannot be written costs nothing */
+	store_progress(p->st, p->id, progress);
 }
 
 static void trace_free(struct attempt_trace *t)
@@ -124,7 +153,8 @@ static void run_one(struct workers *pool, struct lqs_client **client, unsigned *
 	struct handler_out out;
 	enum handler_status hs;
 	const struct handler_def *def = NULL;
-	int64_t t0 = now_ms();
+	double t0 = mono_s();
+	struct progress_sink sink = { .st = pool->st, .id = c->id };
 
 	memset(&out, 0, sizeof(out));
 	if (!c->handler[0]) {
@@ -139,7 +169,9 @@ static void run_one(struct workers *pool, struct lqs_client **client, unsigned *
 		hs = HANDLER_FAIL;
 	} else {
 		const char *ds = json_string_value(json_object_get(c->event, "datastore_id"));
-		struct handler_ctx hctx = { .event_id = c->id, .event = c->event, .cfg = cfg };
+		struct handler_ctx hctx = { .event_id = c->id, .event = c->event, .cfg = cfg,
+					    .redo_failed = c->flags & (EVENT_FLAG_REPLAYED | EVENT_FLAG_MARKED_FAILED),
+					    .progress = report_progress, .progress_ctx = &sink };
 
 		if (!*client || *client_gen != ref->generation) {
 			lqs_client_free(*client);
@@ -170,6 +202,11 @@ static void run_one(struct workers *pool, struct lqs_client **client, unsigned *
 			hs = HANDLER_FAIL;
 		}
 		if (hs == HANDLER_FAIL && def && def->on_failure && *client) {
+			/* Said before the resource may be set failed, so that any
+			 * later attempt of this event (a replay, or a rerun after a
+			 * crash right here) redoes the work instead of skipping a
+			 * resource this daemon failed itself. */
+			store_mark(pool->st, c->id, EVENT_FLAG_MARKED_FAILED);
 			lqs_client_begin(*client, ds, trace_call, &trace);
 			def->on_failure(&hctx, &out);
 		}
@@ -235,14 +272,16 @@ static void run_one(struct workers *pool, struct lqs_client **client, unsigned *
 		}
 		json_decref(detail);
 		json_decref(adetail);
-		metrics_event_finished(c->handler, state, (double)(t1 - t0) / 1000.0);
+		double secs = mono_s() - t0;
+		struct log_field lf[] = { { "attempt", c->attempt }, { "duration_ms", round(secs * 1e6) / 1e3 } };
+		metrics_attempt(c->handler, state, secs);
 		if (hs == HANDLER_OK)
-			log_event(LOG_LVL_INFO, c->id, c->resource_id, "event completed (attempt %d, %lld ms)",
-				  c->attempt, (long long)(t1 - t0));
+			log_event_fields(LOG_LVL_INFO, c->id, c->resource_id, lf, 2,
+					 "event completed (attempt %d, %.1f ms)", c->attempt, secs * 1e3);
 		else
-			log_event(hs == HANDLER_RETRY ? LOG_LVL_WARN : LOG_LVL_ERROR, c->id, c->resource_id,
-				  "attempt %d %s: %s", c->attempt,
-				  hs == HANDLER_RETRY ? "failed, will retry" : "failed for good", err);
+			log_event_fields(hs == HANDLER_RETRY ? LOG_LVL_WARN : LOG_LVL_ERROR, c->id, c->resource_id,
+					 lf, 2, "attempt %d %s: %s", c->attempt,
+					 hs == HANDLER_RETRY ? "failed, will retry" : "failed for good", err);
 	}
 out:
 	json_decref(out.result);

@@ -5,7 +5,9 @@
 #include <stdbool.h>
 
 bool cli_is_command(const char *arg);
-/* argv[0] is the command name. Returns the process exit status. */
-int cli_main(int argc, char **argv, const char *config_path);
+/* argv[0] is the command name; config_path and listen come from options
+ * given before it (either may be NULL; options after it win). Returns the
+ * process exit status. */
+int cli_main(int argc, char **argv, const char *config_path, const char *listen);
 
 #endif

@@ -64,21 +64,42 @@ struct config {
 	int64_t max_parallel_requests;
 	int64_t page_limit;
 	int64_t max_response;
+	bool readyz_requires_lqs;
+	double lqs_check_interval;
 	/* [log] */
 	char *log_level;
 	char *log_format;
+	int64_t max_rejection_logs;
+	double rejection_log_interval;
 	/* [route NAME] */
 	struct route routes[CONFIG_MAX_ROUTES];
 	int n_routes;
 	/* where the file came from, for messages */
 	char *path;
+	/* each setting's text as written (or its default), by table index:
+	 * --print-config shows durations and sizes as people wrote them */
+	char **text;
+	/* things that are valid but probably not meant ("file:line: ..."
+	 * lines, NULL when none): printed by --check-config, logged at start */
+	char *warnings;
 };
+
+/* Secrets an operator command needs (bits of config_overrides.needs). */
+#define CONFIG_NEEDS_ADMIN_TOKEN 1u
+#define CONFIG_NEEDS_LQS_KEY 2u
 
 struct config_overrides {
 	const char *listen;
 	const char *store;
-	bool client;   /* loading for an operator command: no hook secret needed */
+	/* loading for an operator command: no hook secret needed, and a
+	 * secret file it does not need (see needs) is not read at all */
+	bool client;
+	unsigned needs;
 };
+
+/* The configuration file used when none is named: the packaged one, when
+ * it exists. */
+const char *config_default_path(void);
 
 /* Load defaults, then the file (NULL: none), then the environment, then the
  * overrides. On error returns -1 and writes "file:line: message" lines to err. */

@@ -1,6 +1,7 @@
 /* Counters and histograms, rendered in the Prometheus text format. */
 #ifndef LQS_METRICS_H
 #define LQS_METRICS_H
+#include <stdbool.h>
 
 struct store;
 struct workers;
@@ -8,8 +9,16 @@ struct workers;
 void metrics_http_request(const char *route, unsigned status);
 /* outcome: accepted, duplicate or rejected; reason names why (or NULL). */
 void metrics_event_received(const char *outcome, const char *reason);
-/* outcome: completed, failed or retrying. */
-void metrics_event_finished(const char *handler, const char *outcome, double seconds);
+/* One attempt ended. outcome: completed, failed (both final) or retrying. */
+void metrics_attempt(const char *handler, const char *outcome, double seconds);
+/* An unrouted event, finished as it was stored. */
+void metrics_unrouted_finished(void);
+/* Time from a POST /events's headers to its answer. */
+void metrics_receive_duration(double seconds);
+/* The last check of the LogQS settings. */
+void metrics_lqs_check(bool ok);
+/* A configuration reload ended (and the start, as a success). */
+void metrics_config_reload(bool ok);
 /* reason: max_connections. */
 void metrics_connection_refused(const char *reason);
 /* reason: header_timeout or read_timeout. */

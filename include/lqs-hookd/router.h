@@ -1,6 +1,7 @@
 /* Compiled-in handlers and the configured routes to them. */
 #ifndef LQS_ROUTER_H
 #define LQS_ROUTER_H
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <jansson.h>
@@ -26,6 +27,14 @@ struct handler_ctx {
 	json_t *event;           /* canonical EventCreateRequest (borrowed) */
 	const struct config *cfg;
 	struct lqs_client *lqs;
+	/* An operator replayed the event, or an earlier attempt of it may have
+	 * put the resource in a failed state: a failed resource is then work
+	 * to redo, not a reason to skip. */
+	bool redo_failed;
+	/* Report progress while running (shown by GET /events/{id}); the
+	 * callee decides how often it is written. May be NULL. */
+	void (*progress)(struct handler_ctx *ctx, json_t *progress);
+	void *progress_ctx;
 };
 
 struct handler_def {

@@ -35,12 +35,17 @@ static inline bool store_result_stored(enum store_result r)
 #define ST_COMPLETED "completed"
 #define ST_FAILED "failed"
 
+/* Event flags (bits of struct store_claim.flags). */
+#define EVENT_FLAG_REPLAYED 1u        /* an operator replayed it */
+#define EVENT_FLAG_MARKED_FAILED 2u   /* its handler may have set the resource failed */
+
 struct store_claim {
 	char id[37];
 	char resource_id[37];
 	char handler[64];      /* "" when unrouted */
 	int attempt;           /* number of this attempt, from 1 */
 	int64_t claimed_ms;    /* when the attempt started */
+	unsigned flags;        /* EVENT_FLAG_* */
 	json_t *event;         /* the canonical event; caller decrefs */
 };
 
@@ -113,12 +118,23 @@ enum store_result store_history_add(struct store *st, const char *id, const stru
 
 /* Status documents (NULL: not found). */
 json_t *store_get(struct store *st, const char *id);
+/* Every history step of an event (NULL: not found). */
 json_t *store_history(struct store *st, const char *id);
+/* One page of it: up to limit steps after the cursor (0: from the start,
+ * which begins with the "received" step); *next_cursor is 0 on the last
+ * page. STORE_OK, STORE_NOTFOUND or STORE_ERROR. */
+enum store_result store_history_page(struct store *st, const char *id, int64_t after_seq, int limit,
+				     json_t **steps, int64_t *next_cursor);
+/* Set flags on an event (EVENT_FLAG_*). */
+enum store_result store_mark(struct store *st, const char *id, unsigned flag);
+/* The running attempt's progress (shown by store_get until the next attempt). */
+enum store_result store_progress(struct store *st, const char *id, json_t *progress);
 
 struct store_query {
 	const char *state;         /* NULL: any */
 	const char *process_type;  /* NULL: any */
 	const char *resource_id;   /* NULL: any */
+	const char *handler;       /* NULL: any */
 	int64_t since_ms;          /* 0: any */
 	int64_t after_seq;         /* cursor; 0: from the start */
 	int limit;
@@ -127,6 +143,12 @@ json_t *store_list(struct store *st, const struct store_query *q);
 
 /* Replay a finished event from scratch (attempts reset, history kept). */
 enum store_result store_replay(struct store *st, const char *id);
+/* Replay every event matching q (q->state must be completed or failed),
+ * in seq order, at most q->limit; their ids are appended to ids. With
+ * dry_run nothing changes. *next_cursor: 0 when nothing more matches, else
+ * the cursor (after_seq) for the next call. */
+enum store_result store_replay_matching(struct store *st, const struct store_query *q, bool dry_run,
+					json_t *ids, int64_t *next_cursor);
 /* Delete finished events older than the cut-offs. Returns rows deleted or -1. */
 int store_prune(struct store *st, int64_t completed_before_ms, int64_t failed_before_ms);
 

@@ -5,6 +5,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The commit this binary was built from (git describe), or "unknown". */
+extern const char lqs_build_commit[];
+
 /* Copy with truncation; always NUL-terminates (dst size > 0). Returns strlen(src). */
 size_t str_copy(char *dst, const char *src, size_t size);
 /* Strict decimal parsers: whole string, no overflow. Return 0 or -1. */
@@ -18,6 +21,8 @@ int parse_bool(const char *s, bool *out);
 /* Milliseconds since the epoch / since an arbitrary monotonic origin. */
 int64_t now_ms(void);
 int64_t mono_ms(void);
+/* Monotonic seconds, to the nanosecond (for durations). */
+double mono_s(void);
 /* Lowercase hyphenated UUID check (accepts either case; out gets lowercase). */
 bool uuid_canonical(const char *s, char out[37]);
 void uuid_new(char out[37]);

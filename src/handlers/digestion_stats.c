@@ -282,6 +282,8 @@ struct helper {
 struct run {
 	struct helper helper;
 	struct digestion_stats stats;
+	struct handler_ctx *ctx;
+	int64_t parts_listed, parts_fetched, bytes_fetched;
 	char **fetch;          /* parts whose index was not in the listing */
 	size_t n_fetch, cap_fetch;
 	char digestion_id[37];
@@ -295,12 +297,29 @@ static int part_id(json_t *part, char out[37])
 	return json_is_string(id) && uuid_canonical(json_string_value(id), out) ? 0 : -1;
 }
 
+/* Progress for GET /events/{id}: step, and counts within it. */
+static void progress(struct run *r, const char *step)
+{
+	json_t *p;
+
+	if (!r->ctx->progress)
+		return;
+	p = json_pack("{s:s, s:I, s:I, s:I, s:I}", "step", step, "parts_listed", (json_int_t)r->parts_listed,
+		      "parts_to_fetch", (json_int_t)r->n_fetch, "parts_fetched", (json_int_t)r->parts_fetched,
+		      "bytes_fetched", (json_int_t)r->bytes_fetched);
+	if (p)
+		r->ctx->progress(r->ctx, p);
+	json_decref(p);
+}
+
 static int on_listed_part(void *ctx, json_t *part)
 {
 	struct run *r = ctx;
 	char id[37];
 	json_t *index;
 
+	r->parts_listed++;
+	progress(r, "listing parts");
 	if (!json_is_object(part) || part_id(part, id)) {
 		snprintf(r->err, sizeof(r->err), "digestion %s: a listed part has no valid id", r->digestion_id);
 		return -1;
@@ -438,6 +457,9 @@ static int on_fetched_part(void *ctx, size_t i, struct buf *body)
 {
 	struct run *r = ctx;
 
+	r->parts_fetched++;
+	r->bytes_fetched += (int64_t)body->len;
+	progress(r, "fetching parts");
 	int taken = helper_offer(&r->helper, i, body);
 
 	if (taken)
@@ -510,8 +532,10 @@ static enum handler_status stats_run(struct handler_ctx *ctx, struct handler_out
 	const char *ptype = json_string_value(json_object_get(ctx->event, "process_type"));
 	char path[96], log[37];
 	enum handler_status st = HANDLER_OK;
+	bool was_failed;
 
 	memset(&r, 0, sizeof(r));
+	r.ctx = ctx;
 	dstats_init(&r.stats);
 	if (!rid || !ptype || strcmp(ptype, "digestion") != 0)
 		return fail(out, "UnsupportedEvent", "digestion_stats handles digestion events only");
@@ -532,7 +556,15 @@ static enum handler_status stats_run(struct handler_ctx *ctx, struct handler_out
 		out->result = json_pack("{s:s, s:s}", "status", "already_completed", "digestion_id", rid);
 		goto done;
 	}
-	if (strcmp(json_string_value(state), "failed") == 0 ||
+	/* Failed by this event's own earlier attempt (on_failure = patch), or
+	 * replayed by an operator after fixing the cause: redo the work and
+	 * complete it. Failed by anyone else, cancelled or archived: skip. */
+	was_failed = strcmp(json_string_value(state), "failed") == 0;
+	if (was_failed && ctx->redo_failed) {
+		log_event(LOG_LVL_INFO, ctx->event_id, rid,
+			  "digestion is failed, but this event %s: computing it again",
+			  "was replayed or failed it itself");
+	} else if (was_failed ||
 	    strcmp(json_string_value(state), "cancelled") == 0 ||
 	    strcmp(json_string_value(state), "archived") == 0) {
 		char why[128];
@@ -550,12 +582,14 @@ static enum handler_status stats_run(struct handler_ctx *ctx, struct handler_out
 	 * pages arrive; the rest are fetched in parallel and counted on arrival,
 	 * so no more than a page and a few parts are held at once. */
 	snprintf(path, sizeof(path), "digestions/%s/parts", rid);
+	progress(&r, "listing parts");
 	if (lqs_list(ctx->lqs, path, NULL, on_listed_part, &r, &e)) {
 		st = e.name[0] ? from_lqs(&e, out) : fail(out, "InvalidPartData", r.err);
 		goto done;
 	}
 	if (r.n_fetch >= HELPER_MIN_PARTS)
 		helper_start(&r.helper, r.fetch);
+	progress(&r, "fetching parts");
 	if (r.n_fetch && lqs_get_many_raw(ctx->lqs, r.fetch, r.n_fetch, on_fetched_part, &r, &e)) {
 		char herr[sizeof(r.err)];
 		/* a bad part seen by the helper is the reason the worker stopped */
@@ -577,13 +611,17 @@ static enum handler_status stats_run(struct handler_ctx *ctx, struct handler_out
 	stats = dstats_to_json(&r.stats, rid);
 
 	/* 4. The log's context, keeping every other key. */
+	progress(&r, "writing the log context");
 	st = write_context(ctx, log, stats, out);
 	if (st != HANDLER_OK)
 		goto done;
 
-	/* 5. Done: advance the digestion. */
+	/* 5. Done: advance the digestion (from failed too: then its error
+	 * fields, which no longer hold, are cleared). */
+	progress(&r, "completing the digestion");
 	snprintf(path, sizeof(path), "digestions/%s", rid);
-	body = json_pack("{s:s}", "state", "completed");
+	body = was_failed ? json_pack("{s:s, s:n, s:n}", "state", "completed", "error_name", "error_message")
+			  : json_pack("{s:s}", "state", "completed");
 	if (lqs_patch(ctx->lqs, path, body, &patched, &e))
 		st = from_lqs(&e, out);
 	json_decref(body);

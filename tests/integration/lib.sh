@@ -10,6 +10,9 @@ T_PASS=0
 T_FAIL=0
 T_PIDS=()
 T_DIR=$(mktemp -d /tmp/lqs-it-XXXXXX)
+# Never the packaged configuration of the machine running the tests: an
+# installed /etc/lqs-hookd/lqs-hookd.conf would otherwise be read by default.
+export LQS_HOOKD_CONFIG=
 SECRET=it-hook-secret
 AUTH="Authorization: Bearer $(printf %s "$SECRET" | base64)"
 DEMO_FIXTURE="$LQS_SRC/tests/data/mock/demo.json"
@@ -176,7 +179,10 @@ wait_done() {
 	wait_until "$limit" bash -c "curl -s --max-time 2 '$BASE/events/$id' | jq -e '.done == true'"
 }
 
-mock_requests() { curl -s --max-time 5 "$MOCK/_mock/requests"; }
+# What the mock received from handlers: the daemon's own LogQS check
+# (users/me, at start and on reload) is left out; mock_checks counts it.
+mock_requests() { curl -s --max-time 5 "$MOCK/_mock/requests" | jq '{requests: [.requests[] | select(.path != "users/me")]}'; }
+mock_checks() { curl -s --max-time 5 "$MOCK/_mock/requests" | jq '[.requests[] | select(.path == "users/me")] | length'; }
 mock_state() { curl -s --max-time 5 "$MOCK/_mock/state"; }
 mock_fault() { curl -s --max-time 5 -X POST "$MOCK/_mock/faults" -d "$1" >/dev/null; }
 

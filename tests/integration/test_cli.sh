@@ -63,5 +63,33 @@ check "check-lqs unreachable: exit 1" "$rc" 1
 check_contains "check-lqs unreachable: message" "$out" "FAILED: cannot reach LogQS at http://127.0.0.1:9"
 case "$out" in *wrong*) fail "check-lqs does not print the key" ;; *) pass "check-lqs does not print the key" ;; esac
 
+# options before the command count as after it
+out=$("$LQS_HOOKD" -c "$T_DIR/cli.conf" --listen "127.0.0.1:$PORT" list --state completed --format json); rc=$?
+check "-c FILE list: exit 0" "$rc" 0
+check "-c FILE list: the config's admin token was used" "$(jq '.data | length' <<<"$out")" 2
+out=$("$LQS_HOOKD" --config "$T_DIR/cli.conf" list --listen "127.0.0.1:$PORT" --handler digestion_stats --format json)
+check "list --handler filters" "$(jq -r '[.data[].handler] | unique | join(",")' <<<"$out")" digestion_stats
+# a command does not read a secret it does not use: the service's hook
+# secret file is root's and unreadable to an operator
+printf '[auth]\nadmin_token = cli-admin-token\nsecret_file = %s/missing-hook-secret\n' "$T_DIR" >"$T_DIR/svc.conf"
+out=$("$LQS_HOOKD" -c "$T_DIR/svc.conf" status "$id" --listen "127.0.0.1:$PORT" 2>&1); rc=$?
+check "status with an unreadable hook secret file: exit 0" "$rc" 0
+out=$(LQS_EXPECTED_SECRET= "$LQS_HOOKD" -c "$T_DIR/svc.conf" --check-config 2>&1); rc=$?
+check "the daemon still refuses it" "$rc" 1
+check_contains "and says where" "$out" "$T_DIR/svc.conf:3: cannot read secret file '$T_DIR/missing-hook-secret'"
+# progress and paged history
+get_admin() { curl -s -H 'Authorization: Bearer cli-admin-token' "$BASE$1"; }
+check "a replayed attempt that had nothing to do reports no progress" "$(get_admin "/events/$id" | jq -r '.progress')" null
+all=$(get_admin "/events/$id/history" | jq '.history | length')
+p1=$(get_admin "/events/$id/history?limit=3")
+p2=$(get_admin "/events/$id/history?limit=3&cursor=$(jq -r .next_cursor <<<"$p1")")
+check "history page 1: received first, a cursor" "$(jq -r '[(.history | length), .history[0].step, (.next_cursor | type)] | @tsv' <<<"$p1")" \
+	"3	received	string"
+check "history page 2 goes on where page 1 stopped" \
+	"$(jq -c '[.history[].started_at]' <<<"$p2")" "$(get_admin "/events/$id/history" | jq -c '[.history[3:6][].started_at]')"
+check "the CLI follows every page" "$(cli status "$id" --history --format json | jq '.history | length')" "$all"
+check "history limit bounded" "$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer cli-admin-token' "$BASE/events/$id/history?limit=0")" 400
+check "version names the commit" "$("$LQS_HOOKD" --version | grep -c '^lqs-hookd [0-9.]* (commit [0-9a-z-]*)$')" 1
+
 stop_hookd TERM
 finish

@@ -83,6 +83,24 @@ actual=$(curl -s "$SYN_MOCK/_mock/state" | jq -S -c --arg l "$syn_log" '.logs[$l
 check "synthetic stats (per topic too) match the generator" "$actual" "$expected"
 check "synthetic parts fetched in parallel, each once" \
 	"$(mock_requests | jq '[.requests[] | select(.path | contains("/parts/"))] | length')" 40
+check "the finished event shows its last progress" \
+	"$(curl -s "$BASE/events/$sid" | jq -r '.progress | [.step, .parts_listed, .parts_to_fetch, .parts_fetched, (.bytes_fetched > 0)] | @tsv')" \
+	"completing the digestion	40	40	40	true"
+
+# Progress while it runs: the digestion back in finalizing, part fetches
+# slowed down, a new delivery, the event watched
+mock_fault '{"method":"GET","path":"/parts/","delay_ms":150}'
+curl -s -X PATCH "$SYN_MOCK/apps/lqs/$DS/api/digestions/$syn_dig" -H "Authorization: Bearer $(printf '%s:%s' "$KEY_ID" "$KEY_SECRET" | base64)" \
+	-H 'Content-Type: application/json' -d '{"state":"finalizing"}' >/dev/null
+post "$(jq -c '.hook_id = "99999999-0000-4000-8000-000000000001"' <<<"$(event_json finalizing digestion "$syn_dig")")" -H "$AUTH"
+pid_=$(jq -r .event_id <<<"$BODY")
+if wait_until 20 bash -c "curl -s '$BASE/events/$pid_' | jq -e '.state == \"running\" and .progress.step == \"fetching parts\" and .progress.parts_fetched > 0 and .progress.parts_fetched < 40'"; then
+	pass "progress seen while running: parts fetched of 40"
+else
+	fail "progress seen while running" "$(curl -s "$BASE/events/$pid_")"
+fi
+wait_done "$pid_" 60 || fail "slow synthetic digestion finished"
+curl -s -X DELETE "$SYN_MOCK/_mock/faults" >/dev/null
 
 # One bad part among many: whichever thread scans it, the event fails
 # with the part and entry named, and no figures are written.

@@ -29,7 +29,7 @@ check "history shows the retries" \
 	"$(jq -c --arg p "digestions/$DIG" '[.history[] | select(.step=="lqs_call" and .detail.path==$p and .detail.method=="GET") | [.detail.status, .detail.try]]' <<<"$BODY")" \
 	'[[503,1],[503,2],[200,3]]'
 check "retries carry the error" "$(jq -r '[.history[] | select(.detail.status==503)][0].error' <<<"$BODY")" \
-	"LogQS digestions/$DIG: HTTP 503: [ServiceUnavailable] fault injected by lqs-mock"
+	"LogQS GET digestions/$DIG: HTTP 503: [ServiceUnavailable] fault injected by lqs-mock"
 check "digestion completed after retries" "$(mock_state | jq -r --arg d "$DIG" '.digestions[$d].state')" completed
 
 # --- 404 on the digestion: FAILED at once, no retry ---

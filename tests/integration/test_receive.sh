@@ -81,8 +81,12 @@ get "/events/not-a-uuid"
 check "malformed id 400" "$CODE $BODY" '400 {"detail":"event id must be a UUID"}'
 get /healthz
 check "healthz" "$CODE $BODY" '200 {"status":"ok"}'
+# no LogQS is configured here: ready (nothing is lost), with the reason
+# events will fail named once the daemon's own check has run
+wait_until 30 bash -c "curl -s '$BASE/readyz' | jq -e .warning"
 get /readyz
-check "readyz" "$CODE $BODY" '200 {"status":"ready"}'
+check "readyz" "$CODE $(jq -r .status <<<"$BODY")" '200 ready'
+check_contains "readyz names the LogQS problem" "$(jq -r .warning <<<"$BODY")" "LogQS check failed: "
 
 # --- a body trickled in many small TCP writes ---
 split_post() {

@@ -7,7 +7,8 @@
 HOOK1=hook-secret-one-Zq81 HOOK2=hook-secret-two-Wx42 ADMIN=admin-token-Pv77
 printf '%s\n%s\n' "$HOOK1" "$HOOK2" >"$T_DIR/hook-secrets"
 mkdir -p "$T_DIR/creds"
-printf '%s\n' "$KEY_SECRET" >"$T_DIR/creds/api_key_secret"
+# named as the shipped unit loads it from /etc/credstore/
+printf '%s\n' "$KEY_SECRET" >"$T_DIR/creds/lqs-hookd.api_key_secret"
 printf '[auth]\nsecret_file = %s\n[log]\nlog_level = debug\n' "$T_DIR/hook-secrets" >"$T_DIR/s.conf"
 hide "$HOOK1" "$HOOK2" "$ADMIN" "$(printf %s "$HOOK1" | base64)" "$(printf %s "$HOOK2" | base64)"
 

@@ -16,10 +16,21 @@ check "systemd-analyze verify: no warnings" "$out" ""
 score=$(systemd-analyze security --offline=true "$UNIT" 2>&1 | sed -n 's/.*Overall exposure level for lqs-hookd.service: \([0-9.]*\).*/\1/p')
 check "security score $score is 2.0 or lower" "$(awk -v s="$score" 'BEGIN { print (s != "" && s <= 2.0) ? "yes" : "no" }')" yes
 for key in "Type=notify" "DynamicUser=yes" "StateDirectory=lqs-hookd" "ConfigurationDirectory=lqs-hookd" \
-	   "LoadCredential=secret:" "ExecReload=/bin/kill -HUP" "EnvironmentFile=-/etc/default/lqs-hookd" \
+	   "LoadCredential=lqs-hookd.secret$" "LoadCredential=lqs-hookd.api_key_secret$" "LimitNOFILE=65536" \
+	   "SystemCallFilter=setpriority setrlimit prlimit64" "ExecReload=/bin/kill -HUP" "EnvironmentFile=-/etc/default/lqs-hookd" \
 	   "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX" "SystemCallFilter=@system-service" "WatchdogSec="; do
 	grep -q "^$key" "$UNIT" && pass "unit has $key" || fail "unit has $key"
 done
+
+# A credential given with a path fails the start when the file is missing;
+# the shipped unit names credentials only (looked up in the credstore, and
+# skipped when absent)
+check "no LoadCredential= with a path" "$(grep -c '^LoadCredential=[^:]*:' "$UNIT")" 0
+# @resources stays denied but for the calls the daemon makes (worker_nice,
+# the open-file limit): after the deny line, in this order
+check "setpriority allowed after @resources is denied" \
+	"$(grep -n '^SystemCallFilter=' "$UNIT" | cut -d: -f1 | tr '\n' ' ')" \
+	"$(grep -n -e '^SystemCallFilter=@system-service' -e '^SystemCallFilter=~@privileged @resources' -e '^SystemCallFilter=setpriority' "$UNIT" | cut -d: -f1 | tr '\n' ' ')"
 
 # sd_notify: READY=1 once listening, STATUS=, STOPPING=1 at shutdown
 "$NOTIFY_LISTEN" "$T_DIR/notify.sock" 20 >"$T_DIR/notify.out" &

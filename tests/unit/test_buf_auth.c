@@ -5,6 +5,7 @@
 #include "lqs-hookd/auth.h"
 #include "lqs-hookd/buf.h"
 #include "lqs-hookd/log.h"
+#include "lqs-hookd/ratelog.h"
 #include "lqs-hookd/util.h"
 #include "suites.h"
 
@@ -149,7 +150,7 @@ START_TEST(log_line_escapes)
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		size_t n = log_format_line(line, sizeof(line), "2026-01-01T00:00:00.000Z", "info", cases[i].msg,
-					   "e-\"1", NULL);
+					   "e-\"1", NULL, NULL, 0);
 		json_error_t je;
 		json_t *o;
 		ck_assert_uint_eq(n, strlen(line));
@@ -168,13 +169,48 @@ START_TEST(log_line_escapes)
 		json_t *o;
 		memset(big, '"', sizeof(big) - 1);
 		big[sizeof(big) - 1] = '\0';
-		size_t n = log_format_line(line, 200, "t", "warn", big, NULL, "r");
+		struct log_field f[] = { { "attempt", 3 }, { "duration_ms", 12.25 } };
+		size_t n = log_format_line(line, 200, "t", "warn", big, NULL, "r", f, 2);
 		ck_assert_uint_lt(n, 200);
 		o = json_loadb(line, n, 0, NULL);
 		ck_assert_ptr_nonnull(o);
 		ck_assert_str_eq(json_string_value(json_object_get(o, "level")), "warn");
+		/* the numeric fields survive the cut of the message, as numbers */
+		ck_assert_int_eq(json_integer_value(json_object_get(o, "attempt")), 3);
+		ck_assert(json_real_value(json_object_get(o, "duration_ms")) == 12.25);
+		ck_assert_str_eq(json_string_value(json_object_get(o, "resource_id")), "r");
 		json_decref(o);
 	}
+}
+END_TEST
+
+/* Rejection logging: at most max lines per window, the rest counted by
+ * status for one summary; a new window starts afresh. */
+START_TEST(ratelog_limits_and_summarises)
+{
+	struct ratelog rl;
+	char sum[512];
+
+	ratelog_init(&rl, "rejected requests");
+	ck_assert(ratelog_allow(&rl, 1000, 60000, 2, 401));
+	ck_assert(ratelog_allow(&rl, 1001, 60000, 2, 401));
+	ck_assert(!ratelog_allow(&rl, 1002, 60000, 2, 401));
+	ck_assert(!ratelog_allow(&rl, 1003, 60000, 2, 413));
+	ck_assert(!ratelog_allow(&rl, 1004, 60000, 2, 401));
+	ratelog_summary(&rl, sum, sizeof(sum));
+	ck_assert_str_eq(sum, "3 more rejected requests not logged in the last 60 s (by status: 401: 2, 413: 1)");
+	/* still inside the window: the tick logs nothing and keeps the counts */
+	ratelog_tick(&rl, 30000, 60000);
+	ratelog_summary(&rl, sum, sizeof(sum));
+	ck_assert_str_ne(sum, "");
+	/* the window is over: summed up, and lines are allowed again */
+	ratelog_tick(&rl, 61001, 60000);
+	ratelog_summary(&rl, sum, sizeof(sum));
+	ck_assert_str_eq(sum, "");
+	ck_assert(ratelog_allow(&rl, 61002, 60000, 2, 422));
+	/* max 0: nothing logged, everything counted */
+	ck_assert(!ratelog_allow(&rl, 61003, 60000, 0, 422));
+	ratelog_destroy(&rl);
 }
 END_TEST
 
@@ -223,6 +259,7 @@ Suite *suite_buf(void)
 	tcase_add_test(t, buf_printf_grows);
 	tcase_add_test(t, log_line_escapes);
 	tcase_add_test(t, uuid_new_is_v7_and_unique);
+	tcase_add_test(t, ratelog_limits_and_summarises);
 	suite_add_tcase(s, t);
 	return s;
 }

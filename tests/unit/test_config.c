@@ -235,6 +235,127 @@ START_TEST(secret_sources_and_hiding)
 }
 END_TEST
 
+/* What --check-config must not let through, each with its file:line. */
+START_TEST(check_config_catches_traps)
+{
+	static const struct { const char *text, *want; } cases[] = {
+		{ "[lqs]\nadditional_headers = {\"X-A\": \"1\",}\n", "t.conf:2: additional_headers: not valid JSON" },
+		{ "[lqs]\nadditional_headers = [\"X-A\"]\n", "t.conf:2: additional_headers: must be a JSON object" },
+		{ "[lqs]\nadditional_headers = {\"X-A\": 1}\n", "t.conf:2: additional_headers: 'X-A' must be a header name" },
+		{ "\n[lqs]\napi_url = api.logqs.com\n", "t.conf:3: api_url: 'api.logqs.com' is not an http:// or https:// URL" },
+		{ "[lqs]\napi_url = ftp://x\n", "t.conf:2: api_url: 'ftp://x' is not an http" },
+		{ "[lqs]\napi_key_id = my-key\n", "t.conf:2: api_key_id: 'my-key' is not a UUID" },
+		{ "[worker]\nretry_base = 1m\n\nretry_max_delay = 10s\n", "t.conf:4: retry_max_delay (10 s) is smaller" },
+		{ "[route a]\nprocess_type = digestion\n", "t.conf:2: route 'a' needs process_type, state and handler" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct config c;
+		char err[2048] = "";
+		setenv("LQS_EXPECTED_SECRET", "s", 1);
+		ck_assert_int_eq(config_load_buffer(&c, "t.conf", cases[i].text, strlen(cases[i].text), NULL, err,
+						    sizeof(err)), -1);
+		ck_assert_msg(strstr(err, cases[i].want), "case %zu: [%s] not in [%s]", i, cases[i].want, err);
+		config_free(&c);
+	}
+	/* the same from the environment names the variable */
+	{
+		struct config c;
+		char err[2048] = "";
+		setenv("LQS_API_URL", "localhost:8000", 1);
+		ck_assert_int_eq(config_load(&c, NULL, NULL, err, sizeof(err)), -1);
+		ck_assert_ptr_nonnull(strstr(err, "LQS_API_URL: api_url: 'localhost:8000' is not an http"));
+		config_free(&c);
+		unsetenv("LQS_API_URL");
+	}
+}
+END_TEST
+
+/* A missing file says why; a directory is not a configuration file. */
+START_TEST(config_file_errors)
+{
+	struct config c;
+	char err[1024] = "", path[160];
+
+	setenv("LQS_EXPECTED_SECRET", "s", 1);
+	snprintf(path, sizeof(path), "%s/none.conf", tmpdir);
+	ck_assert_int_eq(config_load(&c, path, NULL, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "none.conf: cannot open: No such file or directory"));
+	config_free(&c);
+	ck_assert_int_eq(config_load(&c, tmpdir, NULL, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, ": is a directory, not a configuration file"));
+	config_free(&c);
+}
+END_TEST
+
+/* One comment rule: whitespace then # or ; starts a comment; a # or ;
+ * inside a value stays, with a warning. */
+START_TEST(inline_comments)
+{
+	static const char text[] = "[auth]\nsecret = abc # the hook secret\nsecret = d;e\n"
+				   "admin_token = tok ; admin\n[http]\nlisten = 127.0.0.1:9000\t# port\n";
+	struct config c;
+	char err[1024] = "";
+
+	ck_assert_int_eq(config_load_buffer(&c, "t.conf", text, strlen(text), NULL, err, sizeof(err)), 0);
+	ck_assert_int_eq(c.n_secrets, 2);
+	ck_assert_str_eq(c.secrets[0], "abc");
+	ck_assert_str_eq(c.secrets[1], "d;e");
+	ck_assert_str_eq(c.admin_token, "tok");
+	ck_assert_str_eq(c.listen, "127.0.0.1:9000");
+	ck_assert_ptr_nonnull(c.warnings);
+	ck_assert_ptr_nonnull(strstr(c.warnings, "t.conf:3: the value of 'secret' contains ';'"));
+	ck_assert_ptr_null(strstr(c.warnings, "abc"));
+	config_free(&c);
+}
+END_TEST
+
+/* --print-config shows durations and sizes as written. */
+START_TEST(print_keeps_units)
+{
+	static const char text[] = "[store]\nretention = 336h\n[http]\nmax_body = 1M\n";
+	struct config c;
+	char err[1024] = "", *out = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	setenv("LQS_EXPECTED_SECRET", "s", 1);
+	ck_assert_int_eq(config_load_buffer(&c, "t.conf", text, strlen(text), NULL, err, sizeof(err)), 0);
+	f = open_memstream(&out, &len);
+	config_print(&c, f);
+	fclose(f);
+	ck_assert_ptr_nonnull(strstr(out, "\nretention = 336h\n"));
+	ck_assert_ptr_nonnull(strstr(out, "\nfailed_retention = 90d\n"));
+	ck_assert_ptr_nonnull(strstr(out, "\nmax_body = 1M\n"));
+	ck_assert_ptr_nonnull(strstr(out, "\nconnection_timeout = 30s\n"));
+	ck_assert(c.retention == 336 * 3600.0);
+	free(out);
+	config_free(&c);
+}
+END_TEST
+
+/* An operator command does not read secret files it does not need. */
+START_TEST(client_skips_unneeded_secret_files)
+{
+	static const char text[] = "[auth]\nsecret_file = /nonexistent/hook-secret\n"
+				   "admin_token_file = /nonexistent/admin-token\n";
+	struct config_overrides ov = { .client = true, .needs = CONFIG_NEEDS_LQS_KEY };
+	struct config c;
+	char err[1024] = "";
+
+	ck_assert_int_eq(config_load_buffer(&c, "t.conf", text, strlen(text), &ov, err, sizeof(err)), 0);
+	config_free(&c);
+	ov.needs = CONFIG_NEEDS_ADMIN_TOKEN;
+	ck_assert_int_eq(config_load_buffer(&c, "t.conf", text, strlen(text), &ov, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "t.conf:3: cannot read secret file '/nonexistent/admin-token'"));
+	ck_assert_ptr_null(strstr(err, "hook-secret"));
+	config_free(&c);
+	/* the daemon itself needs them all */
+	ck_assert_int_eq(config_load_buffer(&c, "t.conf", text, strlen(text), NULL, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "t.conf:2: cannot read secret file '/nonexistent/hook-secret'"));
+	config_free(&c);
+}
+END_TEST
+
 START_TEST(listen_split)
 {
 	char host[64];
@@ -264,6 +385,11 @@ Suite *suite_config(void)
 	tcase_add_test(t, durations_and_routes);
 	tcase_add_test(t, secret_sources_and_hiding);
 	tcase_add_test(t, listen_split);
+	tcase_add_test(t, check_config_catches_traps);
+	tcase_add_test(t, config_file_errors);
+	tcase_add_test(t, inline_comments);
+	tcase_add_test(t, print_keeps_units);
+	tcase_add_test(t, client_skips_unneeded_secret_files);
 	suite_add_tcase(s, t);
 	return s;
 }

@@ -277,8 +277,9 @@ START_TEST(batch_commit_then_sync)
 }
 END_TEST
 
-/* A version 3 store (dedupe through its own hash index) opens as version 4:
- * the index is gone and earlier deliveries are still recognised. */
+/* A version 3 store (dedupe through its own hash index, no flags or
+ * progress) opens as version 5: the index is gone, the columns are there,
+ * and earlier deliveries are still recognised. */
 START_TEST(upgrade_from_v3)
 {
 	struct event ev;
@@ -292,6 +293,7 @@ START_TEST(upgrade_from_v3)
 	st = NULL;
 	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
 	ck_assert_int_eq(sqlite3_exec(db, "CREATE INDEX events_dedupe_hash ON events(dedupe_hash, received_at);"
+					  "ALTER TABLE events DROP COLUMN flags; ALTER TABLE events DROP COLUMN progress;"
 					  "PRAGMA user_version = 3;", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	ck_assert_int_eq(store_open(&st, path, err, sizeof(err)), 0);
@@ -303,9 +305,138 @@ START_TEST(upgrade_from_v3)
 					      -1, &s, NULL), SQLITE_OK);
 	ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
 	ck_assert_int_eq(sqlite3_column_int(s, 0), 0);
-	ck_assert_int_eq(sqlite3_column_int(s, 1), 4);
+	ck_assert_int_eq(sqlite3_column_int(s, 1), 5);
 	sqlite3_finalize(s);
 	sqlite3_close(db);
+	json_t *doc = store_get(st, id1);
+	ck_assert(json_is_null(json_object_get(doc, "progress")));
+	ck_assert(json_is_false(json_object_get(doc, "replayed")));
+	json_decref(doc);
+}
+END_TEST
+
+/* A store written by a newer lqs-hookd is refused, with a message that
+ * says why and what to do. */
+START_TEST(newer_schema_refused)
+{
+	char err[512];
+	sqlite3 *db;
+
+	store_close(st);
+	st = NULL;
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, "PRAGMA user_version = 99;", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	ck_assert_int_eq(store_open(&st, path, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "schema version 99, newer than this lqs-hookd knows (5)"));
+}
+END_TEST
+
+static void finish_failed(const char *id)
+{
+	struct store_claim c;
+	int64_t due;
+
+	ck_assert_int_eq(store_claim(st, now_ms(), &c, &due), 1);
+	ck_assert_str_eq(c.id, id);
+	ck_assert_int_eq(store_finish(st, c.id, ST_FAILED, NULL, "E: x", 0, NULL, 0), STORE_OK);
+	store_claim_release(&c);
+}
+
+/* Replays (one or many) reach the handler as flags; a bulk replay takes
+ * what matches, in order, a page at a time, and a dry run changes nothing. */
+START_TEST(replay_flags_and_bulk)
+{
+	struct event ev[5];
+	char id[5][37];
+	struct store_claim c;
+	int64_t due, next = -1;
+	json_t *ids;
+
+	for (int i = 0; i < 5; i++) {
+		mk(&ev[i], i % 2 ? R2 : R1, NULL);
+		snprintf(ev[i].hook_id, sizeof(ev[i].hook_id), "00000000-0000-4000-8000-00000000000%d", i);
+		ck_assert_int_eq(store_enqueue(st, &ev[i], i == 4 ? "other" : "h", 60000, 100, id[i]), STORE_OK);
+		finish_failed(id[i]);
+	}
+	/* the worker's mark before its on_failure, seen by the next claim */
+	ck_assert_int_eq(store_mark(st, id[0], EVENT_FLAG_MARKED_FAILED), STORE_OK);
+	ck_assert_int_eq(store_replay(st, id[0]), STORE_OK);
+	ck_assert_int_eq(store_claim(st, now_ms(), &c, &due), 1);
+	ck_assert_uint_eq(c.flags, EVENT_FLAG_MARKED_FAILED | EVENT_FLAG_REPLAYED);
+	json_t *prog = json_pack("{s:i}", "parts_fetched", 3);
+	ck_assert_int_eq(store_progress(st, c.id, prog), STORE_OK);
+	json_decref(prog);
+	json_t *doc = store_get(st, c.id);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(doc, "progress"), "parts_fetched")), 3);
+	ck_assert(json_is_true(json_object_get(doc, "replayed")));
+	json_decref(doc);
+	ck_assert_int_eq(store_finish(st, c.id, ST_COMPLETED, NULL, NULL, 0, NULL, 0), STORE_OK);
+	store_claim_release(&c);
+
+	/* failed with handler h: id[1], id[2], id[3]; a dry run lists them */
+	struct store_query q = { .state = ST_FAILED, .handler = "h", .limit = 2 };
+	ids = json_array();
+	ck_assert_int_eq(store_replay_matching(st, &q, true, ids, &next), STORE_OK);
+	ck_assert_uint_eq(json_array_size(ids), 2);
+	ck_assert_str_eq(json_string_value(json_array_get(ids, 0)), id[1]);
+	ck_assert_int_gt(next, 0);
+	json_decref(ids);
+	ck_assert_int_eq(store_unfinished(st), 0);
+	/* for real, page by page */
+	ids = json_array();
+	ck_assert_int_eq(store_replay_matching(st, &q, false, ids, &next), STORE_OK);
+	ck_assert_uint_eq(json_array_size(ids), 2);
+	ck_assert_int_gt(next, 0);
+	q.after_seq = next;
+	ck_assert_int_eq(store_replay_matching(st, &q, false, ids, &next), STORE_OK);
+	ck_assert_uint_eq(json_array_size(ids), 3);
+	ck_assert_str_eq(json_string_value(json_array_get(ids, 2)), id[3]);
+	ck_assert_int_eq(next, 0);
+	json_decref(ids);
+	ck_assert_int_eq(store_unfinished(st), 3);
+	doc = store_get(st, id[4]);
+	ck_assert_str_eq(json_string_value(json_object_get(doc, "state")), ST_FAILED);
+	json_decref(doc);
+	doc = store_get(st, id[2]);
+	ck_assert_str_eq(json_string_value(json_object_get(doc, "state")), ST_QUEUED);
+	json_decref(doc);
+}
+END_TEST
+
+/* History pages: "received" first, then the rows in order, with a cursor
+ * until the last page. */
+START_TEST(history_pages)
+{
+	struct event ev;
+	char id[37];
+	json_t *steps, *all = json_array();
+	int64_t cursor = 0, next;
+	int pages = 0;
+
+	mk(&ev, R1, NULL);
+	ck_assert_int_eq(store_enqueue(st, &ev, "h", 60000, 100, id), STORE_OK);
+	for (int i = 0; i < 7; i++) {
+		struct store_hist h = { .step = "lqs_call", .started_ms = 1000 + i, .ended_ms = 1001 + i };
+		ck_assert_int_eq(store_history_add(st, id, &h), STORE_OK);
+	}
+	do {
+		ck_assert_int_eq(store_history_page(st, id, cursor, 3, &steps, &next), STORE_OK);
+		ck_assert_uint_le(json_array_size(steps), 3);
+		json_array_extend(all, steps);
+		json_decref(steps);
+		cursor = next;
+		pages++;
+	} while (next && pages < 10);
+	ck_assert_int_eq(pages, 3);
+	ck_assert_uint_eq(json_array_size(all), 8);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(all, 0), "step")), "received");
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(all, 7), "started_at")),
+			 "1970-01-01T00:00:01.006Z");
+	json_decref(all);
+	ck_assert_int_eq(store_history_page(st, "00000000-0000-4000-8000-000000000000", 0, 3, &steps, &next),
+			 STORE_NOTFOUND);
+	ck_assert_ptr_null(steps);
 }
 END_TEST
 
@@ -324,6 +455,9 @@ Suite *suite_store(void)
 	tcase_add_test(t, list_filters_and_cursor);
 	tcase_add_test(t, batch_commit_then_sync);
 	tcase_add_test(t, upgrade_from_v3);
+	tcase_add_test(t, newer_schema_refused);
+	tcase_add_test(t, replay_flags_and_bulk);
+	tcase_add_test(t, history_pages);
 	suite_add_tcase(s, t);
 	return s;
 }
