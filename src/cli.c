@@ -230,6 +230,18 @@ static int daemon_error(long status, json_t *doc, const char *err)
 	return 1;
 }
 
+/* A page's next_cursor into cursor (digits only: it goes into a URL);
+ * false on the last page. */
+static bool next_cursor(json_t *page, char cursor[32])
+{
+	const char *next = json_string_value(json_object_get(page, "next_cursor"));
+
+	if (!next || !*next || strlen(next) >= 32 || strspn(next, "0123456789") != strlen(next))
+		return false;
+	str_copy(cursor, next, 32);
+	return true;
+}
+
 /* The whole history, page after page (the daemon pages it). */
 static long fetch_history(const struct config *cfg, const char *listen, const char *id, json_t **out, char *err,
 			  size_t errlen)
@@ -251,11 +263,7 @@ static long fetch_history(const struct config *cfg, const char *listen, const ch
 			return status;
 		}
 		json_array_extend(all, json_object_get(doc, "history"));
-		json_t *next = json_object_get(doc, "next_cursor");
-		bool more = json_is_string(next) && strlen(json_string_value(next)) < sizeof(cursor) &&
-			    strspn(json_string_value(next), "0123456789") == strlen(json_string_value(next));
-		if (more)
-			str_copy(cursor, json_string_value(next), sizeof(cursor));
+		bool more = next_cursor(doc, cursor);
 		json_decref(doc);
 		if (!more)
 			break;
@@ -291,11 +299,7 @@ static int replay_many(const struct config *cfg, const char *listen, const char 
 			break;
 		}
 		json_array_extend(ids, json_object_get(doc, "event_ids"));
-		json_t *next = json_object_get(doc, "next_cursor");
-		bool more = json_is_string(next) && strlen(json_string_value(next)) < sizeof(cursor) &&
-			    strspn(json_string_value(next), "0123456789") == strlen(json_string_value(next));
-		if (more)
-			str_copy(cursor, json_string_value(next), sizeof(cursor));
+		bool more = next_cursor(doc, cursor);
 		json_decref(doc);
 		if (!more)
 			break;
