@@ -17,10 +17,12 @@
 
 #include "lqs-hookd/cli.h"
 #include "lqs-hookd/config.h"
+#include "lqs-hookd/gauges.h"
 #include "lqs-hookd/http.h"
 #include "lqs-hookd/log.h"
 #include "lqs-hookd/lqs_check.h"
 #include "lqs-hookd/metrics.h"
+#include "lqs-hookd/router.h"
 #include "lqs-hookd/store.h"
 #include "lqs-hookd/util.h"
 #include "lqs-hookd/worker.h"
@@ -134,7 +136,7 @@ static void reload(const char *path, const struct config_overrides *ov, struct w
 	struct config_ref *old;
 	enum log_level lvl;
 
-	if (config_load(&nw, path, ov, err, sizeof(err))) {
+	if (config_load(&nw, path, ov, err, sizeof(err)) || router_check(&nw, err, sizeof(err))) {
 		log_error("reload failed; keeping the running configuration: %s", err);
 		config_free(&nw);
 		metrics_config_reload(false);
@@ -241,7 +243,7 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (config_load(&cfg, path, &ov, err, sizeof(err))) {
+	if (config_load(&cfg, path, &ov, err, sizeof(err)) || router_check(&cfg, err, sizeof(err))) {
 		fputs(err, stderr);
 		config_free(&cfg);
 		return 1;
@@ -297,6 +299,7 @@ int main(int argc, char **argv)
 		goto fail;
 	}
 	metrics_config_reload(true);
+	gauges_register(st, w);
 	if (lqs_check_start() != 0)
 		log_warn("cannot start the LogQS settings check; events are not affected");
 	listen_fd = listen_fd_from_systemd();

@@ -15,6 +15,7 @@ struct route {
 	char process_type[32];
 	char state[32];
 	char handler[64];
+	int handler_line;      /* where the file named it (0: built in) */
 };
 
 struct config {

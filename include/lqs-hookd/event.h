@@ -32,6 +32,9 @@ void event_free(struct event *ev);
 /* The canonical JSON form (every field present, null where absent). */
 json_t *event_to_json(const struct event *ev);
 
+/* The result of an event no route sends to a handler. */
+json_t *event_not_routed(const char *process_type, const char *current_state);
+
 bool event_state_valid(const char *s);
 bool event_type_valid(const char *s);
 

@@ -2,6 +2,7 @@
  * parallel fetches (libcurl multi). One client per worker thread. */
 #ifndef LQS_LQS_H
 #define LQS_LQS_H
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -37,7 +38,7 @@ void lqs_client_free(struct lqs_client *c);
  * where to report calls. */
 void lqs_client_begin(struct lqs_client *c, const char *datastore_id, lqs_trace_fn fn, void *ctx);
 /* Retry sleeps end early when *flag becomes true (shutdown). */
-void lqs_client_set_abort(struct lqs_client *c, const volatile int *flag);
+void lqs_client_set_abort(struct lqs_client *c, const atomic_bool *flag);
 
 /* URL of a resource path ("digestions/<id>"), with an optional query. */
 char *lqs_url(const struct lqs_client *c, const char *path, const char *query);
@@ -69,6 +70,5 @@ int lqs_get_many_raw(struct lqs_client *c, char *const *paths, size_t n, lqs_raw
 
 /* The client's retry policy, exposed for tests. */
 bool lqs_status_retryable(int status, bool aggressive);
-double lqs_backoff(double base, int retry_index, double jitter01);
 
 #endif

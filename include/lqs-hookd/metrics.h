@@ -3,8 +3,7 @@
 #define LQS_METRICS_H
 #include <stdbool.h>
 
-struct store;
-struct workers;
+struct buf;
 
 void metrics_http_request(const char *route, unsigned status);
 /* outcome: accepted, duplicate or rejected; reason names why (or NULL). */
@@ -24,7 +23,12 @@ void metrics_connection_refused(const char *reason);
 /* reason: header_timeout or read_timeout. */
 void metrics_connection_cut(const char *reason);
 void metrics_lqs_call(const char *method, int status, double seconds);
+/* Gauges owned elsewhere (queue depth, workers): fn appends their
+ * exposition text to out at each render. */
+typedef void (*metrics_collect_fn)(void *ctx, struct buf *out);
+void metrics_add_collector(metrics_collect_fn fn, void *ctx);
+void metrics_clear_collectors(void);
 /* The whole exposition; caller frees. */
-char *metrics_render(struct store *st, struct workers *w);
+char *metrics_render(void);
 
 #endif

@@ -46,6 +46,10 @@ struct handler_def {
 };
 
 const struct handler_def *router_handler_find(const char *name);
+/* Whether every route names a compiled-in handler; -1 with a
+ * "file:line: ..." line in err when not. Called after loading a
+ * configuration (the settings themselves know no handlers). */
+int router_check(const struct config *cfg, char *err, size_t errlen);
 /* Comma-separated names of the compiled-in handlers. */
 const char *router_handler_names(void);
 /* The handler configured for (process_type, state), or NULL. */

@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include "lqs-hookd/event.h"
+#include "lqs-hookd/names.h"
 
 struct store;
 
@@ -28,12 +29,6 @@ static inline bool store_result_stored(enum store_result r)
 	return r == STORE_OK || r == STORE_DUPLICATE;
 }
 
-/* Event states in the store. */
-#define ST_QUEUED "queued"
-#define ST_RUNNING "running"
-#define ST_RETRYING "retrying"
-#define ST_COMPLETED "completed"
-#define ST_FAILED "failed"
 
 /* Event flags (bits of struct store_claim.flags). */
 #define EVENT_FLAG_REPLAYED 1u        /* an operator replayed it */

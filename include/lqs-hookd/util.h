@@ -1,6 +1,7 @@
 /* Small helpers shared by every module. */
 #ifndef LQS_UTIL_H
 #define LQS_UTIL_H
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -21,6 +22,9 @@ int parse_bool(const char *s, bool *out);
 /* Milliseconds since the epoch / since an arbitrary monotonic origin. */
 int64_t now_ms(void);
 int64_t mono_ms(void);
+/* Wait (polling every 10 ms) until *count is 0 or the time is up; true
+ * when it reached 0. The one drain wait of shutdown. */
+bool drain_wait(atomic_int *count, double seconds);
 /* Monotonic seconds, to the nanosecond (for durations). */
 double mono_s(void);
 /* Lowercase hyphenated UUID check (accepts either case; out gets lowercase). */

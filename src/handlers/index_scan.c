@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "lqs-hookd/handlers.h"
+#include "lqs-hookd/dstats.h"
 #include "lqs-hookd/util.h"
 
 #define SCAN_MAX_DEPTH 2048   /* as jansson */

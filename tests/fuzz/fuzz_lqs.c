@@ -3,7 +3,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "lqs-hookd/handlers.h"
+#include "lqs-hookd/dstats.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

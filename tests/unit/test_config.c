@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "lqs-hookd/config.h"
+#include "lqs-hookd/router.h"
 #include "suites.h"
 
 static char tmpdir[64];
@@ -166,9 +167,16 @@ START_TEST(errors_have_file_and_line)
 	ck_assert_msg(strstr(err, "f.conf:2: auth: 'maybe' is not one of secret|none"), "got: %s", err);
 	config_free(&c);
 
+	/* the settings know no handlers; the router checks the names */
+	setenv("LQS_EXPECTED_SECRET", "s", 1);
 	path = write_file("g.conf", "[route x]\nprocess_type = digestion\nstate = finalizing\nhandler = nope\n");
+	ck_assert_int_eq(config_load(&c, path, NULL, err, sizeof(err)), 0);
+	ck_assert_int_eq(router_check(&c, err, sizeof(err)), -1);
+	ck_assert_msg(strstr(err, "g.conf:4: handler: unknown handler 'nope' (known: digestion_stats)"), "got: %s", err);
+	config_free(&c);
+	path = write_file("h.conf", "[route x]\nhandler = No-Such\n");
 	ck_assert_int_eq(config_load(&c, path, NULL, err, sizeof(err)), -1);
-	ck_assert_msg(strstr(err, "g.conf:4: handler: unknown handler 'nope'"), "got: %s", err);
+	ck_assert_msg(strstr(err, "h.conf:2: handler: 'No-Such' is not a handler name"), "got: %s", err);
 	config_free(&c);
 
 	ck_assert_int_eq(config_load(&c, "/nonexistent/x.conf", NULL, err, sizeof(err)), -1);

@@ -2,7 +2,8 @@
 #include <string.h>
 
 #include "lqs-hookd/config.h"
-#include "lqs-hookd/handlers.h"
+#include "lqs-hookd/backoff.h"
+#include "lqs-hookd/dstats.h"
 #include "lqs-hookd/lqs.h"
 #include "lqs-hookd/worker.h"
 #include "suites.h"
@@ -81,11 +82,11 @@ END_TEST
 START_TEST(backoff_schedule)
 {
 	/* the client's schedule is the floor; jitter adds at most 25% */
-	ck_assert(lqs_backoff(5, 0, 0) == 5.0);
-	ck_assert(lqs_backoff(5, 1, 0) == 10.0);
-	ck_assert(lqs_backoff(5, 2, 0) == 20.0);
-	ck_assert(lqs_backoff(5, 1, 1) == 12.5);
-	ck_assert(lqs_backoff(0.1, 3, 0.5) > 0.8 && lqs_backoff(0.1, 3, 0.5) < 1.01);
+	ck_assert(backoff_delay(5, 0, 0) == 5.0);
+	ck_assert(backoff_delay(5, 1, 0) == 10.0);
+	ck_assert(backoff_delay(5, 2, 0) == 20.0);
+	ck_assert(backoff_delay(5, 1, 1) == 12.5);
+	ck_assert(backoff_delay(0.1, 3, 0.5) > 0.8 && backoff_delay(0.1, 3, 0.5) < 1.01);
 	/* event-level: capped, Retry-After honoured */
 	ck_assert(worker_retry_delay(10, 600, 1, 0, 0) == 10.0);
 	ck_assert(worker_retry_delay(10, 600, 4, 0, 0) == 80.0);

@@ -12,9 +12,7 @@
 #include <string.h>
 
 #include "lqs-hookd/buf.h"
-#include "lqs-hookd/store.h"
 #include "lqs-hookd/util.h"
-#include "lqs-hookd/worker.h"
 
 /* Series are few (labels come from small fixed sets), so each family is a
  * short array searched linearly under one mutex. */
@@ -272,11 +270,36 @@ static void render_process(struct buf *b)
 			   "process_max_fds %.0f\n", rl.rlim_cur == RLIM_INFINITY ? 1e18 : (double)rl.rlim_cur);
 }
 
-char *metrics_render(struct store *st, struct workers *w)
+/* Gauges other modules own, read at render time: metrics depends on no
+ * module, they register with it. */
+#define MAX_COLLECTORS 8
+static struct {
+	metrics_collect_fn fn;
+	void *ctx;
+} collectors[MAX_COLLECTORS];
+static int n_collectors;
+
+void metrics_add_collector(metrics_collect_fn fn, void *ctx)
 {
-	struct store_stats ss;
+	pthread_mutex_lock(&mu);
+	if (n_collectors < MAX_COLLECTORS) {
+		collectors[n_collectors].fn = fn;
+		collectors[n_collectors].ctx = ctx;
+		n_collectors++;
+	}
+	pthread_mutex_unlock(&mu);
+}
+
+void metrics_clear_collectors(void)
+{
+	pthread_mutex_lock(&mu);
+	n_collectors = 0;
+	pthread_mutex_unlock(&mu);
+}
+
+char *metrics_render(void)
+{
 	struct buf b;
-	double age = 0;
 
 	buf_init(&b, 0);
 	pthread_mutex_lock(&mu);
@@ -294,32 +317,13 @@ char *metrics_render(struct store *st, struct workers *w)
 	render_family(&b, &f_reload);
 	pthread_mutex_unlock(&mu);
 
-	store_stats(st, &ss);
-	if (ss.oldest_runnable_ms)
-		age = (double)(now_ms() - ss.oldest_runnable_ms) / 1000.0;
+	for (int i = 0; i < n_collectors; i++)
+		collectors[i].fn(collectors[i].ctx, &b);
 	buf_printf(&b,
-		   "# HELP lqs_hookd_events Events in the store, by state.\n"
-		   "# TYPE lqs_hookd_events gauge\n"
-		   "lqs_hookd_events{state=\"queued\"} %lld\n"
-		   "lqs_hookd_events{state=\"running\"} %lld\n"
-		   "lqs_hookd_events{state=\"retrying\"} %lld\n"
-		   "lqs_hookd_events{state=\"completed\"} %lld\n"
-		   "lqs_hookd_events{state=\"failed\"} %lld\n"
-		   "# HELP lqs_hookd_oldest_runnable_age_seconds Age of the oldest event waiting to run (0: none).\n"
-		   "# TYPE lqs_hookd_oldest_runnable_age_seconds gauge\n"
-		   "lqs_hookd_oldest_runnable_age_seconds %.3f\n"
-		   "# HELP lqs_hookd_store_size_bytes Size of the event store files.\n"
-		   "# TYPE lqs_hookd_store_size_bytes gauge\n"
-		   "lqs_hookd_store_size_bytes %lld\n"
-		   "# HELP lqs_hookd_workers Worker threads running.\n"
-		   "# TYPE lqs_hookd_workers gauge\n"
-		   "lqs_hookd_workers %d\n"
 		   "# HELP lqs_hookd_build_info Build information.\n"
 		   "# TYPE lqs_hookd_build_info gauge\n"
 		   "lqs_hookd_build_info{version=\"%s\",commit=\"%s\"} 1\n",
-		   (long long)ss.queued, (long long)ss.running, (long long)ss.retrying,
-		   (long long)ss.completed, (long long)ss.failed, age, (long long)ss.size_bytes,
-		   workers_alive(w), LQS_VERSION, lqs_build_commit);
+		   LQS_VERSION, lqs_build_commit);
 	{
 		int lc = atomic_load(&lqs_check_state);
 		buf_printf(&b,

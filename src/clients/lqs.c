@@ -1,6 +1,7 @@
 #include "lqs-hookd/lqs.h"
 
 #include <ctype.h>
+#include <stdatomic.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include <curl/curl.h>
 
 #include "lqs-hookd/auth.h"
+#include "lqs-hookd/backoff.h"
 #include "lqs-hookd/buf.h"
 #include "lqs-hookd/config.h"
 #include "lqs-hookd/log.h"
@@ -54,7 +56,7 @@ struct lqs_client {
 	struct slot *slots;
 	lqs_trace_fn trace;
 	void *trace_ctx;
-	const volatile int *abort_flag;
+	const atomic_bool *abort_flag;
 	unsigned rng;
 };
 
@@ -70,15 +72,6 @@ bool lqs_status_retryable(int status, bool aggressive)
 	default:
 		return true;
 	}
-}
-
-/* The client's schedule (base * 2^i) stretched by up to 25% of jitter: never
- * sooner than the LogQS client would retry, and never in lock-step. */
-double lqs_backoff(double base, int retry_index, double jitter01)
-{
-	double d = base * ldexp(1.0, retry_index > 30 ? 30 : retry_index);
-
-	return d * (1.0 + 0.25 * jitter01);
 }
 
 static double rand01(struct lqs_client *c)
@@ -233,7 +226,7 @@ void lqs_client_begin(struct lqs_client *c, const char *datastore_id, lqs_trace_
 	c->trace_ctx = ctx;
 }
 
-void lqs_client_set_abort(struct lqs_client *c, const volatile int *flag)
+void lqs_client_set_abort(struct lqs_client *c, const atomic_bool *flag)
 {
 	c->abort_flag = flag;
 }
@@ -423,7 +416,7 @@ static int run_batch(struct lqs_client *c, const char *method, const char *const
 		size_t done_before = done;
 		CURLMsg *m;
 
-		if (c->abort_flag && *c->abort_flag) {
+		if (c->abort_flag && atomic_load(c->abort_flag)) {
 			err->retryable = true;
 			str_copy(err->name, "ShuttingDown", sizeof(err->name));
 			str_copy(err->message, "interrupted by shutdown", sizeof(err->message));
@@ -480,7 +473,7 @@ static int run_batch(struct lqs_client *c, const char *method, const char *const
 				continue;
 			}
 			if (e.retryable && s->tries <= c->retry_count) {
-				double d = lqs_backoff(c->retry_delay, s->tries - 1, rand01(c));
+				double d = backoff_delay(c->retry_delay, s->tries - 1, rand01(c));
 				if (e.retry_after > d)
 					d = e.retry_after;
 				if (d <= LQS_MAX_INLINE_WAIT_S) {

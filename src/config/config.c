@@ -19,7 +19,7 @@
 #include <ini.h>
 
 #include "lqs-hookd/buf.h"
-#include "lqs-hookd/router.h"
+#include "lqs-hookd/names.h"
 #include "lqs-hookd/util.h"
 
 enum setting_type {
@@ -480,26 +480,28 @@ static int setting_apply_value(struct config *cfg, const struct setting *s, cons
 
 static int route_set(struct route *r, const char *name, const char *value, char *why, size_t whylen)
 {
-	static const char *const types = "ingestion|ingestion_part|digestion|digestion_part";
-	static const char *const states =
-		"ready|queued|processing|finalizing|completed|failed|cancelled|archived";
+	char types[160], states[160];
 
+	names_join(lqs_process_types, "|", types, sizeof(types));
+	names_join(lqs_process_states, "|", states, sizeof(states));
 	if (strcmp(name, "process_type") == 0) {
-		if (!enum_ok(types, value)) {
+		if (!name_in(lqs_process_types, value)) {
 			snprintf(why, whylen, "process_type: '%s' is not one of %s", value, types);
 			return -1;
 		}
 		str_copy(r->process_type, value, sizeof(r->process_type));
 	} else if (strcmp(name, "state") == 0) {
-		if (!enum_ok(states, value)) {
+		if (!name_in(lqs_process_states, value)) {
 			snprintf(why, whylen, "state: '%s' is not one of %s", value, states);
 			return -1;
 		}
 		str_copy(r->state, value, sizeof(r->state));
 	} else if (strcmp(name, "handler") == 0) {
-		if (!router_handler_find(value)) {
-			snprintf(why, whylen, "handler: unknown handler '%s' (known: %s)", value,
-				 router_handler_names());
+		/* whether a handler of that name is compiled in is for the caller
+		 * to say (router_check): the settings know no handlers */
+		if (!*value || strlen(value) >= sizeof(r->handler) ||
+		    strspn(value, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(value)) {
+			snprintf(why, whylen, "handler: '%s' is not a handler name", value);
 			return -1;
 		}
 		str_copy(r->handler, value, sizeof(r->handler));
@@ -543,8 +545,11 @@ static int ini_cb(void *user, const char *section, const char *name, const char 
 		if (!r || route_set(r, name, value, why, sizeof(why))) {
 			add_error(ctx->err, ctx->path, ctx->lineno, "%s", why);
 			ctx->errors++;
-		} else if (!ctx->route_line[r - ctx->cfg->routes]) {
-			ctx->route_line[r - ctx->cfg->routes] = ctx->lineno;
+		} else {
+			if (!ctx->route_line[r - ctx->cfg->routes])
+				ctx->route_line[r - ctx->cfg->routes] = ctx->lineno;
+			if (strcmp(name, "handler") == 0)
+				r->handler_line = ctx->lineno;
 		}
 		return 1;
 	}

@@ -4,29 +4,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lqs-hookd/names.h"
 #include "lqs-hookd/util.h"
 
-static const char *const states[] = { "ready", "queued", "processing", "finalizing",
-				      "completed", "failed", "cancelled", "archived", NULL };
-static const char *const types[] = { "ingestion", "ingestion_part", "digestion",
-				     "digestion_part", NULL };
-
-static bool in_list(const char *const *list, const char *s)
-{
-	for (; *list; list++)
-		if (strcmp(*list, s) == 0)
-			return true;
-	return false;
-}
+static const char *const *const states = lqs_process_states;
+static const char *const *const types = lqs_process_types;
 
 bool event_state_valid(const char *s)
 {
-	return in_list(states, s);
+	return name_in(states, s);
 }
 
 bool event_type_valid(const char *s)
 {
-	return in_list(types, s);
+	return name_in(types, s);
 }
 
 /* "'a', 'b' or 'c'", as pydantic words the expected values. */
@@ -96,7 +87,7 @@ static void check_field(json_t *doc, const struct field_spec *f, struct event *e
 	case K_TYPE: {
 		const char *const *list = f->kind == K_STATE ? states : types;
 		expected_text(list, expected, sizeof(expected));
-		if (!json_is_string(v) || !in_list(list, json_string_value(v))) {
+		if (!json_is_string(v) || !name_in(list, json_string_value(v))) {
 			snprintf(msg, sizeof(msg), "Input should be %s", expected);
 			add_err(errs, f->name, "enum", msg, json_pack("{s:s}", "expected", expected));
 			return;
@@ -211,4 +202,13 @@ json_t *event_to_json(const struct event *ev)
 			 "hook_id", str_or_null(ev->hook_id),
 			 "datastore_id", str_or_null(ev->datastore_id),
 			 "datastore_endpoint", str_or_null(ev->datastore_endpoint));
+}
+
+json_t *event_not_routed(const char *process_type, const char *current_state)
+{
+	char why[160];
+
+	snprintf(why, sizeof(why), "no route for process_type=%s, current_state=%s",
+		 process_type ? process_type : "?", current_state ? current_state : "?");
+	return json_pack("{s:s, s:s}", "status", "not_routed", "reason", why);
 }

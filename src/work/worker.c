@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lqs-hookd/backoff.h"
 #include "lqs-hookd/config.h"
 #include "lqs-hookd/log.h"
 #include "lqs-hookd/lqs.h"
@@ -47,16 +48,15 @@ struct workers {
 	pthread_cond_t cv;
 	unsigned kicks;
 	bool stopping;
-	volatile int abort_calls;   /* read by lqs clients' retry loops */
+	atomic_bool abort_calls;    /* read by lqs clients' retry loops */
 	atomic_int alive;
 	atomic_int busy;
 };
 
 double worker_retry_delay(double base, double max, int attempt, double retry_after, double jitter01)
 {
-	double d = base * ldexp(1.0, attempt - 1 > 30 ? 30 : attempt - 1);
+	double d = backoff_delay(base, attempt - 1, jitter01);
 
-	d *= 1.0 + 0.25 * jitter01;
 	if (d > max)
 		d = max;
 	if (retry_after > d)
@@ -158,10 +158,9 @@ static void run_one(struct workers *pool, struct lqs_client **client, unsigned *
 
 	memset(&out, 0, sizeof(out));
 	if (!c->handler[0]) {
-		char why[160];
-		snprintf(why, sizeof(why), "no route for process_type=%s, current_state=%s",
-			 ptype ? ptype : "?", cstate ? cstate : "?");
-		out.result = json_pack("{s:s, s:s}", "status", "not_routed", "reason", why);
+		/* stored unrouted by an older release (today's store finishes
+		 * such events as it stores them) */
+		out.result = event_not_routed(ptype, cstate);
 		hs = HANDLER_OK;
 	} else if (!(def = router_handler_find(c->handler))) {
 		snprintf(out.error, sizeof(out.error), "unknown handler '%s'", c->handler);
@@ -189,7 +188,7 @@ static void run_one(struct workers *pool, struct lqs_client **client, unsigned *
 			hctx.lqs = *client;
 			hs = def->run(&hctx, &out);
 		}
-		if (hs == HANDLER_RETRY && pool->abort_calls) {
+		if (hs == HANDLER_RETRY && atomic_load(&pool->abort_calls)) {
 			/* Interrupted by shutdown: not the event's fault. */
 			store_requeue(pool->st, c->id, c->claimed_ms, "interrupted by shutdown; will run at the next start");
 			log_event(LOG_LVL_INFO, c->id, c->resource_id, "attempt interrupted by shutdown; requeued");
@@ -262,7 +261,7 @@ static void run_one(struct workers *pool, struct lqs_client **client, unsigned *
 			if (tries == 0)
 				log_event(LOG_LVL_ERROR, c->id, c->resource_id,
 					  "could not record the outcome (%s); retrying every second", state);
-			if (pool->abort_calls || tries >= WORKER_FINISH_TRIES) {
+			if (atomic_load(&pool->abort_calls) || tries >= WORKER_FINISH_TRIES) {
 				log_event(LOG_LVL_ERROR, c->id, c->resource_id,
 					  "giving up recording the outcome; the event runs again at the next start");
 				break;
@@ -455,22 +454,16 @@ void workers_kick(struct workers *pool)
 
 void workers_stop(struct workers *pool, double drain_s)
 {
-	int64_t deadline = mono_ms() + (int64_t)(drain_s * 1000.0);
-
 	if (!pool)
 		return;
 	pthread_mutex_lock(&pool->mu);
 	pool->stopping = true;
 	pthread_cond_broadcast(&pool->cv);
 	pthread_mutex_unlock(&pool->mu);
-	while (atomic_load(&pool->busy) > 0 && mono_ms() < deadline) {
-		struct timespec ts = { 0, 20 * 1000000L };
-		nanosleep(&ts, NULL);
-	}
-	if (atomic_load(&pool->busy) > 0)
+	if (!drain_wait(&pool->busy, drain_s))
 		log_warn("drain timeout reached with %d attempt(s) running; interrupting them",
 			 atomic_load(&pool->busy));
-	pool->abort_calls = 1;
+	atomic_store(&pool->abort_calls, true);
 	for (int i = 0; i < pool->n; i++)
 		if (pool->w[i].started)
 			pthread_join(pool->w[i].thread, NULL);

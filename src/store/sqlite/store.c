@@ -450,15 +450,18 @@ static enum store_result enqueue_one(struct store *st, struct store_item *it, in
 	if (!it->handler) {
 		/* No route: nothing to run, so the event is stored finished, in the
 		 * same commit, and never costs a worker a round trip. */
-		char result[200];
-		snprintf(result, sizeof(result),
-			 "{\"status\":\"not_routed\",\"reason\":\"no route for process_type=%s, current_state=%s\"}",
-			 it->ev->process_type, it->ev->current_state);
+		json_t *res = event_not_routed(it->ev->process_type, it->ev->current_state);
+		char *result = res ? json_dumps(res, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+		json_decref(res);
+		if (!result)
+			return STORE_ERROR;
 		s = prep(st, "INSERT INTO events(id, received_at, updated_at, process_type, current_state, "
 			     "resource_id, dedupe_key, body, handler, state, result, finished_at) "
 			     "VALUES (?,?,?,?,?,?,?,?,NULL,'completed',?,?)");
-		if (!s)
+		if (!s) {
+			free(result);
 			return STORE_ERROR;
+		}
 		sqlite3_bind_text(s, 1, it->id, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(s, 2, now);
 		sqlite3_bind_int64(s, 3, now);
@@ -468,6 +471,7 @@ static enum store_result enqueue_one(struct store *st, struct store_item *it, in
 		sqlite3_bind_text(s, 7, key, -1, SQLITE_STATIC);
 		sqlite3_bind_text(s, 8, it->body, -1, SQLITE_STATIC);
 		sqlite3_bind_text(s, 9, result, -1, SQLITE_TRANSIENT);
+		free(result);
 		sqlite3_bind_int64(s, 10, now);
 		rc = sqlite3_step(s);
 		release(st, s);

@@ -26,6 +26,7 @@
 #include "lqs-hookd/log.h"
 #include "lqs-hookd/lqs_check.h"
 #include "lqs-hookd/metrics.h"
+#include "lqs-hookd/names.h"
 #include "lqs-hookd/ratelog.h"
 #include "lqs-hookd/router.h"
 #include "lqs-hookd/store.h"
@@ -805,14 +806,17 @@ static int64_t parse_since(const char *s)
 static const char *query_filters(struct MHD_Connection *c, struct store_query *q, char rid[37], int def_limit,
 				 int max_limit)
 {
-	static const char *const states = "queued|running|retrying|completed|failed";
-	static _Thread_local char msg[96];
+	static _Thread_local char msg[160];
 	const char *v;
 	int64_t n;
 
 	q->state = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "state");
-	if (q->state && (!*q->state || !strstr(states, q->state) || strchr(q->state, '|')))
-		return "state must be one of queued, running, retrying, completed, failed";
+	if (q->state && !name_in(event_states, q->state)) {
+		char all[96];
+		names_join(event_states, ", ", all, sizeof(all));
+		snprintf(msg, sizeof(msg), "state must be one of %s", all);
+		return msg;
+	}
 	q->process_type = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "process_type");
 	if (q->process_type && !event_type_valid(q->process_type))
 		return "process_type must be a LogQS ProcessType";
@@ -914,7 +918,7 @@ static enum MHD_Result handle_admin(struct http *h, struct MHD_Connection *c, st
 	if (r->route == R_REPLAY_MANY)
 		return events_replay_many(h, c);
 	if (r->route == R_METRICS) {
-		char *text = metrics_render(h->st, h->w);
+		char *text = metrics_render();
 		enum MHD_Result ret = reply_text(c, 200, text ? text : "", MHD_HTTP_HEADER_CONTENT_TYPE,
 						 "text/plain; version=0.0.4; charset=utf-8");
 		free(text);
@@ -1309,14 +1313,9 @@ void http_quiesce(struct http *h)
 
 void http_stop(struct http *h, double wait_s)
 {
-	int64_t deadline = mono_ms() + (int64_t)(wait_s * 1000.0);
-
 	if (!h)
 		return;
-	while (atomic_load(&h->in_flight) > 0 && mono_ms() < deadline) {
-		struct timespec ts = { 0, 10 * 1000000L };
-		nanosleep(&ts, NULL);
-	}
+	drain_wait(&h->in_flight, wait_s);
 	atomic_store(&h->stopping, true);
 	if (h->watchdog_started)
 		pthread_join(h->watchdog, NULL);

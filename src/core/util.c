@@ -219,3 +219,14 @@ char *file_read_all(const char *path, size_t max, size_t *len)
 		*len = b.len;
 	return buf_steal(&b);
 }
+
+bool drain_wait(atomic_int *count, double seconds)
+{
+	int64_t deadline = mono_ms() + (int64_t)(seconds * 1000.0);
+
+	while (atomic_load(count) > 0 && mono_ms() < deadline) {
+		struct timespec ts = { 0, 10 * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+	return atomic_load(count) <= 0;
+}

@@ -1,0 +1,60 @@
+#include "lqs-hookd/router.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "lqs-hookd/config.h"
+#include "lqs-hookd/handlers.h"
+
+static const struct handler_def *const handlers[] = {
+	&handler_digestion_stats,
+};
+
+#define N_HANDLERS (sizeof(handlers) / sizeof(handlers[0]))
+
+const struct handler_def *router_handler_find(const char *name)
+{
+	for (size_t i = 0; i < N_HANDLERS; i++)
+		if (strcmp(handlers[i]->name, name) == 0)
+			return handlers[i];
+	return NULL;
+}
+
+const char *router_handler_names(void)
+{
+	static char names[256];
+	size_t at = 0;
+
+	if (!names[0])
+		for (size_t i = 0; i < N_HANDLERS && at < sizeof(names); i++)
+			at += (size_t)snprintf(names + at, sizeof(names) - at, "%s%s", i ? ", " : "",
+					       handlers[i]->name);
+	return names;
+}
+
+int router_check(const struct config *cfg, char *err, size_t errlen)
+{
+	for (int i = 0; i < cfg->n_routes; i++) {
+		const struct route *r = &cfg->routes[i];
+		if (router_handler_find(r->handler))
+			continue;
+		if (r->handler_line)
+			snprintf(err, errlen, "%s:%d: handler: unknown handler '%s' (known: %s)\n",
+				 cfg->path ? cfg->path : "config", r->handler_line, r->handler, router_handler_names());
+		else
+			snprintf(err, errlen, "route '%s': unknown handler '%s' (known: %s)\n", r->name, r->handler,
+				 router_handler_names());
+		return -1;
+	}
+	return 0;
+}
+
+const char *router_route(const struct config *cfg, const char *process_type, const char *state)
+{
+	for (int i = 0; i < cfg->n_routes; i++) {
+		const struct route *r = &cfg->routes[i];
+		if (strcmp(r->process_type, process_type) == 0 && strcmp(r->state, state) == 0)
+			return r->handler;
+	}
+	return NULL;
+}
