@@ -19,6 +19,7 @@
 #include "lqs-hookd/config.h"
 #include "lqs-hookd/gauges.h"
 #include "lqs-hookd/http.h"
+#include "lqs-hookd/intake.h"
 #include "lqs-hookd/log.h"
 #include "lqs-hookd/lqs_check.h"
 #include "lqs-hookd/metrics.h"
@@ -175,6 +176,12 @@ static void fit_open_files(int64_t max_connections)
 	setrlimit(RLIMIT_NOFILE, &rl);   /* if still short, http_start fits under it */
 }
 
+/* New events can run: wake up to n idle workers. */
+static void kick_workers(void *ctx, int n)
+{
+	workers_kick_n(ctx, n);
+}
+
 static int listen_fd_from_systemd(void)
 {
 #ifdef LQS_HAVE_SYSTEMD
@@ -208,6 +215,7 @@ int main(int argc, char **argv)
 	struct store *st = NULL;
 	struct workers *w = NULL;
 	struct http *h = NULL;
+	struct intake *in = NULL;
 	enum log_level lvl;
 	int opt, recovered, listen_fd;
 	struct sigaction sa;
@@ -303,7 +311,12 @@ int main(int argc, char **argv)
 	if (lqs_check_start() != 0)
 		log_warn("cannot start the LogQS settings check; events are not affected");
 	listen_fd = listen_fd_from_systemd();
-	h = http_start(st, w, listen_fd, err, sizeof(err));
+	in = intake_start(st, kick_workers, w, err, sizeof(err));
+	if (!in) {
+		log_error("%s", err);
+		goto fail;
+	}
+	h = http_start(st, w, in, listen_fd, err, sizeof(err));
 	if (!h) {
 		log_error("%s", err);
 		goto fail;
@@ -359,6 +372,7 @@ int main(int argc, char **argv)
 	config_put(ref);
 	http_quiesce(h);
 	http_stop(h, HTTP_DRAIN_S);
+	intake_free(in);
 	workers_stop(w, drain);
 	lqs_check_stop();
 	store_close(st);
@@ -371,6 +385,7 @@ fail:
 	if (ref)
 		config_put(ref);
 	http_stop(h, 0);
+	intake_free(in);
 	workers_stop(w, 0);
 	lqs_check_stop();
 	store_close(st);

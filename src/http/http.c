@@ -23,6 +23,7 @@
 #include "lqs-hookd/buf.h"
 #include "lqs-hookd/config.h"
 #include "lqs-hookd/event.h"
+#include "lqs-hookd/intake.h"
 #include "lqs-hookd/log.h"
 #include "lqs-hookd/lqs_check.h"
 #include "lqs-hookd/metrics.h"
@@ -61,33 +62,14 @@ struct http {
 	int max_conns;         /* served at once; the rest get a 503 */
 	pthread_t watchdog;
 	bool watchdog_started;
-	/* group commit, in two stages: validated events wait in pending for
-	 * the committer, which writes them in one transaction and moves them
-	 * to committed; the syncer makes everything committed durable with
-	 * one sync and lets those connections answer. The committer writes
-	 * the next batch while the syncer waits on the disk. */
-	pthread_mutex_t commit_mu;
-	pthread_cond_t commit_cv, sync_cv;
-	struct req *pending_head, *pending_tail;
-	struct req *committed_head, *committed_tail;
-	bool committer_waiting, syncer_waiting, syncing, committer_done;
-	atomic_int n_submitted;   /* submitted, not yet completed */
-	bool commit_stopping;
-	pthread_t committer, syncer;
-	bool committer_started, syncer_started;
+	/* where validated events go; it answers through each request's ticket */
+	struct intake *in;
 	atomic_bool stopping;
 	atomic_llong header_timeout_ms, read_timeout_ms;
 	/* rejected requests: logged, but no more than max_rejection_logs
 	 * lines per rejection_log_interval */
 	struct ratelog rejections;
 };
-
-/* Most events one commit acknowledges. */
-#define COMMIT_BATCH_MAX 512
-/* How long the committer may wait for more events when other requests are
- * in flight: a commit writes and syncs the same pages for 1 event or 100, so
- * a short wait under load buys far more throughput than it costs latency. */
-#define COMMIT_LINGER_US 2000
 
 /* How often deadlines are checked. */
 #define WATCHDOG_INTERVAL_MS 200
@@ -129,8 +111,8 @@ struct req {
 	struct MHD_Connection *conn;
 	struct event ev;
 	struct store_item item;
-	bool submitted, committed;
-	struct req *next_pending;
+	struct intake_ticket ticket;
+	bool expected, submitted, committed;
 	double started;          /* mono_s() at the first callback */
 };
 
@@ -470,170 +452,6 @@ static const char *framing_error(struct MHD_Connection *c)
 	return NULL;
 }
 
-/* Whether every request in flight has reached the commit queue (or is
- * already past it), so that waiting longer would gather nothing more. */
-static bool commit_all_in(struct http *h)
-{
-	return atomic_load(&h->n_submitted) >= atomic_load(&h->in_flight);
-}
-
-/* The committer: writes the events waiting in one transaction, not yet
- * synced, and hands them to the syncer. While the syncer is busy there is
- * no hurry (nothing can be acknowledged before its sync ends), so it lets
- * the batch grow until every request in flight has joined, the sync ends,
- * or COMMIT_LINGER_US passes. */
-static void *committer_main(void *arg)
-{
-	struct http *h = arg;
-	static _Thread_local struct store_item items[COMMIT_BATCH_MAX];
-	struct req *batch[COMMIT_BATCH_MAX];
-
-	pthread_setname_np(pthread_self(), "lqs-commit");
-	for (;;) {
-		size_t n = 0;
-		struct config_ref *ref;
-		struct timespec until = { 0, 0 };
-
-		pthread_mutex_lock(&h->commit_mu);
-		for (;;) {
-			if (h->pending_head && (h->commit_stopping || !h->syncing || commit_all_in(h)))
-				break;
-			if (!h->pending_head && h->commit_stopping)
-				break;
-			h->committer_waiting = true;
-			if (!h->pending_head) {
-				pthread_cond_wait(&h->commit_cv, &h->commit_mu);
-				until.tv_sec = 0;
-			} else {
-				if (!until.tv_sec) {
-					clock_gettime(CLOCK_REALTIME, &until);
-					until.tv_nsec += COMMIT_LINGER_US * 1000L;
-					if (until.tv_nsec >= 1000000000L) {
-						until.tv_sec++;
-						until.tv_nsec -= 1000000000L;
-					}
-				}
-				if (pthread_cond_timedwait(&h->commit_cv, &h->commit_mu, &until) != 0) {
-					h->committer_waiting = false;
-					break;   /* lingered long enough */
-				}
-			}
-			h->committer_waiting = false;
-		}
-		if (!h->pending_head) {
-			/* stopping, and nothing left: the syncer may end too */
-			h->committer_done = true;
-			pthread_cond_signal(&h->sync_cv);
-			pthread_mutex_unlock(&h->commit_mu);
-			break;
-		}
-		while (h->pending_head && n < COMMIT_BATCH_MAX) {
-			batch[n++] = h->pending_head;
-			h->pending_head = h->pending_head->next_pending;
-		}
-		if (!h->pending_head)
-			h->pending_tail = NULL;
-		pthread_mutex_unlock(&h->commit_mu);
-
-		for (size_t i = 0; i < n; i++)
-			items[i] = batch[i]->item;
-		ref = config_current();
-		int64_t t0 = mono_ms();
-		store_enqueue_batch_nosync(h->st, items, n, (int64_t)(ref->cfg.dedupe_window * 1000.0),
-					   ref->cfg.max_queued);
-		log_debug("committed %zu event(s) in %lld ms", n, (long long)(mono_ms() - t0));
-		config_put(ref);
-
-		pthread_mutex_lock(&h->commit_mu);
-		for (size_t i = 0; i < n; i++) {
-			batch[i]->item = items[i];
-			batch[i]->next_pending = NULL;
-			if (h->committed_tail)
-				h->committed_tail->next_pending = batch[i];
-			else
-				h->committed_head = batch[i];
-			h->committed_tail = batch[i];
-		}
-		if (h->syncer_waiting)
-			pthread_cond_signal(&h->sync_cv);
-		pthread_mutex_unlock(&h->commit_mu);
-	}
-	return NULL;
-}
-
-/* The syncer: one sync for everything committed when it starts, then the
- * answers. Only after the sync may a connection say 202. */
-static void *syncer_main(void *arg)
-{
-	struct http *h = arg;
-
-	pthread_setname_np(pthread_self(), "lqs-sync");
-	for (;;) {
-		struct req *list, *r;
-		bool need_sync = false;
-		int runnable = 0, rc = 0;
-
-		pthread_mutex_lock(&h->commit_mu);
-		while (!h->committed_head && !h->committer_done) {
-			h->syncer_waiting = true;
-			pthread_cond_wait(&h->sync_cv, &h->commit_mu);
-			h->syncer_waiting = false;
-		}
-		if (!h->committed_head) {
-			pthread_mutex_unlock(&h->commit_mu);
-			break;
-		}
-		list = h->committed_head;
-		h->committed_head = h->committed_tail = NULL;
-		h->syncing = true;
-		pthread_mutex_unlock(&h->commit_mu);
-
-		for (r = list; r; r = r->next_pending)
-			need_sync |= store_result_stored(r->item.result);
-		if (need_sync)
-			rc = store_sync(h->st);
-		for (r = list; r;) {
-			struct req *next = r->next_pending;
-			if (rc != 0 && store_result_stored(r->item.result))
-				r->item.result = STORE_ERROR;   /* not known to be durable: no 2xx */
-			runnable += r->item.result == STORE_OK && r->item.handler;
-			r->committed = true;
-			MHD_resume_connection(r->conn);
-			r = next;   /* r may be answered and freed from here on */
-		}
-		workers_kick_n(h->w, runnable);
-
-		pthread_mutex_lock(&h->commit_mu);
-		h->syncing = false;
-		if (h->committer_waiting)
-			pthread_cond_signal(&h->commit_cv);
-		pthread_mutex_unlock(&h->commit_mu);
-	}
-	return NULL;
-}
-
-/* Queue a validated event for the next commit; false when shutting down. */
-static bool commit_submit(struct http *h, struct req *r)
-{
-	bool ok;
-
-	pthread_mutex_lock(&h->commit_mu);
-	ok = !h->commit_stopping;
-	if (ok) {
-		r->next_pending = NULL;
-		if (h->pending_tail)
-			h->pending_tail->next_pending = r;
-		else
-			h->pending_head = r;
-		h->pending_tail = r;
-		/* wake the committer only when it can act on this */
-		if (h->committer_waiting && (!h->syncing || commit_all_in(h)))
-			pthread_cond_signal(&h->commit_cv);
-	}
-	pthread_mutex_unlock(&h->commit_mu);
-	return ok;
-}
-
 /* First callback of POST /events: everything the headers can decide. */
 static enum MHD_Result events_headers(struct http *h, struct MHD_Connection *c, struct req *r,
 				      bool *answered)
@@ -725,6 +543,16 @@ static void invalid_reason(json_t *errs)
 		 msg ? msg : "invalid", more ? " (and more)" : "");
 }
 
+/* The event has its result (durable, duplicate, or refused): the
+ * connection may answer. */
+static void on_durable(struct intake_ticket *t)
+{
+	struct req *r = t->ctx;
+
+	r->committed = true;
+	MHD_resume_connection(r->conn);   /* r may be answered and freed from here on */
+}
+
 static enum MHD_Result events_receive(struct http *h, struct MHD_Connection *c, struct req *r)
 {
 	const struct config *cfg = &r->cfg->cfg;
@@ -757,12 +585,12 @@ static enum MHD_Result events_receive(struct http *h, struct MHD_Connection *c, 
 	r->item.body = store_event_body(&r->ev);
 	if (!r->item.body)
 		return reply_detail(c, 500, "Internal Server Error", NULL, NULL);
-	/* Suspend before queueing, so the committer's resume cannot come first. */
+	/* Suspend before queueing, so the syncer's resume cannot come first. */
 	r->conn = c;
 	r->submitted = true;
-	atomic_fetch_add(&h->n_submitted, 1);
+	r->ticket = (struct intake_ticket){ .jobs = &r->item, .n = 1, .done = on_durable, .ctx = r };
 	MHD_suspend_connection(c);
-	if (!commit_submit(h, r)) {
+	if (!intake_submit(h->in, &r->ticket)) {
 		MHD_resume_connection(c);
 		r->item.result = STORE_ERROR;
 		r->committed = true;
@@ -1011,6 +839,9 @@ static enum MHD_Result dispatch(void *cls, struct MHD_Connection *c, const char 
 			return reply_detail(c, 405, "Method Not Allowed", MHD_HTTP_HEADER_ALLOW,
 					    allowed_methods(r->route));
 		if (r->route == R_EVENTS && strcmp(method, "POST") == 0) {
+			/* the committer waits for this one while it may come */
+			intake_expect(h->in);
+			r->expected = true;
 			ret = events_headers(h, c, r, &answered);
 			return answered ? ret : MHD_YES;
 		}
@@ -1131,8 +962,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	track_phase(h, c, PH_HEADERS, true);
 	if (!r)
 		return;
-	if (r->submitted)
-		atomic_fetch_sub(&h->n_submitted, 1);
+	if (r->expected)
+		intake_release(h->in, r->submitted);
 	atomic_fetch_sub(&h->in_flight, 1);
 	buf_free(&r->body);
 	event_free(&r->ev);
@@ -1157,33 +988,8 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	log_warn("http: %s", msg);
 }
 
-/* Commit what is queued, then end the committer. */
-static void committer_stop(struct http *h)
-{
-	if (!h->committer_started && !h->syncer_started)
-		return;
-	pthread_mutex_lock(&h->commit_mu);
-	h->commit_stopping = true;
-	if (!h->committer_started)
-		h->committer_done = true;
-	pthread_cond_broadcast(&h->commit_cv);
-	pthread_cond_broadcast(&h->sync_cv);
-	pthread_mutex_unlock(&h->commit_mu);
-	if (h->committer_started)
-		pthread_join(h->committer, NULL);
-	h->committer_started = false;
-	if (h->syncer_started) {
-		/* the committer said it is done: the syncer ends once it has
-		 * answered everything committed */
-		pthread_join(h->syncer, NULL);
-		h->syncer_started = false;
-	}
-	pthread_mutex_destroy(&h->commit_mu);
-	pthread_cond_destroy(&h->commit_cv);
-	pthread_cond_destroy(&h->sync_cv);
-}
-
-struct http *http_start(struct store *st, struct workers *w, int listen_fd, char *err, size_t errlen)
+struct http *http_start(struct store *st, struct workers *w, struct intake *in, int listen_fd, char *err,
+			size_t errlen)
 {
 	struct config_ref *ref = config_current();
 	const struct config *cfg = &ref->cfg;
@@ -1201,18 +1007,9 @@ struct http *http_start(struct store *st, struct workers *w, int listen_fd, char
 	}
 	h->st = st;
 	h->w = w;
+	h->in = in;
 	ratelog_init(&h->rejections, "rejected requests");
 	pthread_mutex_init(&h->conns_mu, NULL);
-	pthread_mutex_init(&h->commit_mu, NULL);
-	pthread_cond_init(&h->commit_cv, NULL);
-	pthread_cond_init(&h->sync_cv, NULL);
-	h->syncer_started = pthread_create(&h->syncer, NULL, syncer_main, h) == 0;
-	h->committer_started = h->syncer_started &&
-			       pthread_create(&h->committer, NULL, committer_main, h) == 0;
-	if (!h->committer_started) {
-		snprintf(err, errlen, "cannot start the commit threads");
-		goto fail;
-	}
 	{
 		/* Never let accept() hit the descriptor limit: libmicrohttpd's pool
 		 * threads busy-wait there. Fit the limits under it instead. */
@@ -1290,7 +1087,6 @@ struct http *http_start(struct store *st, struct workers *w, int listen_fd, char
 	return h;
 fail:
 	config_put(ref);
-	committer_stop(h);
 	pthread_mutex_destroy(&h->conns_mu);
 	ratelog_destroy(&h->rejections);
 	free(h);
@@ -1320,8 +1116,10 @@ void http_stop(struct http *h, double wait_s)
 	if (h->watchdog_started)
 		pthread_join(h->watchdog, NULL);
 	/* Before the HTTP threads go: every queued event is committed and its
-	 * connection resumed, so none refers to a closed connection. */
-	committer_stop(h);
+	 * connection resumed, so none refers to a closed connection (later
+	 * submissions are refused with a 503; the intake is freed by its owner
+	 * once no request can reach it). */
+	intake_stop(h->in);
 	MHD_stop_daemon(h->d);
 	pthread_mutex_destroy(&h->conns_mu);
 	ratelog_destroy(&h->rejections);

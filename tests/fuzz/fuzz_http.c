@@ -15,6 +15,7 @@
 
 #include "lqs-hookd/config.h"
 #include "lqs-hookd/http.h"
+#include "lqs-hookd/intake.h"
 #include "lqs-hookd/log.h"
 #include "lqs-hookd/store.h"
 #include "lqs-hookd/worker.h"
@@ -35,6 +36,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	struct store *st;
 	struct workers *w;
 	struct http *h;
+	struct intake *in;
 
 	(void)argc;
 	(void)argv;
@@ -61,7 +63,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	if (store_open(&st, store_path, err, sizeof(err)))
 		abort();
 	w = workers_start(st, 1);
-	h = http_start(st, w, -1, err, sizeof(err));
+	in = intake_start(st, NULL, NULL, err, sizeof(err));
+	h = in ? http_start(st, w, in, -1, err, sizeof(err)) : NULL;
 	if (!h) {
 		fputs(err, stderr);
 		abort();
