@@ -16,6 +16,7 @@ int main(void)
 	srunner_add_suite(sr, suite_lqs());
 	srunner_add_suite(sr, suite_stats());
 	srunner_add_suite(sr, suite_store());
+	srunner_add_suite(sr, suite_http());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

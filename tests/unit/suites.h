@@ -9,5 +9,6 @@ Suite *suite_event(void);
 Suite *suite_lqs(void);
 Suite *suite_stats(void);
 Suite *suite_store(void);
+Suite *suite_http(void);
 
 #endif

@@ -1,0 +1,127 @@
+/* Checks of a request that need no state: media type, framing, who the
+ * client is, administration access. */
+#include "http_int.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include "lqs-hookd/auth.h"
+#include "lqs-hookd/util.h"
+
+bool content_type_ok(const char *ct)
+{
+	size_t n = strlen("application/json");
+
+	if (!ct)
+		return false;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	if (strncasecmp(ct, "application/json", n) != 0)
+		return false;
+	ct += n;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	return *ct == '\0' || *ct == ';';
+}
+
+bool client_is_loopback(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+
+	if (!sa)
+		return false;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
+		return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
+		static const unsigned char v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+		if (IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr))
+			return true;
+		return memcmp(in6->sin6_addr.s6_addr, v4mapped, 12) == 0 && in6->sin6_addr.s6_addr[12] == 127;
+	}
+	return sa->sa_family == AF_UNIX;
+}
+
+void client_text(struct MHD_Connection *c, char *out, size_t n)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+
+	str_copy(out, "unknown", n);
+	if (sa && sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out, (socklen_t)n);
+	else if (sa && sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out, (socklen_t)n);
+}
+
+/* Administration endpoints: the admin token when one is configured,
+ * otherwise loopback clients only. Returns MHD_YES after answering a refusal,
+ * or MHD_NO-as-"go on" through *allowed. */
+enum MHD_Result admin_gate(struct MHD_Connection *c, const struct config *cfg, bool *allowed)
+{
+	*allowed = false;
+	if (cfg->admin_token) {
+		const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+		enum auth_result a = auth_check_token(h, cfg->admin_token);
+		if (a == AUTH_OK) {
+			*allowed = true;
+			return MHD_YES;
+		}
+		return reply_detail(c, 401, a == AUTH_MISSING ? "Authorization header is missing"
+							      : "Invalid authorization token",
+				    "WWW-Authenticate", "Bearer");
+	}
+	if (client_is_loopback(c)) {
+		*allowed = true;
+		return MHD_YES;
+	}
+	return reply_detail(c, 403, "administration endpoints answer loopback clients only "
+				    "(configure admin_token to allow others)", NULL, NULL);
+}
+
+struct framing {
+	int n_cl, n_te;
+	bool te_chunked_only;
+};
+
+static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key,
+				     const char *value)
+{
+	struct framing *f = cls;
+
+	(void)kind;
+	if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+		f->n_cl++;
+	if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+		f->n_te++;
+		f->te_chunked_only = value && strcasecmp(value, "chunked") == 0;
+	}
+	return MHD_YES;
+}
+
+/* Ambiguous message framing is how requests are smuggled past proxies:
+ * refuse it outright (RFC 9112, section 6.3). NULL when the framing is sound. */
+const char *framing_error(struct MHD_Connection *c)
+{
+	struct framing f = { 0, 0, false };
+
+	MHD_get_connection_values(c, MHD_HEADER_KIND, count_framing, &f);
+	return framing_check(f.n_cl, f.n_te, f.te_chunked_only);
+}
+
+const char *framing_check(int n_content_length, int n_transfer_encoding, bool te_chunked_only)
+{
+	if (n_content_length > 1)
+		return "Bad Request: more than one Content-Length header";
+	if (n_content_length && n_transfer_encoding)
+		return "Bad Request: both Content-Length and Transfer-Encoding";
+	if (n_transfer_encoding > 1 || (n_transfer_encoding && !te_chunked_only))
+		return "Bad Request: only Transfer-Encoding: chunked is supported";
+	return NULL;
+}
