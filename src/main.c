@@ -1,12 +1,33 @@
 /* lqs-hookd: receive LogQS workflow hook events, store them durably and run
- * compiled-in handlers against the LogQS REST API. */
+ * compiled-in handlers against the LogQS REST API.
+ *
+ * Threads, what each owns, and the locks it takes (see also README, "How it
+ * works"):
+ *   main        start, stop, reload (SIGHUP), pruning, sd_notify; owns the
+ *               configuration's installation (config lock), waits on a
+ *               signalfd until a signal or the next periodic task.
+ *   MHD-worker  (http_threads) HTTP requests: validate, hand to intake, answer;
+ *               conns_mu (connection table), store lock for reads.
+ *   http watchdog  header/read deadlines; conns_mu.
+ *   lqs-commit  intake: writes batches of received events; intake mu, store lock.
+ *   lqs-sync    intake: syncs them, runs the tickets (the answers); intake mu.
+ *   lqs-worker  (workers) claim, run a handler, record the outcome; pool mu,
+ *               store lock (shared commits of outcomes: store fq_mu), the
+ *               per-log lock while writing a log's context.
+ *   lqs-scan    a second reader of a large digestion's parts; its queue's mu.
+ *   lqs-check   the LogQS settings check; its own mu.
+ * Signals are blocked in every thread and read by main from a signalfd; once
+ * stopping, main takes a second SIGTERM/SIGINT as "exit now". */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <pthread.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -34,19 +55,48 @@
 /* How long shutdown waits for HTTP requests in flight. */
 #define HTTP_DRAIN_S 5.0
 
-static volatile sig_atomic_t sig_stop, sig_reload;
-
-static void on_signal(int sig)
+/* Once stopping, a second stop signal exits at once: every acknowledged
+ * event is already committed, so nothing is lost. */
+static void on_second_stop(int sig)
 {
-	if (sig == SIGHUP) {
-		sig_reload = 1;
-		return;
-	}
-	/* A second stop signal exits at once: every acknowledged event is
-	 * already committed, so nothing is lost. */
-	if (sig_stop)
-		_exit(1);
-	sig_stop = 1;
+	(void)sig;
+	_exit(1);
+}
+
+/* SIGTERM, SIGINT and SIGHUP blocked in this thread and every thread
+ * started after it; read from the returned signalfd. SIGPIPE ignored. */
+static int signals_to_fd(void)
+{
+	sigset_t set;
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	return signalfd(-1, &set, SFD_CLOEXEC);
+}
+
+/* After the first stop signal: the main thread alone takes the next one. */
+static void second_stop_exits(int sfd)
+{
+	sigset_t set;
+	struct sigaction sa;
+
+	close(sfd);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_second_stop;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 }
 
 static void usage(FILE *out)
@@ -192,6 +242,209 @@ static int listen_fd_from_systemd(void)
 	return -1;
 }
 
+/* What the daemon runs; NULL members were not started. */
+struct daemon {
+	const char *path;
+	struct config_overrides ov;
+	struct store *st;
+	struct workers *w;
+	struct intake *in;
+	struct http *h;
+	int sfd;
+};
+
+static void announce(struct daemon *d, int listen_fd)
+{
+	struct config_ref *ref = config_current();
+	char host[256];
+	unsigned port;
+
+	if (listen_fd >= 0)
+		log_info("listening on the socket passed by systemd (port %u)", http_port(d->h));
+	else if (config_split_listen(ref->cfg.listen, host, sizeof(host), &port) == 0)
+		log_info("listening on %s:%u (events at %s, store %s, %lld workers, %lld unfinished events)", host,
+			 http_port(d->h), ref->cfg.events_path, ref->cfg.store, (long long)ref->cfg.workers,
+			 (long long)store_unfinished(d->st));
+	config_put(ref);
+}
+
+/* Store, workers, checker, intake, HTTP, in that order. */
+static int start(struct daemon *d)
+{
+	struct config_ref *ref = config_current();
+	char err[4096];
+	int recovered, listen_fd, rc = -1;
+
+	fit_open_files(ref->cfg.max_connections);
+	if (store_open(&d->st, ref->cfg.store, err, sizeof(err))) {
+		log_error("%s", err);
+		goto out;
+	}
+	store_set_max_size(d->st, ref->cfg.max_store_size);
+	recovered = store_recover(d->st);
+	if (recovered > 0)
+		log_warn("recovered %d event(s) whose attempt was interrupted by the last stop", recovered);
+	d->w = workers_start(d->st, (int)ref->cfg.workers);
+	if (!d->w) {
+		log_error("cannot start workers");
+		goto out;
+	}
+	metrics_config_reload(true);
+	gauges_register(d->st, d->w);
+	if (lqs_check_start() != 0)
+		log_warn("cannot start the LogQS settings check; events are not affected");
+	d->in = intake_start(d->st, kick_workers, d->w, err, sizeof(err));
+	if (!d->in) {
+		log_error("%s", err);
+		goto out;
+	}
+	listen_fd = listen_fd_from_systemd();
+	d->h = http_start(d->st, d->w, d->in, listen_fd, err, sizeof(err));
+	if (!d->h) {
+		log_error("%s", err);
+		goto out;
+	}
+	announce(d, listen_fd);
+	rc = 0;
+out:
+	config_put(ref);
+	return rc;
+}
+
+/* The reverse of start; drain_s bounds how long running attempts may take. */
+static void stop(struct daemon *d, double http_drain_s, double drain_s)
+{
+	http_stop(d->h, http_drain_s);
+	intake_free(d->in);
+	workers_stop(d->w, drain_s);
+	lqs_check_stop();
+	metrics_clear_collectors();
+	store_close(d->st);
+}
+
+static void prune(struct store *st)
+{
+	struct config_ref *r = config_current();
+	int64_t now = now_ms();
+	int n = store_prune(st, now - (int64_t)(r->cfg.retention * 1000.0),
+			    now - (int64_t)(r->cfg.failed_retention * 1000.0));
+
+	if (n > 0)
+		log_info("pruned %d finished event(s) past retention", n);
+	config_put(r);
+}
+
+/* Until a stop signal: reload on SIGHUP, STATUS= and watchdog pings, prune
+ * when due; asleep on the signalfd in between. */
+static void run(struct daemon *d)
+{
+	int64_t next_status = 0, last_prune = mono_ms();
+
+	for (;;) {
+		struct pollfd p = { .fd = d->sfd, .events = POLLIN };
+		/* read each time: a reload may shorten the retention */
+		int64_t now = mono_ms(), next_prune = last_prune + prune_interval_ms();
+		int64_t due = next_status < next_prune ? next_status : next_prune;
+
+		if (poll(&p, 1, due > now ? (int)(due - now) : 0) > 0) {
+			struct signalfd_siginfo si;
+			if (read(d->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+				if (si.ssi_signo != SIGHUP)
+					return;
+				notify("RELOADING=1");
+				reload(d->path, &d->ov, d->w, d->st, d->h);
+				notify("READY=1");
+			}
+		}
+		now = mono_ms();
+		if (now >= next_status) {
+			char status[128];
+			snprintf(status, sizeof(status), "STATUS=%lld unfinished events",
+				 (long long)store_unfinished(d->st));
+			notify(status);
+			notify("WATCHDOG=1");
+			next_status = now + STATUS_INTERVAL_MS;
+		}
+		if (now >= next_prune) {
+			prune(d->st);
+			last_prune = mono_ms();
+		}
+	}
+}
+
+/* --check-config / --print-config: say, and exit. */
+static int check_or_print(struct config *cfg, const char *path, bool check, bool print)
+{
+	if (cfg->warnings)
+		fprintf(stderr, "%s", cfg->warnings);
+	if (print)
+		config_print(cfg, stdout);
+	if (check)
+		printf("%s: configuration is valid%s\n", path ? path : "(defaults and environment)",
+		       cfg->warnings ? " (with the warnings above)" : "");
+	config_free(cfg);
+	return 0;
+}
+
+/* Logging as configured, and what the configuration itself warns about. */
+static void setup_logging(const struct config *cfg)
+{
+	enum log_level lvl;
+	bool journal_missing;
+
+	if (log_level_parse(cfg->log_level, &lvl) == 0)
+		log_set_level(lvl);
+	journal_missing = log_set_format(cfg->log_format) == 1;
+	if (strcmp(cfg->auth, "none") == 0)
+		log_warn("auth = none: events are accepted WITHOUT authentication");
+	log_config_warnings(cfg);
+	if (journal_missing)
+		log_warn("log_format = journal, but journald is not running here (or this build lacks it): "
+			 "lines go to stderr as JSON");
+}
+
+static int run_daemon(struct daemon *d, struct config *cfg)
+{
+	struct config_ref *ref;
+	double drain;
+
+	setup_logging(cfg);
+	config_install(cfg);
+	/* before any thread starts, so that every thread inherits the mask */
+	d->sfd = signals_to_fd();
+	if (d->sfd < 0) {
+		log_error("cannot set up signal handling: %s", strerror(errno));
+		config_uninstall();
+		return 1;
+	}
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		log_error("cannot initialise libcurl");
+		config_uninstall();
+		return 1;
+	}
+	if (start(d) != 0) {
+		stop(d, 0, 0);
+		config_uninstall();
+		curl_global_cleanup();
+		return 1;
+	}
+	notify("READY=1");
+	run(d);
+
+	notify("STOPPING=1");
+	second_stop_exits(d->sfd);
+	log_info("stopping: no new connections; draining");
+	ref = config_current();
+	drain = ref->cfg.drain_timeout;
+	config_put(ref);
+	http_quiesce(d->h);
+	stop(d, HTTP_DRAIN_S, drain);
+	config_uninstall();
+	curl_global_cleanup();
+	log_info("stopped");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -205,32 +458,23 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct config_overrides ov = { 0 };
-	/* The variable names the file; set but empty, it says "no file" */
-	const char *path = getenv("LQS_HOOKD_CONFIG") ? getenv("LQS_HOOKD_CONFIG") : config_default_path();
+	struct daemon d = { .sfd = -1 };
 	bool check = false, print = false;
 	struct config cfg;
-	struct config_ref *ref;
 	char err[4096];
-	struct store *st = NULL;
-	struct workers *w = NULL;
-	struct http *h = NULL;
-	struct intake *in = NULL;
-	enum log_level lvl;
-	int opt, recovered, listen_fd;
-	struct sigaction sa;
-	double drain;
-	int64_t last_prune, last_status = 0;
+	int opt;
 
-	if (path && !*path)
-		path = NULL;
+	/* The variable names the file; set but empty, it says "no file" */
+	d.path = getenv("LQS_HOOKD_CONFIG") ? getenv("LQS_HOOKD_CONFIG") : config_default_path();
+	if (d.path && !*d.path)
+		d.path = NULL;
 	/* "+": stop at a command, so that its own options follow it and
 	 * options before it (lqs-hookd -c FILE list) still count */
 	while ((opt = getopt_long(argc, argv, "+c:l:s:Vh", longopts, NULL)) != -1) {
 		switch (opt) {
-		case 'c': path = optarg; break;
-		case 'l': ov.listen = optarg; break;
-		case 's': ov.store = optarg; break;
+		case 'c': d.path = optarg; break;
+		case 'l': d.ov.listen = optarg; break;
+		case 's': d.ov.store = optarg; break;
 		case 'C': check = true; break;
 		case 'P': print = true; break;
 		case 'R': config_print_reference(stdout); return 0;
@@ -244,152 +488,19 @@ int main(int argc, char **argv)
 			fprintf(stderr, "lqs-hookd: --check-config and --print-config do not go with a command\n");
 			return 2;
 		}
-		return cli_main(argc - optind, argv + optind, path, ov.listen);
+		return cli_main(argc - optind, argv + optind, d.path, d.ov.listen);
 	}
 	if (optind < argc) {
 		fprintf(stderr, "lqs-hookd: unexpected argument '%s'\n", argv[optind]);
 		usage(stderr);
 		return 2;
 	}
-	if (config_load(&cfg, path, &ov, err, sizeof(err)) || router_check(&cfg, err, sizeof(err))) {
+	if (config_load(&cfg, d.path, &d.ov, err, sizeof(err)) || router_check(&cfg, err, sizeof(err))) {
 		fputs(err, stderr);
 		config_free(&cfg);
 		return 1;
 	}
-	if (check || print) {
-		if (cfg.warnings)
-			fprintf(stderr, "%s", cfg.warnings);
-		if (print)
-			config_print(&cfg, stdout);
-		if (check)
-			printf("%s: configuration is valid%s\n", path ? path : "(defaults and environment)",
-			       cfg.warnings ? " (with the warnings above)" : "");
-		config_free(&cfg);
-		return 0;
-	}
-	if (log_level_parse(cfg.log_level, &lvl) == 0)
-		log_set_level(lvl);
-	int journal_missing = log_set_format(cfg.log_format) == 1;
-	if (strcmp(cfg.auth, "none") == 0)
-		log_warn("auth = none: events are accepted WITHOUT authentication");
-	log_config_warnings(&cfg);
-	if (journal_missing)
-		log_warn("log_format = journal, but journald is not running here (or this build lacks it): "
-			 "lines go to stderr as JSON");
-	config_install(&cfg);
-	ref = config_current();
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &sa, NULL);
-
-	fit_open_files(ref->cfg.max_connections);
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-		log_error("cannot initialise libcurl");
-		return 1;
-	}
-	if (store_open(&st, ref->cfg.store, err, sizeof(err))) {
-		log_error("%s", err);
-		goto fail;
-	}
-	store_set_max_size(st, ref->cfg.max_store_size);
-	recovered = store_recover(st);
-	if (recovered > 0)
-		log_warn("recovered %d event(s) whose attempt was interrupted by the last stop", recovered);
-	w = workers_start(st, (int)ref->cfg.workers);
-	if (!w) {
-		log_error("cannot start workers");
-		goto fail;
-	}
-	metrics_config_reload(true);
-	gauges_register(st, w);
-	if (lqs_check_start() != 0)
-		log_warn("cannot start the LogQS settings check; events are not affected");
-	listen_fd = listen_fd_from_systemd();
-	in = intake_start(st, kick_workers, w, err, sizeof(err));
-	if (!in) {
-		log_error("%s", err);
-		goto fail;
-	}
-	h = http_start(st, w, in, listen_fd, err, sizeof(err));
-	if (!h) {
-		log_error("%s", err);
-		goto fail;
-	}
-	{
-		char host[256];
-		unsigned port;
-		if (listen_fd >= 0)
-			log_info("listening on the socket passed by systemd (port %u)", http_port(h));
-		else if (config_split_listen(ref->cfg.listen, host, sizeof(host), &port) == 0)
-			log_info("listening on %s:%u (events at %s, store %s, %lld workers, %lld unfinished events)",
-				 host, http_port(h), ref->cfg.events_path, ref->cfg.store,
-				 (long long)ref->cfg.workers, (long long)store_unfinished(st));
-	}
-	config_put(ref);
-	ref = NULL;
-	notify("READY=1");
-
-	last_prune = mono_ms();
-	while (!sig_stop) {
-		struct timespec ts = { 0, 200 * 1000000L };
-		nanosleep(&ts, NULL);
-		if (sig_reload) {
-			sig_reload = 0;
-			notify("RELOADING=1");
-			reload(path, &ov, w, st, h);
-			notify("READY=1");
-		}
-		if (mono_ms() - last_status >= STATUS_INTERVAL_MS) {
-			char status[128];
-			snprintf(status, sizeof(status), "STATUS=%lld unfinished events",
-				 (long long)store_unfinished(st));
-			notify(status);
-			notify("WATCHDOG=1");
-			last_status = mono_ms();
-		}
-		if (mono_ms() - last_prune >= prune_interval_ms()) {
-			struct config_ref *r = config_current();
-			int64_t now = now_ms();
-			int n = store_prune(st, now - (int64_t)(r->cfg.retention * 1000.0),
-					    now - (int64_t)(r->cfg.failed_retention * 1000.0));
-			if (n > 0)
-				log_info("pruned %d finished event(s) past retention", n);
-			config_put(r);
-			last_prune = mono_ms();
-		}
-	}
-
-	notify("STOPPING=1");
-	log_info("stopping: no new connections; draining");
-	ref = config_current();
-	drain = ref->cfg.drain_timeout;
-	config_put(ref);
-	http_quiesce(h);
-	http_stop(h, HTTP_DRAIN_S);
-	intake_free(in);
-	workers_stop(w, drain);
-	lqs_check_stop();
-	store_close(st);
-	config_uninstall();
-	curl_global_cleanup();
-	log_info("stopped");
-	return 0;
-
-fail:
-	if (ref)
-		config_put(ref);
-	http_stop(h, 0);
-	intake_free(in);
-	workers_stop(w, 0);
-	lqs_check_stop();
-	store_close(st);
-	config_uninstall();
-	curl_global_cleanup();
-	return 1;
+	if (check || print)
+		return check_or_print(&cfg, d.path, check, print);
+	return run_daemon(&d, &cfg);
 }
