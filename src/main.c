@@ -15,6 +15,8 @@
  *               store lock (shared commits of outcomes: store fq_mu), the
  *               per-log lock while writing a log's context.
  *   lqs-scan    a second reader of a large digestion's parts; its queue's mu.
+ *   lqs-lease   renews this daemon's leases, recovers expired ones; pool mu,
+ *               store lock.
  *   lqs-check   the LogQS settings check; its own mu.
  * Signals are blocked in every thread and read by main from a signalfd; once
  * stopping, main takes a second SIGTERM/SIGINT as "exit now". */
@@ -204,6 +206,7 @@ static void reload(const char *path, const struct config_overrides *ov, struct w
 	{
 		int n = (int)nw.workers;
 		store_set_max_size(st, nw.max_store_size);
+		store_set_lease(st, (int64_t)(nw.lease * 1000.0));
 		http_set_timeouts(h, nw.header_timeout, nw.read_timeout);
 		config_install(&nw);
 		workers_resize(w, n);
@@ -281,6 +284,7 @@ static int start(struct daemon *d)
 		goto out;
 	}
 	store_set_max_size(d->st, ref->cfg.max_store_size);
+	store_set_lease(d->st, (int64_t)(ref->cfg.lease * 1000.0));
 	recovered = store_recover(d->st);
 	if (recovered > 0)
 		log_warn("recovered %d event(s) whose attempt was interrupted by the last stop", recovered);

@@ -50,6 +50,7 @@ struct config {
 	double retry_base;
 	double retry_max_delay;
 	double drain_timeout;
+	double lease;
 	char *on_failure;           /* "patch" or "leave" */
 	/* [lqs] */
 	char *api_url;

@@ -35,6 +35,11 @@ struct handler_ctx {
 	 * callee decides how often it is written. May be NULL. */
 	void (*progress)(struct handler_ctx *ctx, json_t *progress);
 	void *progress_ctx;
+	/* Advisory lock by key (a log id), among every daemon on the store:
+	 * one writer of a log's context at a time. */
+	void (*lock)(struct handler_ctx *ctx, const char *key);
+	void (*unlock)(struct handler_ctx *ctx, const char *key);
+	void *lock_ctx;
 };
 
 struct handler_def {

@@ -1,4 +1,15 @@
-/* Durable event store (SQLite, WAL, fsync per commit). Every query lives here. */
+/* The durable event store: one interface, backends behind an ops table (as
+ * curl keeps its TLS backends). SQLite (src/store/sqlite/) is the embedded
+ * default; callers never see which backend they talk to.
+ *
+ * What every backend guarantees:
+ * - store_submit() writes a set of jobs; they are acknowledged only after a
+ *   store_durable() that began after it returned has succeeded (SQLite: the
+ *   WAL sync; a server database: its COMMIT, so durable is a no-op there).
+ * - A claim has an owner and a lease that the owner renews; an event whose
+ *   lease expired is runnable again (crash recovery, and failover between
+ *   daemons sharing a store). Events of one resource never run at once.
+ * - A database error is STORE_ERROR (or STORE_NOSPACE), never "not found". */
 #ifndef LQS_STORE_H
 #define LQS_STORE_H
 #include <stdbool.h>
@@ -14,8 +25,8 @@ struct store;
 
 enum store_result {
 	STORE_OK = 0,
-	STORE_DUPLICATE,   /* enqueue: same delivery seen within the window */
-	STORE_FULL,        /* enqueue: max_queued unfinished events already held */
+	STORE_DUPLICATE,   /* submit: same delivery seen within the window */
+	STORE_FULL,        /* submit: max_queued unfinished events already held */
 	STORE_NOSPACE,     /* the disk is full */
 	STORE_NOTFOUND,
 	STORE_CONFLICT,    /* replay: event not in a replayable state */
@@ -23,16 +34,53 @@ enum store_result {
 };
 
 /* Results that answer "the event is in the store" (a new event, or the
- * first delivery of a duplicate): said only once a sync has covered it. */
+ * first delivery of a duplicate): said only once durable. */
 static inline bool store_result_stored(enum store_result r)
 {
 	return r == STORE_OK || r == STORE_DUPLICATE;
 }
 
-
 /* Event flags (bits of struct store_claim.flags). */
 #define EVENT_FLAG_REPLAYED 1u        /* an operator replayed it */
 #define EVENT_FLAG_MARKED_FAILED 2u   /* its handler may have set the resource failed */
+
+/* ---- opening ---- */
+
+/* where: a path selects SQLite. */
+int store_open(struct store **out, const char *where, char *err, size_t errlen);
+/* Cap the store's size (0: no cap); beyond it writes fail as NOSPACE. */
+void store_set_max_size(struct store *st, int64_t bytes);
+void store_close(struct store *st);
+/* Which backend serves it ("sqlite"). */
+const char *store_backend(const struct store *st);
+
+/* ---- intake: jobs in, durably ---- */
+
+/* One job: ev, handler (NULL: unrouted, stored finished) and body (the
+ * canonical JSON, store_event_body()) in; id and result out. */
+struct store_item {
+	const struct event *ev;
+	const char *handler;
+	char *body;
+	char id[37];
+	enum store_result result;
+};
+char *store_event_body(const struct event *ev);
+
+struct store_limits {
+	int64_t dedupe_ms;    /* a repeat within this is a duplicate (0: off) */
+	int64_t max_queued;   /* unfinished events held at most (0: no limit) */
+};
+/* Write jobs in one transaction. Each gets STORE_OK, STORE_DUPLICATE (id =
+ * the first delivery) or STORE_FULL; when the transaction fails, that
+ * failure for all. Nothing may be acknowledged before store_durable(). */
+void store_submit(struct store *st, struct store_item *items, size_t n, const struct store_limits *lim);
+/* Make every submit so far durable; 0 on success. Any thread, any time. */
+int store_durable(struct store *st);
+/* store_submit + store_durable, for one caller alone (tests, tools). */
+void store_submit_durable(struct store *st, struct store_item *items, size_t n, const struct store_limits *lim);
+
+/* ---- work: claims, leases, outcomes ---- */
 
 struct store_claim {
 	char id[37];
@@ -51,79 +99,82 @@ struct store_hist {
 	const char *error;     /* may be NULL */
 };
 
-int store_open(struct store **out, const char *path, char *err, size_t errlen);
-/* Cap the store file's size (0: no cap); beyond it writes fail as NOSPACE. */
-void store_set_max_size(struct store *st, int64_t bytes);
-void store_close(struct store *st);
-
-/* Make events whose attempt was cut short by a crash runnable again.
- * Returns how many were recovered, or -1. */
-int store_recover(struct store *st);
-
-/* One event of a batch: ev, handler (NULL: unrouted) and body (the
- * canonical JSON, store_event_body()) in; id and result out. */
-struct store_item {
-	const struct event *ev;
-	const char *handler;
-	char *body;
-	char id[37];
-	enum store_result result;
-};
-char *store_event_body(const struct event *ev);
-/* Store many events in one transaction, fsynced once (group commit). Each
- * item gets STORE_OK, STORE_DUPLICATE (id = the first delivery), STORE_FULL,
- * or, when the transaction could not commit or sync, the failure for all. */
-void store_enqueue_batch(struct store *st, struct store_item *items, size_t n, int64_t dedupe_ms,
-			 int64_t max_queued);
-/* The same, committed but not yet synced: nothing may be acknowledged
- * until a store_sync() that began after this returned has succeeded. */
-void store_enqueue_batch_nosync(struct store *st, struct store_item *items, size_t n, int64_t dedupe_ms,
-				int64_t max_queued);
-/* Make every commit made so far durable (syncs the write-ahead log); 0 on
- * success. Safe to call from any thread, without the store lock. */
-int store_sync(struct store *st);
-
-/* Store an event durably. handler may be NULL (unrouted). dedupe_ms 0
- * disables duplicate detection. id_out receives the new event's id, or the
- * first delivery's id for STORE_DUPLICATE. */
-enum store_result store_enqueue(struct store *st, const struct event *ev, const char *handler,
-				int64_t dedupe_ms, int64_t max_queued, char id_out[37]);
-
-/* Claim the oldest runnable event whose resource has no running event.
- * Returns 1 with *c filled, 0 when none is due (*next_due_ms gets the
- * earliest future run time, or 0), -1 on error. */
+/* How long a claim holds an event unless renewed (store_renew). */
+void store_set_lease(struct store *st, int64_t lease_ms);
+/* This daemon's name as the owner of its claims. */
+const char *store_owner(const struct store *st);
+/* Claim the oldest runnable event whose resource has no running event (a
+ * running event whose lease expired counts as runnable). Returns 1 with *c
+ * filled, 0 when none is due (*next_due_ms: the earliest future run time,
+ * or 0), -1 on error. */
 int store_claim(struct store *st, int64_t now, struct store_claim *c, int64_t *next_due_ms);
 void store_claim_release(struct store_claim *c);
+/* Extend the lease of every event this owner holds. Returns how many. */
+int store_renew(struct store *st);
+/* Make runnable the events whose lease has expired (an owner that died).
+ * Returns how many, or -1. */
+int store_recover(struct store *st);
 
-/* End an attempt. state is ST_COMPLETED, ST_FAILED or ST_RETRYING (then
- * next_run_ms is when). hist rows (the attempt's own row first) are written
- * in the same transaction. */
-enum store_result store_finish(struct store *st, const char *id, const char *state, json_t *result,
-			       const char *error, int64_t next_run_ms, const struct store_hist *hist,
-			       size_t n_hist);
-/* The same, and in the same commit claim the caller's next event (as
- * store_claim: *claimed is 1, 0 with *next_due_ms, or -1). When the outcome
- * cannot be written, nothing is claimed. */
-enum store_result store_finish_claim(struct store *st, const char *id, const char *state, json_t *result,
-				     const char *error, int64_t next_run_ms, const struct store_hist *hist,
-				     size_t n_hist, struct store_claim *next, int *claimed, int64_t *next_due_ms);
-/* Put a running event back as runnable (drain on shutdown). */
+/* How an attempt ended. */
+struct store_outcome {
+	const char *id;
+	const char *state;       /* ST_COMPLETED, ST_FAILED or ST_RETRYING */
+	json_t *result;          /* may be NULL */
+	const char *error;       /* may be NULL */
+	int64_t next_run_ms;     /* ST_RETRYING: when */
+	const struct store_hist *hist;   /* the attempt's rows, written with it */
+	size_t n_hist;
+};
+/* Write the outcome (only while this owner holds the event); with next,
+ * the same commit claims the caller's next event (*claimed as store_claim,
+ * *next_due_ms). When the outcome cannot be written, nothing is claimed. */
+enum store_result store_finish(struct store *st, const struct store_outcome *o, struct store_claim *next,
+			       int *claimed, int64_t *next_due_ms);
+/* Give a running event back, runnable, not counted as an attempt. */
 enum store_result store_requeue(struct store *st, const char *id, int64_t claimed_ms, const char *why);
 enum store_result store_history_add(struct store *st, const char *id, const struct store_hist *h);
-
-/* Status documents (NULL: not found). */
-json_t *store_get(struct store *st, const char *id);
-/* Every history step of an event (NULL: not found). */
-json_t *store_history(struct store *st, const char *id);
-/* One page of it: up to limit steps after the cursor (0: from the start,
- * which begins with the "received" step); *next_cursor is 0 on the last
- * page. STORE_OK, STORE_NOTFOUND or STORE_ERROR. */
-enum store_result store_history_page(struct store *st, const char *id, int64_t after_seq, int limit,
-				     json_t **steps, int64_t *next_cursor);
 /* Set flags on an event (EVENT_FLAG_*). */
 enum store_result store_mark(struct store *st, const char *id, unsigned flag);
-/* The running attempt's progress (shown by store_get until the next attempt). */
+/* The running attempt's progress (shown until the next attempt starts). */
 enum store_result store_progress(struct store *st, const char *id, json_t *progress);
+
+/* Advisory locks by key (a log id): one holder at a time among all the
+ * daemons on the store. store_lock waits. */
+void store_lock(struct store *st, const char *key);
+void store_unlock(struct store *st, const char *key);
+
+/* ---- views: what the API renders ---- */
+
+struct store_event {
+	int64_t seq;
+	char id[37];
+	int64_t received_ms, updated_ms, finished_ms;   /* finished: 0 if not */
+	json_t *event;          /* the canonical event (owned) */
+	char handler[64];       /* "" when unrouted */
+	char state[16];
+	int attempts;
+	int64_t next_run_ms;
+	json_t *result;         /* owned; NULL when none */
+	char *error;            /* owned; NULL when none */
+	json_t *progress;       /* owned; NULL when none */
+	unsigned flags;
+};
+void store_event_clear(struct store_event *e);
+
+struct store_step {
+	char step[32];
+	int64_t started_ms, ended_ms;   /* ended 0: open */
+	json_t *detail;         /* owned; NULL when none */
+	char *error;            /* owned; NULL when none */
+};
+void store_steps_free(struct store_step *s, size_t n);
+
+/* One event: STORE_OK, STORE_NOTFOUND or STORE_ERROR. */
+enum store_result store_get(struct store *st, const char *id, struct store_event *out);
+/* Up to limit history steps after the cursor (0: from the start, which
+ * begins with the "received" step); *next_cursor 0 on the last page. */
+enum store_result store_history_page(struct store *st, const char *id, int64_t after_seq, int limit,
+				     struct store_step **steps, size_t *n, int64_t *next_cursor);
 
 struct store_query {
 	const char *state;         /* NULL: any */
@@ -134,20 +185,40 @@ struct store_query {
 	int64_t after_seq;         /* cursor; 0: from the start */
 	int limit;
 };
-json_t *store_list(struct store *st, const struct store_query *q);
+/* Events in seq order; *next_cursor 0 on the last page. */
+enum store_result store_list(struct store *st, const struct store_query *q, struct store_event **rows, size_t *n,
+			     int64_t *next_cursor);
+
+/* ---- the change feed: what changed, in order (a stream, an archive) ---- */
+
+/* A place in the feed: past received events, and past history steps. */
+struct store_cursor {
+	int64_t received, steps;
+};
+
+struct store_change {
+	struct store_cursor cursor;   /* pass back to get what follows */
+	char event_id[37];
+	char what[32];          /* "received", or a history step: attempt, outcome, replay, ... */
+	int64_t at_ms;
+};
+/* Changes after the cursor (zeros: from the start), oldest first, at most
+ * max. It costs the write path nothing: it reads what is stored anyway. */
+enum store_result store_changes(struct store *st, const struct store_cursor *after, struct store_change *out,
+				size_t max, size_t *n);
+
+/* ---- administration ---- */
 
 /* Replay a finished event from scratch (attempts reset, history kept). */
 enum store_result store_replay(struct store *st, const char *id);
-/* Replay every event matching q (q->state must be completed or failed),
- * in seq order, at most q->limit; their ids are appended to ids. With
- * dry_run nothing changes. *next_cursor: 0 when nothing more matches, else
- * the cursor (after_seq) for the next call. */
+/* Replay every event matching q (q->state: completed or failed), in seq
+ * order, at most q->limit; ids appended to ids. With dry_run nothing
+ * changes. *next_cursor: 0 when nothing more matches. */
 enum store_result store_replay_matching(struct store *st, const struct store_query *q, bool dry_run,
 					json_t *ids, int64_t *next_cursor);
 /* Delete finished events older than the cut-offs. Returns rows deleted or -1. */
 int store_prune(struct store *st, int64_t completed_before_ms, int64_t failed_before_ms);
 
-/* Figures for metrics and readiness. */
 struct store_stats {
 	int64_t queued, running, retrying, completed, failed;
 	int64_t oldest_runnable_ms;   /* received_at of the oldest runnable, 0 if none */

@@ -20,6 +20,71 @@
 #define REPLAY_PAGE_DEFAULT 500
 #define REPLAY_PAGE_MAX 5000
 
+/* ---- JSON views of what the store returns ---- */
+
+static json_t *time_json(int64_t ms)
+{
+	char ts[32];
+
+	if (!ms)
+		return json_null();
+	iso8601_ms(ms, ts);
+	return json_string(ts);
+}
+
+static json_t *or_null(json_t *v)
+{
+	return v ? json_incref(v) : json_null();
+}
+
+/* The status document: the okdata-style trace view of one event. */
+static json_t *event_json(const struct store_event *e)
+{
+	bool done = strcmp(e->state, ST_COMPLETED) == 0 || strcmp(e->state, ST_FAILED) == 0;
+	const char *trace = done ? "FINISHED"
+			       : e->attempts == 0 && strcmp(e->state, ST_QUEUED) == 0 ? "STARTED" : "CONTINUE";
+	json_t *o = json_object();
+
+	json_object_set_new(o, "event_id", json_string(e->id));
+	json_object_set_new(o, "received_at", time_json(e->received_ms));
+	json_object_set_new(o, "updated_at", time_json(e->updated_ms));
+	json_object_set_new(o, "event", or_null(e->event));
+	json_object_set_new(o, "handler", e->handler[0] ? json_string(e->handler) : json_null());
+	json_object_set_new(o, "state", json_string(e->state));
+	json_object_set_new(o, "trace_status", json_string(trace));
+	json_object_set_new(o, "trace_event_status", json_string(strcmp(e->state, ST_FAILED) == 0 ? "FAILED" : "OK"));
+	json_object_set_new(o, "done", json_boolean(done));
+	json_object_set_new(o, "attempts", json_integer(e->attempts));
+	json_object_set_new(o, "next_attempt_at",
+			    strcmp(e->state, ST_RETRYING) == 0 ? time_json(e->next_run_ms) : json_null());
+	json_object_set_new(o, "result", or_null(e->result));
+	json_object_set_new(o, "error", e->error ? json_string(e->error) : json_null());
+	json_object_set_new(o, "finished_at", time_json(e->finished_ms));
+	/* what the running (or last) attempt reported while it ran */
+	json_object_set_new(o, "progress", or_null(e->progress));
+	json_object_set_new(o, "replayed", json_boolean(e->flags & EVENT_FLAG_REPLAYED));
+	return o;
+}
+
+static json_t *step_json(const struct store_step *h)
+{
+	json_t *o = json_object();
+
+	json_object_set_new(o, "step", json_string(h->step));
+	json_object_set_new(o, "started_at", time_json(h->started_ms));
+	json_object_set_new(o, "ended_at", time_json(h->ended_ms));
+	json_object_set_new(o, "duration_ms", h->ended_ms ? json_integer(h->ended_ms - h->started_ms) : json_null());
+	json_object_set_new(o, "detail", or_null(h->detail));
+	json_object_set_new(o, "error", h->error ? json_string(h->error) : json_null());
+	return o;
+}
+
+static enum MHD_Result store_unavailable(struct MHD_Connection *c)
+{
+	return reply_detail(c, 503, "event store unavailable; retry later", MHD_HTTP_HEADER_RETRY_AFTER,
+			    HTTP_RETRY_AFTER_S);
+}
+
 static int64_t parse_since(const char *s)
 {
 	struct tm tm;
@@ -101,9 +166,22 @@ enum MHD_Result api_events_list(struct http *h, struct MHD_Connection *c, struct
 	char rid[37];
 	const char *bad = query_filters(c, &q, rid, 100, 1000);
 
+	struct store_event *rows;
+	size_t n;
+	int64_t next;
+	json_t *data;
+
 	if (bad)
 		return reply_detail(c, 400, bad, NULL, NULL);
-	return reply_json(c, 200, store_list(h->st, &q), NULL, NULL);
+	if (store_list(h->st, &q, &rows, &n, &next) != STORE_OK)
+		return store_unavailable(c);
+	data = json_array();
+	for (size_t i = 0; i < n; i++) {
+		json_array_append_new(data, event_json(&rows[i]));
+		store_event_clear(&rows[i]);
+	}
+	free(rows);
+	return reply_json(c, 200, json_pack("{s:o, s:o}", "data", data, "next_cursor", cursor_json(next)), NULL, NULL);
 }
 
 /* POST /events/replay?state=failed[&since=…][&handler=…][&dry_run=true]:
@@ -156,18 +234,29 @@ enum MHD_Result api_event_get(struct http *h, struct MHD_Connection *c, struct r
 {
 	enum MHD_Result ret;
 	char id[37];
-	json_t *doc;
+	struct store_event e;
 
 	if (!event_id(c, r, id, &ret))
 		return ret;
-	doc = store_get(h->st, id);
-	return doc ? reply_json(c, 200, doc, NULL, NULL) : reply_detail(c, 404, "event not found", NULL, NULL);
+	switch (store_get(h->st, id, &e)) {
+	case STORE_OK:
+		ret = reply_json(c, 200, event_json(&e), NULL, NULL);
+		store_event_clear(&e);
+		return ret;
+	case STORE_NOTFOUND:
+		return reply_detail(c, 404, "event not found", NULL, NULL);
+	default:
+		/* the disk failed, not the id: never a 404 */
+		return store_unavailable(c);
+	}
 }
 
 enum MHD_Result api_event_history(struct http *h, struct MHD_Connection *c, struct req *r)
 {
 	enum MHD_Result ret;
 	char id[37];
+	struct store_step *steps;
+	size_t k;
 	json_t *doc;
 	const char *v;
 	int64_t n, cursor = 0, next = 0;
@@ -186,15 +275,18 @@ enum MHD_Result api_event_history(struct http *h, struct MHD_Connection *c, stru
 					    NULL);
 		cursor = n;
 	}
-	switch (store_history_page(h->st, id, cursor, limit, &doc, &next)) {
+	switch (store_history_page(h->st, id, cursor, limit, &steps, &k, &next)) {
 	case STORE_OK:
+		doc = json_array();
+		for (size_t i = 0; i < k; i++)
+			json_array_append_new(doc, step_json(&steps[i]));
+		store_steps_free(steps, k);
 		return reply_json(c, 200, json_pack("{s:s, s:o, s:o}", "event_id", id, "history", doc,
 						     "next_cursor", cursor_json(next)), NULL, NULL);
 	case STORE_NOTFOUND:
 		return reply_detail(c, 404, "event not found", NULL, NULL);
 	default:
-		return reply_detail(c, 503, "event store unavailable; retry later", MHD_HTTP_HEADER_RETRY_AFTER,
-				    HTTP_RETRY_AFTER_S);
+		return store_unavailable(c);
 	}
 }
 

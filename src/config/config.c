@@ -108,6 +108,8 @@ static const struct setting settings[] = {
 	  "Upper bound of the delay between attempts." },
 	{ "worker", "drain_timeout", T_DURATION, OFF(drain_timeout), "20s", 0, 3600, NULL, NULL,
 	  "On shutdown, how long running attempts may take to finish before they are left for the next start." },
+	{ "worker", "lease", T_DURATION, OFF(lease), "30s", 1, 3600, NULL, NULL,
+	  "How long a claimed event stays this daemon's without a renewal (renewed every third of it); an event whose lease runs out, its daemon gone, runs again." },
 	{ "worker", "on_failure", T_ENUM, OFF(on_failure), "patch", NOBOUND, NULL, "patch|leave",
 	  "On permanent failure, 'patch' sets the digestion to failed with the error; 'leave' does not touch it." },
 

@@ -12,7 +12,6 @@
 #include "lqs-hookd/config.h"
 #include "lqs-hookd/dstats.h"
 #include "lqs-hookd/handlers.h"
-#include "lqs-hookd/locks.h"
 #include "lqs-hookd/log.h"
 #include "lqs-hookd/lqs.h"
 #include "lqs-hookd/util.h"
@@ -257,7 +256,7 @@ static enum handler_status write_context(struct handler_ctx *ctx, const char *lo
 
 	snprintf(path, sizeof(path), "logs/%s", log_id);
 	/* Read-modify-write of the context: one writer per log at a time. */
-	locks_acquire(log_id);
+	ctx->lock(ctx, log_id);
 	if (lqs_get(ctx->lqs, path, &log, &e)) {
 		st = from_lqs(&e, out);
 		goto out;
@@ -282,7 +281,7 @@ static enum handler_status write_context(struct handler_ctx *ctx, const char *lo
 	json_decref(body);
 	json_decref(patched);
 out:
-	locks_release(log_id);
+	ctx->unlock(ctx, log_id);
 	json_decref(log);
 	return st;
 }

@@ -112,16 +112,17 @@ static void *committer_main(void *arg)
 		pthread_mutex_unlock(&in->mu);
 
 		ref = config_current();
-		int64_t t0 = mono_ms(), dedupe_ms = (int64_t)(ref->cfg.dedupe_window * 1000.0);
+		int64_t t0 = mono_ms();
+		struct store_limits lim = { (int64_t)(ref->cfg.dedupe_window * 1000.0), ref->cfg.max_queued };
 		if (nt == 1) {
 			/* one submission (of any size): written from its own jobs */
-			store_enqueue_batch_nosync(in->st, batch[0]->jobs, n, dedupe_ms, ref->cfg.max_queued);
+			store_submit(in->st, batch[0]->jobs, n, &lim);
 		} else {
 			/* several, together at most a batch: one transaction */
 			size_t k = 0;
 			for (size_t i = 0; i < nt; k += batch[i]->n, i++)
 				memcpy(items + k, batch[i]->jobs, batch[i]->n * sizeof(*items));
-			store_enqueue_batch_nosync(in->st, items, n, dedupe_ms, ref->cfg.max_queued);
+			store_submit(in->st, items, n, &lim);
 			k = 0;
 			for (size_t i = 0; i < nt; k += batch[i]->n, i++)
 				memcpy(batch[i]->jobs, items + k, batch[i]->n * sizeof(*items));
@@ -170,7 +171,7 @@ static void *syncer_main(void *arg)
 			for (size_t i = 0; i < t->n; i++)
 				need_sync |= store_result_stored(t->jobs[i].result);
 		if (need_sync)
-			rc = store_sync(in->st);
+			rc = store_durable(in->st);
 		for (t = list; t;) {
 			struct intake_ticket *next = t->next;
 			for (size_t i = 0; i < t->n; i++) {

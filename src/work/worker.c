@@ -51,6 +51,9 @@ struct workers {
 	atomic_bool abort_calls;    /* read by lqs clients' retry loops */
 	atomic_int alive;
 	atomic_int busy;
+	pthread_t lease_thread;
+	pthread_cond_t lease_cv;   /* its own: a kick must wake a worker, not it */
+	bool lease_started;
 };
 
 double worker_retry_delay(double base, double max, int attempt, double retry_after, double jitter01)
@@ -100,6 +103,17 @@ static void trace_call(void *ctx, const struct lqs_call *call)
 					     .ended_ms = call->started_ms + call->duration_ms,
 					     .detail = t->details[t->n], .error = t->errors[t->n] };
 	t->n++;
+}
+
+/* The store's advisory locks, for handlers. */
+static void lock_key(struct handler_ctx *ctx, const char *key)
+{
+	store_lock(ctx->lock_ctx, key);
+}
+
+static void unlock_key(struct handler_ctx *ctx, const char *key)
+{
+	store_unlock(ctx->lock_ctx, key);
 }
 
 /* What a handler reports while it runs, written to the event's row. */
@@ -170,7 +184,8 @@ static void run_one(struct workers *pool, struct lqs_client **client, unsigned *
 		const char *ds = json_string_value(json_object_get(c->event, "datastore_id"));
 		struct handler_ctx hctx = { .event_id = c->id, .event = c->event, .cfg = cfg,
 					    .redo_failed = c->flags & (EVENT_FLAG_REPLAYED | EVENT_FLAG_MARKED_FAILED),
-					    .progress = report_progress, .progress_ctx = &sink };
+					    .progress = report_progress, .progress_ctx = &sink,
+					    .lock = lock_key, .unlock = unlock_key, .lock_ctx = pool->st };
 
 		if (!*client || *client_gen != ref->generation) {
 			lqs_client_free(*client);
@@ -254,9 +269,10 @@ static void run_one(struct workers *pool, struct lqs_client **client, unsigned *
 		/* The store may refuse for a while (disk full): keep trying rather
 		 * than leave the event "running" until the next start. */
 		for (int tries = 0;; tries++) {
-			if (store_finish_claim(pool->st, c->id, state, out.result, hs == HANDLER_OK ? NULL : err,
-					       next_run, trace.rows, n, tries == 0 ? next : NULL, got_next,
-					       next_due) == STORE_OK)
+			struct store_outcome o = { .id = c->id, .state = state, .result = out.result,
+						   .error = hs == HANDLER_OK ? NULL : err, .next_run_ms = next_run,
+						   .hist = trace.rows, .n_hist = n };
+			if (store_finish(pool->st, &o, tries == 0 ? next : NULL, got_next, next_due) == STORE_OK)
 				break;
 			if (tries == 0)
 				log_event(LOG_LVL_ERROR, c->id, c->resource_id,
@@ -373,6 +389,44 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+/* Renews this daemon's leases every third of the lease, and makes
+ * runnable again the events whose owner stopped renewing (another daemon
+ * that died; here, one that was stuck longer than a lease). */
+static void *lease_main(void *arg)
+{
+	struct workers *pool = arg;
+
+	pthread_setname_np(pthread_self(), "lqs-lease");
+	pthread_mutex_lock(&pool->mu);
+	while (!pool->stopping) {
+		struct config_ref *r = config_current();
+		int64_t every = (int64_t)(r->cfg.lease * 1000.0 / 3);
+		struct timespec until;
+		int n;
+
+		config_put(r);
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += every / 1000;
+		until.tv_nsec += (every % 1000) * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		if (pthread_cond_timedwait(&pool->lease_cv, &pool->mu, &until) != ETIMEDOUT)
+			continue;   /* woken: stopping; look again */
+		pthread_mutex_unlock(&pool->mu);
+		store_renew(pool->st);
+		n = store_recover(pool->st);
+		if (n > 0) {
+			log_warn("%d event(s) runnable again: their lease ran out (their daemon stopped renewing it)", n);
+			workers_kick_n(pool, n);
+		}
+		pthread_mutex_lock(&pool->mu);
+	}
+	pthread_mutex_unlock(&pool->mu);
+	return NULL;
+}
+
 /* The most workers a pool can ever have: the bound of the workers setting. */
 #define WORKERS_MAX 256
 
@@ -407,11 +461,15 @@ struct workers *workers_start(struct store *st, int n)
 	pool->w = calloc((size_t)pool->cap, sizeof(*pool->w));
 	pthread_mutex_init(&pool->mu, NULL);
 	pthread_cond_init(&pool->cv, NULL);
+	pthread_cond_init(&pool->lease_cv, NULL);
 	if (!pool->w) {
 		free(pool);
 		return NULL;
 	}
 	workers_resize(pool, n);
+	pool->lease_started = pthread_create(&pool->lease_thread, NULL, lease_main, pool) == 0;
+	if (!pool->lease_started)
+		log_error("cannot start the lease renewer: %s", strerror(errno));
 	return pool;
 }
 
@@ -459,17 +517,21 @@ void workers_stop(struct workers *pool, double drain_s)
 	pthread_mutex_lock(&pool->mu);
 	pool->stopping = true;
 	pthread_cond_broadcast(&pool->cv);
+	pthread_cond_broadcast(&pool->lease_cv);
 	pthread_mutex_unlock(&pool->mu);
 	if (!drain_wait(&pool->busy, drain_s))
 		log_warn("drain timeout reached with %d attempt(s) running; interrupting them",
 			 atomic_load(&pool->busy));
 	atomic_store(&pool->abort_calls, true);
+	if (pool->lease_started)
+		pthread_join(pool->lease_thread, NULL);
 	for (int i = 0; i < pool->n; i++)
 		if (pool->w[i].started)
 			pthread_join(pool->w[i].thread, NULL);
 	pool->n = 0;
 	pthread_mutex_destroy(&pool->mu);
 	pthread_cond_destroy(&pool->cv);
+	pthread_cond_destroy(&pool->lease_cv);
 	free(pool->w);
 	free(pool);
 }

@@ -1,4 +1,7 @@
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -11,6 +14,7 @@
 
 static char dir[64], path[128];
 static struct store *st;
+static struct store_event got;   /* the last get() */
 
 static void setup(void)
 {
@@ -26,6 +30,7 @@ static void teardown(void)
 {
 	char cmd[128];
 
+	store_event_clear(&got);
 	store_close(st);
 	st = NULL;
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
@@ -45,29 +50,78 @@ static void mk(struct event *ev, const char *rid, const char *hook)
 #define R1 "11111111-1111-1111-1111-111111111111"
 #define R2 "22222222-2222-2222-2222-222222222222"
 
+/* One event submitted and made durable. */
+static enum store_result put(struct store *s, const struct event *ev, const char *handler,
+				       int64_t dedupe_ms, int64_t max_queued, char id[37])
+{
+	struct store_item it = { .ev = ev, .handler = handler, .body = store_event_body(ev) };
+	struct store_limits lim = { dedupe_ms, max_queued };
+
+	store_submit_durable(s, &it, 1, &lim);
+	free(it.body);
+	str_copy(id, it.id, 37);
+	return it.result;
+}
+
+static enum store_result fin(const char *id, const char *state, json_t *result, const char *error, int64_t next)
+{
+	struct store_outcome o = { .id = id, .state = state, .result = result, .error = error, .next_run_ms = next };
+
+	return store_finish(st, &o, NULL, NULL, NULL);
+}
+
+/* The event's row (the test fails when it is not there). */
+static const struct store_event *get(const char *id)
+{
+	store_event_clear(&got);
+	ck_assert_int_eq(store_get(st, id, &got), STORE_OK);
+	return &got;
+}
+
+/* Every history step's name, joined by spaces. */
+static const char *steps_of(const char *id)
+{
+	static char out[512];
+	struct store_step *steps;
+	size_t n, at = 0;
+	int64_t next;
+
+	out[0] = '\0';
+	ck_assert_int_eq(store_history_page(st, id, 0, 0, &steps, &n, &next), STORE_OK);
+	for (size_t i = 0; i < n; i++)
+		at += (size_t)snprintf(out + at, sizeof(out) - at, "%s%s", i ? " " : "", steps[i].step);
+	store_steps_free(steps, n);
+	return out;
+}
+
 START_TEST(enqueue_get_durable)
 {
 	struct event ev;
 	char id[37], err[256];
-	json_t *doc;
 
 	mk(&ev, R1, NULL);
-	ck_assert_int_eq(store_enqueue(st, &ev, "digestion_stats", 0, 100, id), STORE_OK);
+	ck_assert_int_eq(put(st, &ev, "digestion_stats", 0, 100, id), STORE_OK);
 	ck_assert_int_eq(store_unfinished(st), 1);
-	doc = store_get(st, id);
-	ck_assert_str_eq(json_string_value(json_object_get(doc, "trace_status")), "STARTED");
-	ck_assert_str_eq(json_string_value(json_object_get(doc, "trace_event_status")), "OK");
-	ck_assert(json_is_false(json_object_get(doc, "done")));
-	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(doc, "event"), "resource_id")), R1);
-	json_decref(doc);
+	ck_assert_str_eq(get(id)->state, ST_QUEUED);
+	ck_assert_int_eq(got.attempts, 0);
+	ck_assert_str_eq(got.handler, "digestion_stats");
+	ck_assert_str_eq(json_string_value(json_object_get(got.event, "resource_id")), R1);
+	/* a second daemon on the same store is refused, by name */
+	{
+		struct store *other;
+		ck_assert_int_eq(store_open(&other, path, err, sizeof(err)), -1);
+		ck_assert_ptr_nonnull(strstr(err, "is in use by another lqs-hookd"));
+	}
 	/* reopen: still there */
 	store_close(st);
 	ck_assert_int_eq(store_open(&st, path, err, sizeof(err)), 0);
 	ck_assert_int_eq(store_unfinished(st), 1);
-	doc = store_get(st, id);
-	ck_assert_ptr_nonnull(doc);
-	json_decref(doc);
-	ck_assert_ptr_null(store_get(st, "00000000-0000-0000-0000-000000000000"));
+	ck_assert_str_eq(get(id)->id, id);
+	{
+		struct store_event none;
+		ck_assert_int_eq(store_get(st, "00000000-0000-0000-0000-000000000000", &none), STORE_NOTFOUND);
+	}
+	ck_assert_str_eq(store_backend(st), "sqlite");
 }
 END_TEST
 
@@ -77,23 +131,21 @@ START_TEST(dedupe_and_full)
 	char id1[37], id2[37];
 
 	mk(&ev, R1, "33333333-3333-3333-3333-333333333333");
-	ck_assert_int_eq(store_enqueue(st, &ev, "h", 60000, 100, id1), STORE_OK);
-	ck_assert_int_eq(store_enqueue(st, &ev, "h", 60000, 100, id2), STORE_DUPLICATE);
+	ck_assert_int_eq(put(st, &ev, "h", 60000, 100, id1), STORE_OK);
+	ck_assert_int_eq(put(st, &ev, "h", 60000, 100, id2), STORE_DUPLICATE);
 	ck_assert_str_eq(id1, id2);
 	/* window 0: no dedupe */
-	ck_assert_int_eq(store_enqueue(st, &ev, "h", 0, 100, id2), STORE_OK);
+	ck_assert_int_eq(put(st, &ev, "h", 0, 100, id2), STORE_OK);
 	ck_assert_str_ne(id1, id2);
 	/* another state is another delivery */
 	str_copy(ev.current_state, "completed", sizeof(ev.current_state));
-	ck_assert_int_eq(store_enqueue(st, &ev, "h", 60000, 3, id2), STORE_OK);
-	ck_assert_int_eq(store_enqueue(st, &ev, "h", 0, 3, id2), STORE_FULL);
+	ck_assert_int_eq(put(st, &ev, "h", 60000, 3, id2), STORE_OK);
+	ck_assert_int_eq(put(st, &ev, "h", 0, 3, id2), STORE_FULL);
 	/* an unrouted event is stored finished: it does not count as queued */
-	ck_assert_int_eq(store_enqueue(st, &ev, NULL, 0, 100, id2), STORE_OK);
+	ck_assert_int_eq(put(st, &ev, NULL, 0, 100, id2), STORE_OK);
 	ck_assert_int_eq(store_unfinished(st), 3);
-	json_t *doc = store_get(st, id2);
-	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(doc, "result"), "status")), "not_routed");
-	ck_assert(json_is_true(json_object_get(doc, "done")));
-	json_decref(doc);
+	ck_assert_str_eq(json_string_value(json_object_get(get(id2)->result, "status")), "not_routed");
+	ck_assert_str_eq(got.state, ST_COMPLETED);
 }
 END_TEST
 
@@ -105,10 +157,10 @@ START_TEST(claim_serialises_per_resource)
 	int64_t due;
 
 	mk(&ev, R1, NULL);
-	store_enqueue(st, &ev, "h", 0, 100, a);
-	store_enqueue(st, &ev, "h", 0, 100, b);
+	put(st, &ev, "h", 0, 100, a);
+	put(st, &ev, "h", 0, 100, b);
 	mk(&ev, R2, NULL);
-	store_enqueue(st, &ev, "h", 0, 100, c);
+	put(st, &ev, "h", 0, 100, c);
 	ck_assert_int_eq(store_claim(st, now_ms(), &c1, &due), 1);
 	ck_assert_str_eq(c1.id, a);   /* oldest first */
 	ck_assert_int_eq(c1.attempt, 1);
@@ -116,7 +168,7 @@ START_TEST(claim_serialises_per_resource)
 	ck_assert_int_eq(store_claim(st, now_ms(), &c2, &due), 1);
 	ck_assert_str_eq(c2.id, c);
 	ck_assert_int_eq(store_claim(st, now_ms(), &c3, &due), 0);
-	ck_assert_int_eq(store_finish(st, a, ST_COMPLETED, NULL, NULL, 0, NULL, 0), STORE_OK);
+	ck_assert_int_eq(fin(a, ST_COMPLETED, NULL, NULL, 0), STORE_OK);
 	ck_assert_int_eq(store_claim(st, now_ms(), &c3, &due), 1);
 	ck_assert_str_eq(c3.id, b);
 	store_claim_release(&c1);
@@ -131,31 +183,27 @@ START_TEST(retry_later_and_finish)
 	char id[37];
 	struct store_claim c;
 	int64_t due, now = now_ms();
-	json_t *doc, *res = json_pack("{s:i}", "record_count", 3);
+	json_t *res = json_pack("{s:i}", "record_count", 3);
 
 	mk(&ev, R1, NULL);
-	store_enqueue(st, &ev, "h", 0, 100, id);
+	put(st, &ev, "h", 0, 100, id);
 	ck_assert_int_eq(store_claim(st, now, &c, &due), 1);
 	store_claim_release(&c);
-	ck_assert_int_eq(store_finish(st, id, ST_RETRYING, NULL, "HTTP503: down", now + 60000, NULL, 0), STORE_OK);
-	doc = store_get(st, id);
-	ck_assert_str_eq(json_string_value(json_object_get(doc, "trace_status")), "CONTINUE");
-	ck_assert_str_eq(json_string_value(json_object_get(doc, "state")), "retrying");
-	ck_assert(json_is_string(json_object_get(doc, "next_attempt_at")));
-	json_decref(doc);
+	ck_assert_int_eq(fin(id, ST_RETRYING, NULL, "HTTP503: down", now + 60000), STORE_OK);
+	ck_assert_str_eq(get(id)->state, ST_RETRYING);
+	ck_assert_int_eq(got.next_run_ms, now + 60000);
+	ck_assert_str_eq(got.error, "HTTP503: down");
 	/* not due yet */
 	ck_assert_int_eq(store_claim(st, now, &c, &due), 0);
 	ck_assert_int_eq(due, now + 60000);
 	ck_assert_int_eq(store_claim(st, now + 60000, &c, &due), 1);
 	ck_assert_int_eq(c.attempt, 2);
 	store_claim_release(&c);
-	ck_assert_int_eq(store_finish(st, id, ST_COMPLETED, res, NULL, 0, NULL, 0), STORE_OK);
-	doc = store_get(st, id);
-	ck_assert_str_eq(json_string_value(json_object_get(doc, "trace_status")), "FINISHED");
-	ck_assert(json_is_true(json_object_get(doc, "done")));
-	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(doc, "result"), "record_count")), 3);
-	ck_assert_int_eq(json_integer_value(json_object_get(doc, "attempts")), 2);
-	json_decref(doc);
+	ck_assert_int_eq(fin(id, ST_COMPLETED, res, NULL, 0), STORE_OK);
+	ck_assert_str_eq(get(id)->state, ST_COMPLETED);
+	ck_assert_int_gt(got.finished_ms, 0);
+	ck_assert_int_eq(json_integer_value(json_object_get(got.result, "record_count")), 3);
+	ck_assert_int_eq(got.attempts, 2);
 	ck_assert_int_eq(store_unfinished(st), 0);
 	json_decref(res);
 }
@@ -167,12 +215,14 @@ START_TEST(recover_replay_history_prune)
 	char id[37], err[256];
 	struct store_claim c;
 	int64_t due;
-	json_t *doc, *hist;
 
 	mk(&ev, R1, NULL);
-	store_enqueue(st, &ev, "h", 0, 100, id);
+	put(st, &ev, "h", 0, 100, id);
 	ck_assert_int_eq(store_claim(st, now_ms(), &c, &due), 1);
 	store_claim_release(&c);
+	/* the lease is renewed while its owner lives: nothing to recover */
+	ck_assert_int_eq(store_renew(st), 1);
+	ck_assert_int_eq(store_recover(st), 0);
 	/* the process dies mid-attempt */
 	store_close(st);
 	ck_assert_int_eq(store_open(&st, path, err, sizeof(err)), 0);
@@ -181,34 +231,29 @@ START_TEST(recover_replay_history_prune)
 	ck_assert_str_eq(c.id, id);
 	store_claim_release(&c);
 	ck_assert_int_eq(store_replay(st, id), STORE_CONFLICT);   /* still running */
-	ck_assert_int_eq(store_finish(st, id, ST_FAILED, NULL, "HTTP404: gone", 0, NULL, 0), STORE_OK);
-	doc = store_get(st, id);
-	ck_assert_str_eq(json_string_value(json_object_get(doc, "trace_event_status")), "FAILED");
-	json_decref(doc);
+	ck_assert_int_eq(fin(id, ST_FAILED, NULL, "HTTP404: gone", 0), STORE_OK);
+	ck_assert_str_eq(get(id)->state, ST_FAILED);
 	ck_assert_int_eq(store_replay(st, id), STORE_OK);
-	doc = store_get(st, id);
-	ck_assert_str_eq(json_string_value(json_object_get(doc, "state")), "queued");
-	ck_assert_int_eq(json_integer_value(json_object_get(doc, "attempts")), 0);
-	json_decref(doc);
-	hist = store_history(st, id);
+	ck_assert_str_eq(get(id)->state, ST_QUEUED);
+	ck_assert_int_eq(got.attempts, 0);
 	/* received, the interrupted attempt, recovered, replay (the finished
 	 * attempt's own row is the worker's to write, with its outcome) */
-	ck_assert_uint_eq(json_array_size(hist), 4);
-	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(hist, 1), "step")), "attempt");
-	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(hist, 1), "error")),
-			 "interrupted: the daemon stopped while the attempt ran");
-	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(hist, 2), "step")), "recovered");
-	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(hist, 3), "step")), "replay");
-	json_decref(hist);
+	ck_assert_str_eq(steps_of(id), "received attempt recovered replay");
 	ck_assert_int_eq(store_replay(st, "00000000-0000-0000-0000-000000000000"), STORE_NOTFOUND);
 	/* prune: only finished events older than the cut-off */
 	ck_assert_int_eq(store_claim(st, now_ms(), &c, &due), 1);
 	store_claim_release(&c);
-	ck_assert_int_eq(store_finish(st, id, ST_COMPLETED, NULL, NULL, 0, NULL, 0), STORE_OK);
+	ck_assert_int_eq(fin(id, ST_COMPLETED, NULL, NULL, 0), STORE_OK);
 	ck_assert_int_eq(store_prune(st, now_ms() - 100000, now_ms() - 100000), 0);
 	ck_assert_int_eq(store_prune(st, now_ms() + 1000, 0), 1);
-	ck_assert_ptr_null(store_get(st, id));
-	ck_assert_ptr_null(store_history(st, id));
+	{
+		struct store_event e;
+		struct store_step *steps;
+		size_t n;
+		int64_t next;
+		ck_assert_int_eq(store_get(st, id, &e), STORE_NOTFOUND);
+		ck_assert_int_eq(store_history_page(st, id, 0, 0, &steps, &n, &next), STORE_NOTFOUND);
+	}
 }
 END_TEST
 
@@ -217,34 +262,34 @@ START_TEST(list_filters_and_cursor)
 	struct event ev;
 	char id[37];
 	struct store_query q = { .limit = 2 };
-	json_t *page;
-	const char *cur;
+	struct store_event *rows;
+	size_t n;
+	int64_t next;
 
 	for (int i = 0; i < 5; i++) {
 		mk(&ev, i % 2 ? R1 : R2, NULL);
-		store_enqueue(st, &ev, "h", 0, 100, id);
+		put(st, &ev, "h", 0, 100, id);
 	}
-	page = store_list(st, &q);
-	ck_assert_uint_eq(json_array_size(json_object_get(page, "data")), 2);
-	cur = json_string_value(json_object_get(page, "next_cursor"));
-	ck_assert_ptr_nonnull(cur);
-	q.after_seq = strtoll(cur, NULL, 10);
-	json_decref(page);
-	page = store_list(st, &q);
-	ck_assert_uint_eq(json_array_size(json_object_get(page, "data")), 2);
-	json_decref(page);
+#define LIST(want_n) do { \
+		ck_assert_int_eq(store_list(st, &q, &rows, &n, &next), STORE_OK); \
+		ck_assert_uint_eq(n, want_n); \
+		for (size_t i_ = 0; i_ < n; i_++) \
+			store_event_clear(&rows[i_]); \
+		free(rows); \
+	} while (0)
+	LIST(2);
+	ck_assert_int_gt(next, 0);
+	q.after_seq = next;
+	LIST(2);
 	q.after_seq = 0;
 	q.limit = 100;
 	q.resource_id = R1;
-	page = store_list(st, &q);
-	ck_assert_uint_eq(json_array_size(json_object_get(page, "data")), 2);
-	ck_assert(json_is_null(json_object_get(page, "next_cursor")));
-	json_decref(page);
+	LIST(2);
+	ck_assert_int_eq(next, 0);
 	q.resource_id = NULL;
 	q.state = "failed";
-	page = store_list(st, &q);
-	ck_assert_uint_eq(json_array_size(json_object_get(page, "data")), 0);
-	json_decref(page);
+	LIST(0);
+#undef LIST
 }
 END_TEST
 
@@ -262,24 +307,24 @@ START_TEST(batch_commit_then_sync)
 	it[0] = (struct store_item){ .ev = &a, .handler = "h", .body = store_event_body(&a) };
 	it[1] = (struct store_item){ .ev = &b, .handler = NULL, .body = store_event_body(&b) };
 	it[2] = (struct store_item){ .ev = &a, .handler = "h", .body = store_event_body(&a) };
-	store_enqueue_batch_nosync(st, it, 3, 60000, 100);
+	store_submit(st, it, 3, &(struct store_limits){ 60000, 100 });
 	ck_assert_int_eq(it[0].result, STORE_OK);
 	ck_assert_int_eq(it[1].result, STORE_OK);
 	ck_assert_int_eq(it[2].result, STORE_DUPLICATE);
 	ck_assert_str_eq(it[2].id, it[0].id);
 	snprintf(wal, sizeof(wal), "%s-wal", path);
 	ck_assert_int_eq(access(wal, F_OK), 0);
-	ck_assert_int_eq(store_sync(st), 0);
-	ck_assert_int_eq(store_sync(st), 0);   /* the WAL descriptor is kept */
+	ck_assert_int_eq(store_durable(st), 0);
+	ck_assert_int_eq(store_durable(st), 0);   /* the WAL descriptor is kept */
 	ck_assert_int_eq(store_unfinished(st), 1);
 	for (int i = 0; i < 3; i++)
 		free(it[i].body);
 }
 END_TEST
 
-/* A version 3 store (dedupe through its own hash index, no flags or
- * progress) opens as version 5: the index is gone, the columns are there,
- * and earlier deliveries are still recognised. */
+/* A version 3 store (dedupe through its own hash index, no flags,
+ * progress or leases) opens as version 6: the index is gone, the columns
+ * are there, and earlier deliveries are still recognised. */
 START_TEST(upgrade_from_v3)
 {
 	struct event ev;
@@ -288,16 +333,17 @@ START_TEST(upgrade_from_v3)
 	sqlite3_stmt *s;
 
 	mk(&ev, R1, NULL);
-	ck_assert_int_eq(store_enqueue(st, &ev, "h", 60000, 100, id1), STORE_OK);
+	ck_assert_int_eq(put(st, &ev, "h", 60000, 100, id1), STORE_OK);
 	store_close(st);
 	st = NULL;
 	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
 	ck_assert_int_eq(sqlite3_exec(db, "CREATE INDEX events_dedupe_hash ON events(dedupe_hash, received_at);"
 					  "ALTER TABLE events DROP COLUMN flags; ALTER TABLE events DROP COLUMN progress;"
+					  "ALTER TABLE events DROP COLUMN owner; ALTER TABLE events DROP COLUMN lease_until;"
 					  "PRAGMA user_version = 3;", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	ck_assert_int_eq(store_open(&st, path, err, sizeof(err)), 0);
-	ck_assert_int_eq(store_enqueue(st, &ev, "h", 60000, 100, id2), STORE_DUPLICATE);
+	ck_assert_int_eq(put(st, &ev, "h", 60000, 100, id2), STORE_DUPLICATE);
 	ck_assert_str_eq(id1, id2);
 	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
 	ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT (SELECT count(*) FROM sqlite_master WHERE "
@@ -305,13 +351,11 @@ START_TEST(upgrade_from_v3)
 					      -1, &s, NULL), SQLITE_OK);
 	ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
 	ck_assert_int_eq(sqlite3_column_int(s, 0), 0);
-	ck_assert_int_eq(sqlite3_column_int(s, 1), 5);
+	ck_assert_int_eq(sqlite3_column_int(s, 1), 6);
 	sqlite3_finalize(s);
 	sqlite3_close(db);
-	json_t *doc = store_get(st, id1);
-	ck_assert(json_is_null(json_object_get(doc, "progress")));
-	ck_assert(json_is_false(json_object_get(doc, "replayed")));
-	json_decref(doc);
+	ck_assert_ptr_null(get(id1)->progress);
+	ck_assert_uint_eq(got.flags, 0);
 }
 END_TEST
 
@@ -328,7 +372,7 @@ START_TEST(newer_schema_refused)
 	ck_assert_int_eq(sqlite3_exec(db, "PRAGMA user_version = 99;", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	ck_assert_int_eq(store_open(&st, path, err, sizeof(err)), -1);
-	ck_assert_ptr_nonnull(strstr(err, "schema version 99, newer than this lqs-hookd knows (5)"));
+	ck_assert_ptr_nonnull(strstr(err, "schema version 99, newer than this lqs-hookd knows (6)"));
 }
 END_TEST
 
@@ -339,7 +383,7 @@ static void finish_failed(const char *id)
 
 	ck_assert_int_eq(store_claim(st, now_ms(), &c, &due), 1);
 	ck_assert_str_eq(c.id, id);
-	ck_assert_int_eq(store_finish(st, c.id, ST_FAILED, NULL, "E: x", 0, NULL, 0), STORE_OK);
+	ck_assert_int_eq(fin(c.id, ST_FAILED, NULL, "E: x", 0), STORE_OK);
 	store_claim_release(&c);
 }
 
@@ -356,7 +400,7 @@ START_TEST(replay_flags_and_bulk)
 	for (int i = 0; i < 5; i++) {
 		mk(&ev[i], i % 2 ? R2 : R1, NULL);
 		snprintf(ev[i].hook_id, sizeof(ev[i].hook_id), "00000000-0000-4000-8000-00000000000%d", i);
-		ck_assert_int_eq(store_enqueue(st, &ev[i], i == 4 ? "other" : "h", 60000, 100, id[i]), STORE_OK);
+		ck_assert_int_eq(put(st, &ev[i], i == 4 ? "other" : "h", 60000, 100, id[i]), STORE_OK);
 		finish_failed(id[i]);
 	}
 	/* the worker's mark before its on_failure, seen by the next claim */
@@ -367,11 +411,9 @@ START_TEST(replay_flags_and_bulk)
 	json_t *prog = json_pack("{s:i}", "parts_fetched", 3);
 	ck_assert_int_eq(store_progress(st, c.id, prog), STORE_OK);
 	json_decref(prog);
-	json_t *doc = store_get(st, c.id);
-	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(doc, "progress"), "parts_fetched")), 3);
-	ck_assert(json_is_true(json_object_get(doc, "replayed")));
-	json_decref(doc);
-	ck_assert_int_eq(store_finish(st, c.id, ST_COMPLETED, NULL, NULL, 0, NULL, 0), STORE_OK);
+	ck_assert_int_eq(json_integer_value(json_object_get(get(c.id)->progress, "parts_fetched")), 3);
+	ck_assert(got.flags & EVENT_FLAG_REPLAYED);
+	ck_assert_int_eq(fin(c.id, ST_COMPLETED, NULL, NULL, 0), STORE_OK);
 	store_claim_release(&c);
 
 	/* failed with handler h: id[1], id[2], id[3]; a dry run lists them */
@@ -395,12 +437,8 @@ START_TEST(replay_flags_and_bulk)
 	ck_assert_int_eq(next, 0);
 	json_decref(ids);
 	ck_assert_int_eq(store_unfinished(st), 3);
-	doc = store_get(st, id[4]);
-	ck_assert_str_eq(json_string_value(json_object_get(doc, "state")), ST_FAILED);
-	json_decref(doc);
-	doc = store_get(st, id[2]);
-	ck_assert_str_eq(json_string_value(json_object_get(doc, "state")), ST_QUEUED);
-	json_decref(doc);
+	ck_assert_str_eq(get(id[4])->state, ST_FAILED);
+	ck_assert_str_eq(get(id[2])->state, ST_QUEUED);
 }
 END_TEST
 
@@ -410,33 +448,137 @@ START_TEST(history_pages)
 {
 	struct event ev;
 	char id[37];
-	json_t *steps, *all = json_array();
-	int64_t cursor = 0, next;
+	struct store_step *steps;
+	size_t n, total = 0;
+	int64_t cursor = 0, next, started[8];
 	int pages = 0;
 
 	mk(&ev, R1, NULL);
-	ck_assert_int_eq(store_enqueue(st, &ev, "h", 60000, 100, id), STORE_OK);
+	ck_assert_int_eq(put(st, &ev, "h", 60000, 100, id), STORE_OK);
 	for (int i = 0; i < 7; i++) {
 		struct store_hist h = { .step = "lqs_call", .started_ms = 1000 + i, .ended_ms = 1001 + i };
 		ck_assert_int_eq(store_history_add(st, id, &h), STORE_OK);
 	}
 	do {
-		ck_assert_int_eq(store_history_page(st, id, cursor, 3, &steps, &next), STORE_OK);
-		ck_assert_uint_le(json_array_size(steps), 3);
-		json_array_extend(all, steps);
-		json_decref(steps);
+		ck_assert_int_eq(store_history_page(st, id, cursor, 3, &steps, &n, &next), STORE_OK);
+		ck_assert_uint_le(n, 3);
+		if (pages == 0)
+			ck_assert_str_eq(steps[0].step, "received");
+		for (size_t i = 0; i < n && total < 8; i++)
+			started[total++] = steps[i].started_ms;
+		store_steps_free(steps, n);
 		cursor = next;
 		pages++;
 	} while (next && pages < 10);
 	ck_assert_int_eq(pages, 3);
-	ck_assert_uint_eq(json_array_size(all), 8);
-	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(all, 0), "step")), "received");
-	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(all, 7), "started_at")),
-			 "1970-01-01T00:00:01.006Z");
-	json_decref(all);
-	ck_assert_int_eq(store_history_page(st, "00000000-0000-4000-8000-000000000000", 0, 3, &steps, &next),
+	ck_assert_uint_eq(total, 8);
+	ck_assert_int_eq(started[7], 1006);
+	ck_assert_int_eq(store_history_page(st, "00000000-0000-4000-8000-000000000000", 0, 3, &steps, &n, &next),
 			 STORE_NOTFOUND);
 	ck_assert_ptr_null(steps);
+}
+END_TEST
+
+/* A claim whose lease runs out is runnable again; the late owner's outcome
+ * is then not written (it is no longer its event). */
+START_TEST(leases_expire_and_fence)
+{
+	struct event ev;
+	char id[37];
+	struct store_claim c;
+	int64_t due;
+	struct timespec ts = { 0, 30 * 1000000L };
+
+	mk(&ev, R1, NULL);
+	put(st, &ev, "h", 0, 100, id);
+	ck_assert_ptr_nonnull(strchr(store_owner(st), ':'));
+	store_set_lease(st, 10);
+	ck_assert_int_eq(store_claim(st, now_ms(), &c, &due), 1);
+	store_claim_release(&c);
+	nanosleep(&ts, NULL);
+	ck_assert_int_eq(store_recover(st), 1);
+	ck_assert_str_eq(get(id)->state, ST_QUEUED);
+	ck_assert_str_eq(steps_of(id), "received attempt recovered");
+	/* the old attempt ends after all: its outcome is not written */
+	ck_assert_int_eq(fin(id, ST_COMPLETED, NULL, NULL, 0), STORE_OK);
+	ck_assert_str_eq(get(id)->state, ST_QUEUED);
+	ck_assert_int_eq(store_unfinished(st), 1);
+	/* renewed in time, it stays */
+	store_set_lease(st, 60000);
+	ck_assert_int_eq(store_claim(st, now_ms(), &c, &due), 1);
+	store_claim_release(&c);
+	ck_assert_int_eq(store_renew(st), 1);
+	ck_assert_int_eq(store_recover(st), 0);
+	ck_assert_int_eq(fin(id, ST_COMPLETED, NULL, NULL, 0), STORE_OK);
+	ck_assert_str_eq(get(id)->state, ST_COMPLETED);
+}
+END_TEST
+
+static atomic_int lock_taken;
+
+static void *take_lock(void *arg)
+{
+	store_lock(arg, "log-1");
+	atomic_store(&lock_taken, 1);
+	store_unlock(arg, "log-1");
+	return NULL;
+}
+
+/* An advisory lock has one holder at a time; other keys are free. */
+START_TEST(advisory_locks)
+{
+	pthread_t t;
+	struct timespec ts = { 0, 50 * 1000000L };
+
+	atomic_store(&lock_taken, 0);
+	store_lock(st, "log-1");
+	store_lock(st, "log-2");   /* another key: not blocked */
+	ck_assert_int_eq(pthread_create(&t, NULL, take_lock, st), 0);
+	nanosleep(&ts, NULL);
+	ck_assert_int_eq(atomic_load(&lock_taken), 0);
+	store_unlock(st, "log-1");
+	pthread_join(t, NULL);
+	ck_assert_int_eq(atomic_load(&lock_taken), 1);
+	store_unlock(st, "log-2");
+}
+END_TEST
+
+/* The change feed: receptions and history steps, in order, resumable from
+ * any cursor it gave. */
+START_TEST(change_feed)
+{
+	struct event ev;
+	char a[37], b[37];
+	struct store_claim c;
+	struct store_change ch[16];
+	struct store_cursor cur = { 0, 0 };
+	struct store_hist h[2] = { { .step = "attempt", .started_ms = 0, .ended_ms = 0 },
+				   { .step = "outcome", .started_ms = 0, .ended_ms = 0 } };
+	size_t n;
+	int64_t due;
+	char seen[256] = "";
+
+	mk(&ev, R1, NULL);
+	put(st, &ev, "h", 0, 100, a);
+	mk(&ev, R2, NULL);
+	put(st, &ev, "h", 0, 100, b);
+	ck_assert_int_eq(store_claim(st, now_ms(), &c, &due), 1);
+	h[0].started_ms = h[1].started_ms = now_ms() + 5;
+	struct store_outcome o = { .id = c.id, .state = ST_COMPLETED, .hist = h, .n_hist = 2 };
+	ck_assert_int_eq(store_finish(st, &o, NULL, NULL, NULL), STORE_OK);
+	store_claim_release(&c);
+	/* two at a time, resumed from the cursor each page ends with */
+	for (int page = 0; page < 5; page++) {
+		ck_assert_int_eq(store_changes(st, &cur, ch, 2, &n), STORE_OK);
+		for (size_t i = 0; i < n; i++) {
+			size_t at = strlen(seen);
+			snprintf(seen + at, sizeof(seen) - at, "%s%s:%s", at ? " " : "", ch[i].what,
+				 strcmp(ch[i].event_id, a) == 0 ? "a" : "b");
+		}
+		if (n)
+			cur = ch[n - 1].cursor;
+	}
+	ck_assert_str_eq(seen, "received:a received:b attempt:a outcome:a");
 }
 END_TEST
 
@@ -458,6 +600,9 @@ Suite *suite_store(void)
 	tcase_add_test(t, newer_schema_refused);
 	tcase_add_test(t, replay_flags_and_bulk);
 	tcase_add_test(t, history_pages);
+	tcase_add_test(t, leases_expire_and_fence);
+	tcase_add_test(t, advisory_locks);
+	tcase_add_test(t, change_feed);
 	suite_add_tcase(s, t);
 	return s;
 }

@@ -1,0 +1,49 @@
+/* What a store backend provides: every operation of store.h, by pointer.
+ * A backend's store struct begins with struct store, whose ops it sets. */
+#ifndef LQS_STORE_BACKEND_H
+#define LQS_STORE_BACKEND_H
+#include "lqs-hookd/store.h"
+
+struct store_ops {
+	const char *name;
+	void (*set_max_size)(struct store *st, int64_t bytes);
+	void (*close)(struct store *st);
+	void (*submit)(struct store *st, struct store_item *items, size_t n, const struct store_limits *lim);
+	int (*durable)(struct store *st);
+	int (*claim)(struct store *st, int64_t now, struct store_claim *c, int64_t *next_due_ms);
+	int (*renew)(struct store *st);
+	int (*recover)(struct store *st);
+	enum store_result (*finish)(struct store *st, const struct store_outcome *o, struct store_claim *next,
+				    int *claimed, int64_t *next_due_ms);
+	enum store_result (*requeue)(struct store *st, const char *id, int64_t claimed_ms, const char *why);
+	enum store_result (*history_add)(struct store *st, const char *id, const struct store_hist *h);
+	enum store_result (*mark)(struct store *st, const char *id, unsigned flag);
+	enum store_result (*progress)(struct store *st, const char *id, json_t *progress);
+	void (*lock)(struct store *st, const char *key);
+	void (*unlock)(struct store *st, const char *key);
+	enum store_result (*get)(struct store *st, const char *id, struct store_event *out);
+	enum store_result (*history_page)(struct store *st, const char *id, int64_t after_seq, int limit,
+					  struct store_step **steps, size_t *n, int64_t *next_cursor);
+	enum store_result (*list)(struct store *st, const struct store_query *q, struct store_event **rows,
+				  size_t *n, int64_t *next_cursor);
+	enum store_result (*changes)(struct store *st, const struct store_cursor *after, struct store_change *out,
+				     size_t max, size_t *n);
+	enum store_result (*replay)(struct store *st, const char *id);
+	enum store_result (*replay_matching)(struct store *st, const struct store_query *q, bool dry_run, json_t *ids,
+					     int64_t *next_cursor);
+	int (*prune)(struct store *st, int64_t completed_before_ms, int64_t failed_before_ms);
+	int (*stats)(struct store *st, struct store_stats *out);
+	int64_t (*unfinished)(struct store *st);
+	bool (*writable)(struct store *st);
+};
+
+struct store {
+	const struct store_ops *ops;
+	int64_t lease_ms;
+	char owner[128];
+};
+
+/* The SQLite backend (a path). */
+int sqlite_store_open(struct store **out, const char *path, char *err, size_t errlen);
+
+#endif

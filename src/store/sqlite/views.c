@@ -1,0 +1,272 @@
+/* What the API shows: one event, its history a page at a time, lists, and
+ * the change feed. Rows become structs here; JSON is the API's to render. */
+#include "sqlite_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lqs-hookd/log.h"
+#include "lqs-hookd/util.h"
+
+/* A text column holding JSON (NULL when NULL; text that is not JSON is
+ * kept as a string). */
+static json_t *col_json(sqlite3_stmt *s, int i)
+{
+	const char *t = (const char *)sqlite3_column_text(s, i);
+	json_error_t jerr;
+	json_t *v;
+
+	if (!t)
+		return NULL;
+	v = json_loads(t, JSON_DECODE_ANY, &jerr);
+	return v ? v : json_string(t);
+}
+
+static char *col_strdup(sqlite3_stmt *s, int i)
+{
+	const char *t = (const char *)sqlite3_column_text(s, i);
+
+	return t ? strdup(t) : NULL;
+}
+
+static void col_copy(sqlite3_stmt *s, int i, char *out, size_t n)
+{
+	const char *t = (const char *)sqlite3_column_text(s, i);
+
+	str_copy(out, t ? t : "", n);
+}
+
+#define EVENT_COLS "seq, id, received_at, updated_at, body, handler, state, attempts, next_run_at, " \
+		   "result, error, finished_at, progress, flags"
+
+static void event_row(sqlite3_stmt *s, struct store_event *e)
+{
+	e->seq = sqlite3_column_int64(s, 0);
+	col_copy(s, 1, e->id, sizeof(e->id));
+	e->received_ms = sqlite3_column_int64(s, 2);
+	e->updated_ms = sqlite3_column_int64(s, 3);
+	e->event = col_json(s, 4);
+	col_copy(s, 5, e->handler, sizeof(e->handler));
+	col_copy(s, 6, e->state, sizeof(e->state));
+	e->attempts = sqlite3_column_int(s, 7);
+	e->next_run_ms = sqlite3_column_int64(s, 8);
+	e->result = col_json(s, 9);
+	e->error = col_strdup(s, 10);
+	e->finished_ms = sqlite3_column_type(s, 11) == SQLITE_NULL ? 0 : sqlite3_column_int64(s, 11);
+	e->progress = col_json(s, 12);
+	e->flags = (unsigned)sqlite3_column_int(s, 13);
+}
+
+enum store_result sq_get(struct store *b, const char *id, struct store_event *out)
+{
+	struct sq *st = sq_of(b);
+	sqlite3_stmt *s;
+	enum store_result r = STORE_ERROR;
+
+	pthread_mutex_lock(&st->lock);
+	s = sq_prep(st, "SELECT " EVENT_COLS " FROM events WHERE id=?");
+	if (s) {
+		int rc;
+		sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+		rc = sqlite3_step(s);
+		if (rc == SQLITE_ROW) {
+			event_row(s, out);
+			r = STORE_OK;
+		} else if (rc == SQLITE_DONE) {
+			r = STORE_NOTFOUND;
+		} else {
+			sq_log_db_error(st, "get");
+		}
+		sq_release(st, s);
+	}
+	pthread_mutex_unlock(&st->lock);
+	return r;
+}
+
+/* Room for one more row in a growing array; false when out of memory. */
+static bool grow(void **rows, size_t *cap, size_t n, size_t size)
+{
+	if (n < *cap)
+		return true;
+	size_t ncap = *cap ? *cap * 2 : 16;
+	void *nr = realloc(*rows, ncap * size);
+	if (!nr)
+		return false;
+	*rows = nr;
+	*cap = ncap;
+	return true;
+}
+
+enum store_result sq_history_page(struct store *b, const char *id, int64_t after_seq, int limit,
+				  struct store_step **steps, size_t *n, int64_t *next_cursor)
+{
+	struct sq *st = sq_of(b);
+	struct store_step *rows = NULL;
+	size_t cap = 0, k = 0;
+	sqlite3_stmt *s;
+	enum store_result out = STORE_ERROR;
+	int64_t last = 0;
+	int rc;
+
+	pthread_mutex_lock(&st->lock);
+	s = sq_prep(st, "SELECT received_at FROM events WHERE id=?");
+	if (s) {
+		sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+		rc = sqlite3_step(s);
+		if (rc == SQLITE_ROW) {
+			out = STORE_OK;
+			/* "received" is the row itself; no history row is written for
+			 * it, which keeps the acknowledging commit small */
+			if (after_seq == 0 && grow((void **)&rows, &cap, k, sizeof(*rows))) {
+				memset(&rows[k], 0, sizeof(rows[k]));
+				str_copy(rows[k].step, "received", sizeof(rows[k].step));
+				rows[k].started_ms = rows[k].ended_ms = sqlite3_column_int64(s, 0);
+				k++;
+			}
+		} else if (rc == SQLITE_DONE) {
+			out = STORE_NOTFOUND;
+		} else {
+			sq_log_db_error(st, "history");
+		}
+		sq_release(st, s);
+	}
+	s = out == STORE_OK ? sq_prep(st, "SELECT step, started_at, ended_at, detail, error, seq FROM history "
+					  "WHERE event_id=? AND seq > ? ORDER BY seq LIMIT ?") : NULL;
+	if (out == STORE_OK && !s)
+		out = STORE_ERROR;
+	if (s) {
+		sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 2, after_seq);
+		/* one more than fits, to know whether a next page exists */
+		sqlite3_bind_int(s, 3, limit > 0 ? limit + 1 - (int)k : -1);
+		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+			if (limit > 0 && k == (size_t)limit) {
+				*next_cursor = last;
+				break;
+			}
+			if (!grow((void **)&rows, &cap, k, sizeof(*rows))) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			memset(&rows[k], 0, sizeof(rows[k]));
+			col_copy(s, 0, rows[k].step, sizeof(rows[k].step));
+			rows[k].started_ms = sqlite3_column_int64(s, 1);
+			rows[k].ended_ms = sqlite3_column_type(s, 2) == SQLITE_NULL ? 0 : sqlite3_column_int64(s, 2);
+			rows[k].detail = col_json(s, 3);
+			rows[k].error = col_strdup(s, 4);
+			last = sqlite3_column_int64(s, 5);
+			k++;
+		}
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+			sq_log_db_error(st, "history");
+			out = STORE_ERROR;
+		}
+		sq_release(st, s);
+	}
+	pthread_mutex_unlock(&st->lock);
+	if (out != STORE_OK) {
+		store_steps_free(rows, k);
+		*next_cursor = 0;
+		return out;
+	}
+	*steps = rows;
+	*n = k;
+	return STORE_OK;
+}
+
+enum store_result sq_list(struct store *b, const struct store_query *q, struct store_event **out, size_t *n,
+			  int64_t *next_cursor)
+{
+	struct sq *st = sq_of(b);
+	struct store_event *rows = NULL;
+	size_t cap = 0, k = 0;
+	int limit = q->limit > 0 ? q->limit : 100, rc = SQLITE_ERROR;
+	sqlite3_stmt *s;
+
+	pthread_mutex_lock(&st->lock);
+	s = sq_prep(st, "SELECT " EVENT_COLS " FROM events WHERE seq > ? "
+		     "AND (?2 IS NULL OR state = ?2) AND (?3 IS NULL OR process_type = ?3) "
+		     "AND (?4 IS NULL OR resource_id = ?4) AND received_at >= ?5 "
+		     "AND (?7 IS NULL OR handler = ?7) ORDER BY seq LIMIT ?6");
+	if (s) {
+		sqlite3_bind_int64(s, 1, q->after_seq);
+		sq_bind_text(s, 2, q->state);
+		sq_bind_text(s, 3, q->process_type);
+		sq_bind_text(s, 4, q->resource_id);
+		sqlite3_bind_int64(s, 5, q->since_ms);
+		sqlite3_bind_int(s, 6, limit + 1);
+		sq_bind_text(s, 7, q->handler);
+		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+			if (k == (size_t)limit) {
+				*next_cursor = rows[k - 1].seq;
+				rc = SQLITE_DONE;
+				break;
+			}
+			if (!grow((void **)&rows, &cap, k, sizeof(*rows))) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			memset(&rows[k], 0, sizeof(rows[k]));
+			event_row(s, &rows[k++]);
+		}
+		sq_release(st, s);
+	}
+	pthread_mutex_unlock(&st->lock);
+	if (rc != SQLITE_DONE) {
+		sq_log_db_error(st, "list");
+		for (size_t i = 0; i < k; i++)
+			store_event_clear(&rows[i]);
+		free(rows);
+		*next_cursor = 0;
+		return STORE_ERROR;
+	}
+	*out = rows;
+	*n = k;
+	return STORE_OK;
+}
+
+/* Two sources, merged by time: events as they were received (events.seq)
+ * and every history step (history.seq). */
+enum store_result sq_changes(struct store *b, const struct store_cursor *after, struct store_change *out, size_t max,
+			     size_t *n)
+{
+	struct sq *st = sq_of(b);
+	struct store_cursor at = *after;
+	sqlite3_stmt *s;
+	int rc = SQLITE_ERROR;
+	size_t k = 0;
+
+	pthread_mutex_lock(&st->lock);
+	s = sq_prep(st, "SELECT 0, seq, id, 'received', received_at FROM "
+		     "(SELECT seq, id, received_at FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?3) "
+		     "UNION ALL SELECT 1, seq, event_id, step, started_at FROM "
+		     "(SELECT seq, event_id, step, started_at FROM history WHERE seq > ?2 ORDER BY seq LIMIT ?3) "
+		     "ORDER BY 5, 1, 2 LIMIT ?3");
+	if (s) {
+		sqlite3_bind_int64(s, 1, after->received);
+		sqlite3_bind_int64(s, 2, after->steps);
+		sqlite3_bind_int64(s, 3, (sqlite3_int64)max);
+		while (k < max && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+			struct store_change *c = &out[k++];
+			if (sqlite3_column_int(s, 0) == 0)
+				at.received = sqlite3_column_int64(s, 1);
+			else
+				at.steps = sqlite3_column_int64(s, 1);
+			c->cursor = at;
+			col_copy(s, 2, c->event_id, sizeof(c->event_id));
+			col_copy(s, 3, c->what, sizeof(c->what));
+			c->at_ms = sqlite3_column_int64(s, 4);
+		}
+		if (rc == SQLITE_ROW)
+			rc = SQLITE_DONE;
+		sq_release(st, s);
+	}
+	pthread_mutex_unlock(&st->lock);
+	if (rc != SQLITE_DONE) {
+		sq_log_db_error(st, "changes");
+		return STORE_ERROR;
+	}
+	*n = k;
+	return STORE_OK;
+}

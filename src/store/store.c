@@ -1,0 +1,166 @@
+/* The store's front: picks a backend, and passes each call to it. */
+#include "backend.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lqs-hookd/util.h"
+
+/* A claim lasts this long unless renewed (store_set_lease). */
+#define STORE_DEFAULT_LEASE_MS 30000
+
+int store_open(struct store **out, const char *where, char *err, size_t errlen)
+{
+	char host[64] = "host";
+	char rnd[37];
+	int rc;
+
+	*out = NULL;
+	rc = sqlite_store_open(out, where, err, errlen);
+	if (rc != 0)
+		return rc;
+	(*out)->lease_ms = STORE_DEFAULT_LEASE_MS;
+	/* host, process and a random part: a restarted daemon is a new owner */
+	gethostname(host, sizeof(host) - 1);
+	uuid_new(rnd);
+	snprintf((*out)->owner, sizeof((*out)->owner), "%s:%ld:%.8s", host, (long)getpid(), rnd + 28);
+	return 0;
+}
+
+const char *store_backend(const struct store *st)
+{
+	return st->ops->name;
+}
+
+void store_set_lease(struct store *st, int64_t lease_ms)
+{
+	st->lease_ms = lease_ms;
+}
+
+const char *store_owner(const struct store *st)
+{
+	return st->owner;
+}
+
+char *store_event_body(const struct event *ev)
+{
+	json_t *doc = event_to_json(ev);
+	char *body = doc ? json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+
+	json_decref(doc);
+	return body;
+}
+
+void store_submit_durable(struct store *st, struct store_item *items, size_t n, const struct store_limits *lim)
+{
+	bool stored = false;
+
+	store_submit(st, items, n, lim);
+	for (size_t i = 0; i < n; i++)
+		stored |= store_result_stored(items[i].result);
+	if (stored && store_durable(st) != 0)
+		for (size_t i = 0; i < n; i++)
+			if (store_result_stored(items[i].result))
+				items[i].result = STORE_ERROR;
+}
+
+void store_event_clear(struct store_event *e)
+{
+	json_decref(e->event);
+	json_decref(e->result);
+	json_decref(e->progress);
+	free(e->error);
+	memset(e, 0, sizeof(*e));
+}
+
+void store_steps_free(struct store_step *s, size_t n)
+{
+	for (size_t i = 0; s && i < n; i++) {
+		json_decref(s[i].detail);
+		free(s[i].error);
+	}
+	free(s);
+}
+
+void store_claim_release(struct store_claim *c)
+{
+	json_decref(c->event);
+	c->event = NULL;
+}
+
+void store_set_max_size(struct store *st, int64_t bytes) { st->ops->set_max_size(st, bytes); }
+void store_close(struct store *st) { if (st) st->ops->close(st); }
+void store_submit(struct store *st, struct store_item *items, size_t n, const struct store_limits *lim)
+{
+	st->ops->submit(st, items, n, lim);
+}
+int store_durable(struct store *st) { return st->ops->durable(st); }
+int store_claim(struct store *st, int64_t now, struct store_claim *c, int64_t *next_due_ms)
+{
+	return st->ops->claim(st, now, c, next_due_ms);
+}
+int store_renew(struct store *st) { return st->ops->renew(st); }
+int store_recover(struct store *st) { return st->ops->recover(st); }
+enum store_result store_finish(struct store *st, const struct store_outcome *o, struct store_claim *next,
+			       int *claimed, int64_t *next_due_ms)
+{
+	return st->ops->finish(st, o, next, claimed, next_due_ms);
+}
+enum store_result store_requeue(struct store *st, const char *id, int64_t claimed_ms, const char *why)
+{
+	return st->ops->requeue(st, id, claimed_ms, why);
+}
+enum store_result store_history_add(struct store *st, const char *id, const struct store_hist *h)
+{
+	return st->ops->history_add(st, id, h);
+}
+enum store_result store_mark(struct store *st, const char *id, unsigned flag) { return st->ops->mark(st, id, flag); }
+enum store_result store_progress(struct store *st, const char *id, json_t *progress)
+{
+	return st->ops->progress(st, id, progress);
+}
+void store_lock(struct store *st, const char *key) { st->ops->lock(st, key); }
+void store_unlock(struct store *st, const char *key) { st->ops->unlock(st, key); }
+enum store_result store_get(struct store *st, const char *id, struct store_event *out)
+{
+	memset(out, 0, sizeof(*out));
+	return st->ops->get(st, id, out);
+}
+enum store_result store_history_page(struct store *st, const char *id, int64_t after_seq, int limit,
+				     struct store_step **steps, size_t *n, int64_t *next_cursor)
+{
+	*steps = NULL;
+	*n = 0;
+	*next_cursor = 0;
+	return st->ops->history_page(st, id, after_seq, limit, steps, n, next_cursor);
+}
+enum store_result store_list(struct store *st, const struct store_query *q, struct store_event **rows, size_t *n,
+			     int64_t *next_cursor)
+{
+	*rows = NULL;
+	*n = 0;
+	*next_cursor = 0;
+	return st->ops->list(st, q, rows, n, next_cursor);
+}
+enum store_result store_changes(struct store *st, const struct store_cursor *after, struct store_change *out,
+				size_t max, size_t *n)
+{
+	*n = 0;
+	return st->ops->changes(st, after, out, max, n);
+}
+enum store_result store_replay(struct store *st, const char *id) { return st->ops->replay(st, id); }
+enum store_result store_replay_matching(struct store *st, const struct store_query *q, bool dry_run,
+					json_t *ids, int64_t *next_cursor)
+{
+	*next_cursor = 0;
+	return st->ops->replay_matching(st, q, dry_run, ids, next_cursor);
+}
+int store_prune(struct store *st, int64_t completed_before_ms, int64_t failed_before_ms)
+{
+	return st->ops->prune(st, completed_before_ms, failed_before_ms);
+}
+int store_stats(struct store *st, struct store_stats *out) { return st->ops->stats(st, out); }
+int64_t store_unfinished(struct store *st) { return st->ops->unfinished(st); }
+bool store_writable(struct store *st) { return st->ops->writable(st); }
