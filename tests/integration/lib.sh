@@ -181,6 +181,20 @@ wait_done() {
 
 # What the mock received from handlers: the daemon's own LogQS check
 # (users/me, at start and on reload) is left out; mock_checks counts it.
+# all_events [QUERY]: every event the daemon holds (GET /events, paged), one
+# JSON status document per line. Tests read the store through the API, so
+# they hold for any store backend.
+all_events() {
+	local cursor="" page q=${1:+&$1}
+	for _ in $(seq 1 1000); do
+		page=$(curl -s --max-time 10 "$BASE/events?limit=1000$q${cursor:+&cursor=$cursor}") || return 1
+		jq -c '.data[]' <<<"$page" || return 1
+		cursor=$(jq -r '.next_cursor // empty' <<<"$page")
+		[ -z "$cursor" ] && return 0
+	done
+}
+count_events() { all_events "${1:-}" | wc -l; }
+
 mock_requests() { curl -s --max-time 5 "$MOCK/_mock/requests" | jq '{requests: [.requests[] | select(.path != "users/me")]}'; }
 mock_checks() { curl -s --max-time 5 "$MOCK/_mock/requests" | jq '[.requests[] | select(.path == "users/me")] | length'; }
 mock_state() { curl -s --max-time 5 "$MOCK/_mock/state"; }

@@ -48,7 +48,7 @@ t=$(curl -s -o "$T_DIR/last" -w '%{time_total}' -X POST "$BASE/events" -H 'Conte
 check "valid event accepted after the corpus" "$(jq -r .status "$T_DIR/last")" accepted
 check "within 100 ms (${t}s)" "$(awk -v t="$t" 'BEGIN { print (t < 0.1) ? "yes" : "no" }')" yes
 accepted=$((accepted + 1))
-check "store holds exactly the accepted events ($accepted)" "$(sqlite3 "$T_DIR/corpus.db" 'select count(*) from events')" "$accepted"
+check "store holds exactly the accepted events ($accepted)" "$(count_events)" "$accepted"
 stop_hookd TERM
 check "clean exit" "$HOOKD_RC" 0
 finish

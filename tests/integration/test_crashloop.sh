@@ -51,7 +51,8 @@ check "the generator got events acknowledged" "$([ "$n_202" -ge "$CYCLES" ] && e
 HOOKD_ENV="$ENV" start_hookd "$STORE"
 deadline=$((SECONDS + 90))
 while [ $SECONDS -lt $deadline ]; do
-	left=$(sqlite3 "$STORE" "select count(*) from events where state not in ('completed','failed')")
+	all_events >"$T_DIR/events.jsonl"
+	left=$(jq -s '[.[] | select(.state != "completed" and .state != "failed")] | length' "$T_DIR/events.jsonl")
 	[ "$left" = 0 ] && break
 	sleep 0.2
 done
@@ -59,18 +60,18 @@ check "nothing stuck after the final restart" "$left" 0
 missing=0; notok=0
 while read -r id; do
 	[ -z "$id" ] && continue
-	st=$(sqlite3 "$STORE" "select state from events where id='$id'")
+	st=$(jq -r --arg id "$id" 'select(.event_id == $id) | .state' "$T_DIR/events.jsonl")
 	[ -z "$st" ] && missing=$((missing + 1))
 	[ -n "$st" ] && [ "$st" != completed ] && notok=$((notok + 1))
 done <<<"$acked"
 check "no acknowledged event lost" "$missing" 0
 check "every acknowledged event completed" "$notok" 0
-rows=$(sqlite3 "$STORE" 'select count(*) from events')
+rows=$(wc -l <"$T_DIR/events.jsonl")
 # Every repeat of a delivery was answered with the first event: no delivery
 # (hook, resource, previous and current state) is stored twice. A stored row
 # without a 202 can only be a request the crash cut off before its answer.
 check "no delivery stored twice ($rows rows, $n_202 accepted)" \
-	"$(sqlite3 "$STORE" 'select count(*) from (select dedupe_key from events group by dedupe_key having count(*) > 1)')" 0
+	"$(jq -s '[group_by([.event.hook_id, .event.process_type, .event.resource_id, .event.previous_state, .event.current_state])[] | select(length > 1)] | length' "$T_DIR/events.jsonl")" 0
 check "rows are the accepted events plus at most one cut-off request per crash" \
 	"$([ "$rows" -ge "$n_202" ] && [ "$rows" -le $((n_202 + n_unanswered + CYCLES)) ] && echo yes)" yes
 
@@ -78,7 +79,7 @@ check "rows are the accepted events plus at most one cut-off request per crash" 
 # exactly the generator's figures.
 mock_state >"$T_DIR/state.json"
 expected=$(curl -s "$MOCK/_mock/expected" | jq -cS 'del(.digestion_ids, .digestion_id)')
-touched=$(sqlite3 "$STORE" "select distinct resource_id from events where state='completed'")
+touched=$(jq -r 'select(.state == "completed") | .event.resource_id' "$T_DIR/events.jsonl" | sort -u)
 bad=0
 for d in $touched; do
 	log=$(jq -r --arg d "$d" '.digestions[$d].log_id' "$T_DIR/state.json")

@@ -107,7 +107,7 @@ check_contains "split body accepted" "$resp" 'HTTP/1.1 202'
 check_contains "split body answer" "$resp" '"status":"accepted"'
 
 # --- the store holds exactly the accepted events ---
-accepted=$(sqlite3 "$T_DIR/r.db" "select count(*) from events")
+accepted=$(count_events)
 check "store rows = accepted events" "$accepted" 5
 
 stop_hookd TERM

@@ -16,7 +16,7 @@ hdrs=$(curl -s -D - -o "$T_DIR/b" -X POST "$BASE/events" -H 'Content-Type: appli
 check "over max_queued: 503" "$(head -1 <<<"$hdrs" | cut -d' ' -f2)" 503
 check "over max_queued: Retry-After" "$(sed -n 's/^Retry-After: //p' <<<"$hdrs")" 30
 check "over max_queued: says why" "$(cat "$T_DIR/b")" '{"detail":"queue full: 2 unfinished events (max_queued); retry later"}'
-check "store holds only the accepted" "$(sqlite3 "$T_DIR/q.db" 'select count(*) from events')" 2
+check "store holds only the accepted" "$(count_events)" 2
 stop_hookd TERM
 
 # ---------- 503 when the store is full ----------
@@ -28,7 +28,7 @@ for i in $(seq 1 3000); do
 done
 check "store full: 503 with a clear message" "$full" '503 {"detail":"event store is full (disk space or max_store_size); retry later"}'
 check "store full: some events were accepted first" "$([ "$accepted" -gt 5 ] && echo yes)" yes
-check "store full: every 202 is in the store" "$(sqlite3 "$T_DIR/full.db" 'select count(*) from events')" "$accepted"
+check "store full: every 202 is in the store" "$(count_events)" "$accepted"
 kill -0 "$HOOKD_PID" && pass "store full: daemon still serving" || fail "store full: daemon still serving"
 stop_hookd TERM
 
@@ -42,9 +42,14 @@ t0=$(date +%s%N)
 stop_hookd TERM
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 check "drain: exit 0" "$HOOKD_RC" 0
-check "drain: attempt finished before exit" "$(sqlite3 "$T_DIR/drain.db" "select state from events where id='$id'")" completed
 check "drain: waited for it, not for the timeout ($ms ms)" "$([ "$ms" -lt 5000 ] && echo yes)" yes
 check_contains "drain: logged" "$(cat "$HOOKD_LOG")" "stopping: no new connections; draining"
+# seen after a restart: finished by the first daemon, nothing recovered
+start_hookd "$T_DIR/drain.db"
+get "/events/$id"
+check "drain: attempt finished before exit" "$(jq -r '[.state, .attempts] | @tsv' <<<"$BODY")" "completed	1"
+check "drain: nothing left to recover" "$(grep -c 'recovered' "$HOOKD_LOG")" 0
+stop_hookd TERM
 
 # an attempt longer than drain_timeout is interrupted and left runnable
 start_demo_mock
@@ -57,8 +62,11 @@ stop_hookd TERM
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 check "drain timeout: exit 0" "$HOOKD_RC" 0
 check "drain timeout: did not wait for LogQS ($ms ms)" "$([ "$ms" -lt 3000 ] && echo yes)" yes
-check "drain timeout: event left runnable" "$(sqlite3 "$T_DIR/drain2.db" "select state, attempts from events where id='$id'")" "queued|0"
 HOOKD_ENV="$(mock_env)" start_hookd "$T_DIR/drain2.db"
+# left runnable, not running: no lease to recover, the attempt not counted
+check "drain timeout: event left runnable (requeued, not recovered)" \
+	"$(curl -s "$BASE/events/$id/history" | jq -r '[.history[].step | select(. == "requeued" or . == "recovered")] | join(",")')" requeued
+check "drain timeout: nothing recovered at the restart" "$(grep -c 'recovered' "$HOOKD_LOG")" 0
 wait_done "$id" 20 || fail "interrupted event finished after restart"
 get "/events/$id"
 check "drain timeout: completed at the next start" "$(jq -c '[.trace_event_status, .attempts]' <<<"$BODY")" '["OK",1]'

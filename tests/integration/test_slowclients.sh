@@ -66,11 +66,11 @@ check "the stalled reader is cut by connection_timeout" \
 	"$(ss -Htn state established "( sport = :$PORT and dst 127.0.0.3 )" | wc -l)" 0
 
 # --- an aborted upload and a client gone in the middle of an answer ---
-rows=$(sqlite3 "$T_DIR/s.db" 'select count(*) from events')
+rows=$(count_events)
 printf 'POST /events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n%s\r\nContent-Length: 500\r\n\r\n{"current_state":' "$AUTH" >"$T_DIR/abort"
 "$RAWHTTP" -t 200 127.0.0.1 "$PORT" "$T_DIR/abort" >/dev/null 2>&1
 curl -s --max-time 2 "$BASE/events?limit=1000" | head -c 100 >/dev/null
-check "nothing stored from the aborted upload" "$(sqlite3 "$T_DIR/s.db" 'select count(*) from events')" "$rows"
+check "nothing stored from the aborted upload" "$(count_events)" "$rows"
 read -r worst bad < <(good_client 3)
 check "still serving after the aborts" "$bad" 0
 stop_hookd TERM
