@@ -1,0 +1,139 @@
+/* The configuration as text: --print-config (secrets hidden, durations
+ * and sizes as written) and the reference table of the docs. */
+#include "lqs-hookd/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "config_int.h"
+#include "lqs-hookd/buf.h"
+#include "lqs-hookd/names.h"
+#include "lqs-hookd/util.h"
+
+static void value_text(const struct config *cfg, const struct setting *s, char *out, size_t n)
+{
+	const void *f = (const char *)cfg + s->offset;
+
+	/* durations and sizes as they were written (14d, 64K), not as numbers */
+	if ((s->type == T_DURATION || s->type == T_SIZE) && cfg->text && cfg->text[setting_index(s)]) {
+		str_copy(out, cfg->text[setting_index(s)], n);
+		return;
+	}
+
+	switch (s->type) {
+	case T_STRING:
+	case T_ENUM: {
+		const char *v = *(char *const *)f;
+		str_copy(out, v ? v : "", n);
+		break;
+	}
+	case T_SECRET:
+		str_copy(out, *(char *const *)f ? "(set, hidden)" : "(unset)", n);
+		break;
+	case T_SECRETS:
+		if (cfg->n_secrets)
+			snprintf(out, n, "(%d set, hidden)", cfg->n_secrets);
+		else
+			str_copy(out, "(unset)", n);
+		break;
+	case T_INT:
+	case T_SIZE:
+		snprintf(out, n, "%lld", (long long)*(const int64_t *)f);
+		break;
+	case T_DURATION:
+	case T_DOUBLE:
+		snprintf(out, n, "%g", *(const double *)f);
+		break;
+	case T_BOOL:
+		str_copy(out, *(const bool *)f ? "true" : "false", n);
+		break;
+	}
+}
+
+void config_print(const struct config *cfg, FILE *out)
+{
+	const char *section = "";
+	char v[1024];
+
+	fprintf(out, "# effective configuration (secrets are never shown)\n");
+	for (size_t i = 0; i < N_SETTINGS; i++) {
+		const struct setting *s = &settings[i];
+		if (strcmp(section, s->section) != 0) {
+			section = s->section;
+			fprintf(out, "\n[%s]\n", section);
+		}
+		value_text(cfg, s, v, sizeof(v));
+		if (s->type == T_SECRET || s->type == T_SECRETS)
+			fprintf(out, "# %s = %s\n", s->name, v);
+		else
+			fprintf(out, "%s = %s\n", s->name, v);
+	}
+	for (int i = 0; i < cfg->n_routes; i++) {
+		const struct route *r = &cfg->routes[i];
+		fprintf(out, "\n[route %s]\nprocess_type = %s\nstate = %s\nhandler = %s\n", r->name,
+			r->process_type, r->state, r->handler);
+	}
+}
+
+void config_print_reference(FILE *out)
+{
+	char env[96], envf[96], key[160], envs[320], def[96], bounds[96];
+
+	fprintf(out, "| section | key | default | bounds | environment | meaning |\n");
+	fprintf(out, "|---|---|---|---|---|---|\n");
+	for (size_t i = 0; i < N_SETTINGS; i++) {
+		const struct setting *s = &settings[i];
+		bool secretish = s->type == T_SECRET || s->type == T_SECRETS;
+
+		env_name(s, env, sizeof(env), false);
+		env_name(s, envf, sizeof(envf), true);
+		if (secretish) {
+			snprintf(key, sizeof(key), "`%s`, `%s_file`", s->name, s->name);
+			snprintf(envs, sizeof(envs), "`%s`, `%s`", env, envf);
+		} else {
+			snprintf(key, sizeof(key), "`%s`", s->name);
+			snprintf(envs, sizeof(envs), "`%s`", env);
+		}
+		if (s->env_alias) {
+			size_t n = strlen(envs);
+			snprintf(envs + n, sizeof(envs) - n, ", `%s`", s->env_alias);
+		}
+		if (s->def)
+			snprintf(def, sizeof(def), "`%s`", s->def);
+		else
+			str_copy(def, "—", sizeof(def));
+		bounds[0] = '\0';
+		if (s->type == T_ENUM) {
+			/* '|' would split a Markdown cell */
+			size_t o = 0;
+			for (const char *p = s->choices; *p && o + 3 < sizeof(bounds); p++) {
+				if (*p == '|') {
+					bounds[o++] = ',';
+					bounds[o++] = ' ';
+				} else {
+					bounds[o++] = *p;
+				}
+			}
+			bounds[o] = '\0';
+		} else if (s->min <= s->max && s->type == T_DURATION) {
+			snprintf(bounds, sizeof(bounds), "%.10g–%.10g s", s->min, s->max);
+		} else if (s->min <= s->max) {
+			snprintf(bounds, sizeof(bounds), "%.0f–%.0f", s->min, s->max);
+		}
+		fprintf(out, "| %s | %s | %s | %s | %s | %s |\n", s->section, key, def, bounds, envs,
+			s->help);
+	}
+}
+
