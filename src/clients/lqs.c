@@ -16,6 +16,7 @@
 #include "lqs-hookd/backoff.h"
 #include "lqs-hookd/buf.h"
 #include "lqs-hookd/config.h"
+#include "lqs-hookd/http_client.h"
 #include "lqs-hookd/log.h"
 #include "lqs-hookd/metrics.h"
 #include "lqs-hookd/util.h"
@@ -24,40 +25,17 @@
  * the call fails as retryable and the worker reschedules the whole event,
  * so a long Retry-After never holds a worker. */
 #define LQS_MAX_INLINE_WAIT_S 30.0
-/* Bytes libcurl reads from a socket at once (its default is 16 KiB). */
-#define LQS_RECV_BUFFER (64L * 1024)
-
-struct slot {
-	CURL *easy;
-	struct buf body;
-	char errbuf[CURL_ERROR_SIZE];
-	char *url;
-	char *trace_path;
-	size_t idx;
-	int tries;            /* tries made so far */
-	int64_t not_before;   /* mono ms */
-	int64_t started;      /* wall ms of this try */
-	bool assigned, in_multi;
-};
 
 struct lqs_client {
-	char *base;           /* api_url + prefix, no trailing slash */
+	struct http_client *hc;   /* transfers, retries, backoff */
+	char *base;               /* api_url + prefix, no trailing slash */
 	char *cfg_datastore;
 	const char *datastore;
 	struct curl_slist *headers;
-	int64_t retry_count;
-	double retry_delay;
 	bool aggressive;
-	long timeout_ms;
-	size_t max_parallel;
 	int64_t page_limit;
-	size_t max_response;
-	CURLM *multi;
-	struct slot *slots;
 	lqs_trace_fn trace;
 	void *trace_ctx;
-	const atomic_bool *abort_flag;
-	unsigned rng;
 };
 
 bool lqs_status_retryable(int status, bool aggressive)
@@ -72,11 +50,6 @@ bool lqs_status_retryable(int status, bool aggressive)
 	default:
 		return true;
 	}
-}
-
-static double rand01(struct lqs_client *c)
-{
-	return (double)rand_r(&c->rng) / (double)RAND_MAX;
 }
 
 static char *trim_slashes(const char *s, bool leading)
@@ -127,14 +100,8 @@ struct lqs_client *lqs_client_new(const struct config *cfg)
 		char canon[37];
 		c->cfg_datastore = strdup(uuid_canonical(cfg->datastore_id, canon) ? canon : cfg->datastore_id);
 	}
-	c->retry_count = cfg->retry_count;
-	c->retry_delay = cfg->retry_delay;
 	c->aggressive = cfg->retry_aggressive;
-	c->timeout_ms = (long)(cfg->request_timeout * 1000.0);
-	c->max_parallel = (size_t)cfg->max_parallel_requests;
 	c->page_limit = cfg->page_limit;
-	c->max_response = (size_t)cfg->max_response;
-	c->rng = (unsigned)(now_ms() ^ (int64_t)(uintptr_t)c);
 
 	if (cfg->additional_headers)
 		extra = json_loads(cfg->additional_headers, 0, &jerr);
@@ -172,21 +139,19 @@ struct lqs_client *lqs_client_new(const struct config *cfg)
 	/* Without Expect, curl would wait for "100 Continue" on larger PATCHes. */
 	c->headers = curl_slist_append(c->headers, "Expect:");
 
-	c->multi = curl_multi_init();
-	c->slots = calloc(c->max_parallel, sizeof(*c->slots));
-	if (!c->multi || !c->slots || !c->base) {
+	{
+		struct hc_options o = { .max_parallel = (size_t)cfg->max_parallel_requests,
+					.max_response = (size_t)cfg->max_response,
+					.timeout_ms = (long)(cfg->request_timeout * 1000.0),
+					.retry_count = (int)cfg->retry_count, .retry_delay = cfg->retry_delay,
+					.max_inline_wait_s = LQS_MAX_INLINE_WAIT_S };
+		c->hc = hc_new(&o);
+	}
+	if (!c->hc || !c->base) {
 		lqs_client_free(c);
 		return NULL;
 	}
-	curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)c->max_parallel);
-	for (size_t i = 0; i < c->max_parallel; i++) {
-		c->slots[i].easy = curl_easy_init();
-		buf_init(&c->slots[i].body, c->max_response);
-		if (!c->slots[i].easy) {
-			lqs_client_free(c);
-			return NULL;
-		}
-	}
+	hc_set_headers(c->hc, c->headers);
 	c->datastore = c->cfg_datastore;
 	return c;
 }
@@ -195,19 +160,7 @@ void lqs_client_free(struct lqs_client *c)
 {
 	if (!c)
 		return;
-	for (size_t i = 0; c->slots && i < c->max_parallel; i++) {
-		struct slot *s = &c->slots[i];
-		if (s->in_multi)
-			curl_multi_remove_handle(c->multi, s->easy);
-		if (s->easy)
-			curl_easy_cleanup(s->easy);
-		buf_free(&s->body);
-		free(s->url);
-		free(s->trace_path);
-	}
-	free(c->slots);
-	if (c->multi)
-		curl_multi_cleanup(c->multi);
+	hc_free(c->hc);
 	if (c->headers) {
 		/* The list holds the API key's bearer line: wipe before freeing. */
 		for (struct curl_slist *h = c->headers; h; h = h->next)
@@ -228,7 +181,7 @@ void lqs_client_begin(struct lqs_client *c, const char *datastore_id, lqs_trace_
 
 void lqs_client_set_abort(struct lqs_client *c, const atomic_bool *flag)
 {
-	c->abort_flag = flag;
+	hc_set_abort(c->hc, flag);
 }
 
 char *lqs_url(const struct lqs_client *c, const char *path, const char *query)
@@ -245,27 +198,46 @@ char *lqs_url(const struct lqs_client *c, const char *path, const char *query)
 	return buf_steal(&b);
 }
 
-static size_t on_write(char *p, size_t size, size_t nmemb, void *ud)
-{
-	struct slot *s = ud;
-	size_t n = size * nmemb;
+typedef int (*doc_fn)(void *ctx, size_t i, json_t *doc);
 
-	if (s->body.len == 0) {
-		/* the first bytes: room for the whole body in one allocation */
-		curl_off_t cl = -1;
-		if (curl_easy_getinfo(s->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) == CURLE_OK && cl > 0)
-			buf_expect(&s->body, (size_t)cl);
-	}
-	if (buf_append(&s->body, p, n))
-		return 0;   /* curl reports CURLE_WRITE_ERROR; body is empty again */
-	return n;
+/* raw: bodies are handed over unparsed (JSON content type still required) */
+struct raw_sink {
+	lqs_raw_fn fn;
+	void *ctx;
+};
+
+/* One batch of LogQS requests: paths[i] may carry "?query". */
+struct batch {
+	struct lqs_client *c;
+	const char *const *paths;
+	doc_fn cb;
+	void *ctx;
+	const struct raw_sink *raw;
+	struct lqs_error err;   /* the last try's error */
+	int cb_rc;              /* what a callback returned to stop */
+};
+
+static char *batch_url(void *ctx, size_t i)
+{
+	struct batch *b = ctx;
+	const char *p = b->paths[i], *q = strchr(p, '?');
+	char *path = q ? strndup(p, (size_t)(q - p)) : strdup(p);
+	char *url = lqs_url(b->c, path ? path : "", q ? q + 1 : NULL);
+
+	free(path);
+	return url;
+}
+
+static const char *batch_label(void *ctx, size_t i)
+{
+	return ((struct batch *)ctx)->paths[i];
 }
 
 /* "[NotFound] no such digestion" -> name "NotFound". */
-static void error_from_body(const struct slot *s, const char *method, int status, struct lqs_error *err)
+static void error_from_body(const struct hc_try *t, struct lqs_error *err)
 {
 	json_error_t jerr;
-	json_t *doc = s->body.data ? json_loadb(s->body.data, s->body.len, 0, &jerr) : NULL;
+	json_t *doc = t->body->data ? json_loadb(t->body->data, t->body->len, 0, &jerr) : NULL;
 	const char *msg = NULL;
 
 	if (json_is_object(doc)) {
@@ -275,7 +247,7 @@ static void error_from_body(const struct slot *s, const char *method, int status
 		if (json_is_string(m))
 			msg = json_string_value(m);
 	}
-	snprintf(err->name, sizeof(err->name), "HTTP%d", status);
+	snprintf(err->name, sizeof(err->name), "HTTP%ld", t->status);
 	if (msg && msg[0] == '[') {
 		const char *close = strchr(msg, ']');
 		if (close && close - msg - 1 > 0 && (size_t)(close - msg - 1) < sizeof(err->name)) {
@@ -283,232 +255,107 @@ static void error_from_body(const struct slot *s, const char *method, int status
 			err->name[close - msg - 1] = '\0';
 		}
 	}
-	snprintf(err->message, sizeof(err->message), "LogQS %s %s: HTTP %d%s%s", method, s->trace_path, status,
+	snprintf(err->message, sizeof(err->message), "LogQS %s %s: HTTP %ld%s%s", t->method, t->label, t->status,
 		 msg ? ": " : "", msg ? msg : "");
 	json_decref(doc);
 }
 
-static void slot_start(struct lqs_client *c, struct slot *s, const char *method, const char *body)
+static void report(struct lqs_client *c, const struct hc_try *t, const char *error)
 {
-	CURL *e = s->easy;
+	struct lqs_call call = { .method = t->method, .path = t->label, .status = (int)t->status,
+				 .started_ms = t->started_ms, .duration_ms = t->duration_ms, .try_no = t->try_no,
+				 .error = error };
 
-	buf_reset(&s->body);
-	s->errbuf[0] = '\0';
-	curl_easy_setopt(e, CURLOPT_URL, s->url);
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->headers);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, s);
-	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, s->errbuf);
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, c->timeout_ms);
-	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, c->timeout_ms < 10000 ? c->timeout_ms : 10000L);
-	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-	/* fewer, larger reads for large part indexes */
-	curl_easy_setopt(e, CURLOPT_BUFFERSIZE, LQS_RECV_BUFFER);
-	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-	if (body) {
-		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
-		curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-	} else {
-		curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
-		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
-	}
-	s->started = now_ms();
-	s->tries++;
-	curl_multi_add_handle(c->multi, e);
-	s->in_multi = true;
-}
-
-static void slot_clear(struct lqs_client *c, struct slot *s)
-{
-	if (s->in_multi)
-		curl_multi_remove_handle(c->multi, s->easy);
-	s->in_multi = false;
-	s->assigned = false;
-	free(s->url);
-	free(s->trace_path);
-	s->url = NULL;
-	s->trace_path = NULL;
-	buf_reset(&s->body);
-}
-
-static void report(struct lqs_client *c, const char *method, const struct slot *s, int status,
-		   const char *error)
-{
-	struct lqs_call call = { .method = method, .path = s->trace_path, .status = status,
-				 .started_ms = s->started, .duration_ms = now_ms() - s->started,
-				 .try_no = s->tries, .error = error };
-
-	metrics_lqs_call(method, status, (double)call.duration_ms / 1000.0);
+	metrics_lqs_call(t->method, (int)t->status, (double)t->duration_ms / 1000.0);
 	if (c->trace)
 		c->trace(c->trace_ctx, &call);
 }
 
-/* Classify one finished try. Returns 0 and *doc on success, else fills err. */
-static int finish_try(struct lqs_client *c, const char *method, struct slot *s, CURLcode cc,
-		      json_t **doc, struct lqs_error *err)
+/* Classify one finished try under the LogQS client's policy; 0 and *doc
+ * (unless raw) on success, else -1 with err. */
+static int classify(struct lqs_client *c, const struct hc_try *t, json_t **doc, struct lqs_error *err)
 {
-	long status = 0;
-	char *ctype = NULL;
-	curl_off_t ra = 0;
 	json_error_t jerr;
 
 	memset(err, 0, sizeof(*err));
-	if (cc != CURLE_OK) {
-		bool too_big = cc == CURLE_WRITE_ERROR;
+	if (t->cc != CURLE_OK) {
+		bool too_big = t->cc == CURLE_WRITE_ERROR;
 		err->retryable = !too_big;
 		str_copy(err->name, too_big ? "ResponseTooLarge" : "ConnectionError", sizeof(err->name));
-		snprintf(err->message, sizeof(err->message), "LogQS %s %s: %s%s%s", method, s->trace_path,
-			 too_big ? "response larger than max_response" : curl_easy_strerror(cc),
-			 s->errbuf[0] && !too_big ? ": " : "", too_big ? "" : s->errbuf);
-		report(c, method, s, 0, err->message);
+		snprintf(err->message, sizeof(err->message), "LogQS %s %s: %s%s%s", t->method, t->label,
+			 too_big ? "response larger than max_response" : curl_easy_strerror(t->cc),
+			 t->curl_error[0] && !too_big ? ": " : "", too_big ? "" : t->curl_error);
 		return -1;
 	}
-	curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &status);
-	curl_easy_getinfo(s->easy, CURLINFO_CONTENT_TYPE, &ctype);
-	err->status = (int)status;
-	if (status < 200 || status >= 300) {
-		if (curl_easy_getinfo(s->easy, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0)
-			err->retry_after = (double)ra;
-		err->retryable = lqs_status_retryable((int)status, c->aggressive);
-		error_from_body(s, method, (int)status, err);
-		report(c, method, s, (int)status, err->message);
+	err->status = (int)t->status;
+	if (t->status < 200 || t->status >= 300) {
+		err->retry_after = t->retry_after;
+		err->retryable = lqs_status_retryable((int)t->status, c->aggressive);
+		error_from_body(t, err);
 		return -1;
 	}
 	/* JSON only when the server says so (logqs-api.md, section 3). A raw
 	 * reader (doc NULL) parses the body itself. */
-	if (!ctype || strncasecmp(ctype, "application/json", 16) != 0 ||
-	    (doc && !(*doc = json_loadb(s->body.data ? s->body.data : "", s->body.len, 0, &jerr)))) {
+	if (!t->content_type || strncasecmp(t->content_type, "application/json", 16) != 0 ||
+	    (doc && !(*doc = json_loadb(t->body->data ? t->body->data : "", t->body->len, 0, &jerr)))) {
 		err->retryable = true;
 		str_copy(err->name, "InvalidResponse", sizeof(err->name));
-		snprintf(err->message, sizeof(err->message), "LogQS %s %s: HTTP %ld with a non-JSON body",
-			 method, s->trace_path, status);
-		report(c, method, s, (int)status, err->message);
+		snprintf(err->message, sizeof(err->message), "LogQS %s %s: HTTP %ld with a non-JSON body", t->method,
+			 t->label, t->status);
 		return -1;
 	}
-	report(c, method, s, (int)status, NULL);
 	return 0;
 }
 
-typedef int (*doc_fn)(void *ctx, size_t i, json_t *doc);
+static enum hc_verdict judge(void *ctx, const struct hc_try *t)
+{
+	struct batch *b = ctx;
+	json_t *doc = NULL;
+	int crc;
 
-/* raw: bodies are handed over unparsed (JSON content type still required) */
-struct raw_sink {
-	lqs_raw_fn fn;
-	void *ctx;
-};
+	if (classify(b->c, t, b->raw ? NULL : &doc, &b->err) != 0) {
+		report(b->c, t, b->err.message);
+		return b->err.retryable ? HC_RETRY : HC_STOP;
+	}
+	report(b->c, t, NULL);
+	crc = b->raw ? b->raw->fn(b->raw->ctx, t->idx, t->body) : b->cb ? b->cb(b->ctx, t->idx, doc) : 0;
+	json_decref(doc);
+	if (crc) {
+		b->cb_rc = crc;
+		return HC_STOP;
+	}
+	return HC_DONE;
+}
 
 /* Run n requests with at most max_parallel in flight, each retried under the
- * client's policy. paths[i] may carry "?query". Returns 0, or -1 with err. */
+ * client's policy. Returns 0, or -1 with err (or what a callback returned,
+ * err cleared). */
 static int run_batch(struct lqs_client *c, const char *method, const char *const *paths, size_t n,
 		     const char *body, doc_fn cb, void *ctx, struct lqs_error *err, const struct raw_sink *raw)
 {
-	size_t next = 0, done = 0;
-	int rc = 0;
+	struct batch b = { .c = c, .paths = paths, .cb = cb, .ctx = ctx, .raw = raw };
+	struct hc_batch hb = { .method = method, .n = n, .body = body, .url = batch_url, .label = batch_label,
+			       .judge = judge, .ctx = &b };
+	int rc = hc_run(c->hc, &hb);
 
 	memset(err, 0, sizeof(*err));
-	while (done < n && rc == 0) {
-		int64_t now = mono_ms(), wait = 200;
-		int running = 0, msgs;
-		size_t done_before = done;
-		CURLMsg *m;
-
-		if (c->abort_flag && atomic_load(c->abort_flag)) {
-			err->retryable = true;
-			str_copy(err->name, "ShuttingDown", sizeof(err->name));
-			str_copy(err->message, "interrupted by shutdown", sizeof(err->message));
-			rc = -1;
-			break;
-		}
-		for (size_t i = 0; i < c->max_parallel; i++) {
-			struct slot *s = &c->slots[i];
-			if (!s->assigned && next < n) {
-				const char *p = paths[next];
-				const char *q = strchr(p, '?');
-				char *path = q ? strndup(p, (size_t)(q - p)) : strdup(p);
-				s->url = lqs_url(c, path ? path : "", q ? q + 1 : NULL);
-				s->trace_path = strdup(p);
-				free(path);
-				s->idx = next++;
-				s->tries = 0;
-				s->not_before = 0;
-				s->assigned = true;
-			}
-			if (s->assigned && !s->in_multi) {
-				if (s->not_before <= now)
-					slot_start(c, s, method, body);
-				else if (s->not_before - now < wait)
-					wait = s->not_before - now;
-			}
-		}
-		curl_multi_perform(c->multi, &running);
-		while ((m = curl_multi_info_read(c->multi, &msgs)) != NULL) {
-			struct slot *s = NULL;
-			json_t *doc = NULL;
-			struct lqs_error e;
-
-			if (m->msg != CURLMSG_DONE)
-				continue;
-			for (size_t i = 0; i < c->max_parallel; i++)
-				if (c->slots[i].easy == m->easy_handle)
-					s = &c->slots[i];
-			if (!s)
-				continue;
-			CURLcode cc = m->data.result;
-			curl_multi_remove_handle(c->multi, s->easy);
-			s->in_multi = false;
-			if (finish_try(c, method, s, cc, raw ? NULL : &doc, &e) == 0) {
-				int crc = raw ? raw->fn(raw->ctx, s->idx, &s->body) : cb ? cb(ctx, s->idx, doc) : 0;
-				json_decref(doc);
-				slot_clear(c, s);
-				done++;
-				if (crc) {
-					rc = crc;
-					err->retryable = false;
-					break;
-				}
-				continue;
-			}
-			if (e.retryable && s->tries <= c->retry_count) {
-				double d = backoff_delay(c->retry_delay, s->tries - 1, rand01(c));
-				if (e.retry_after > d)
-					d = e.retry_after;
-				if (d <= LQS_MAX_INLINE_WAIT_S) {
-					s->not_before = mono_ms() + (int64_t)(d * 1000.0);
-					continue;
-				}
-			}
-			*err = e;
-			rc = -1;
-			break;
-		}
-		if (rc || done >= n)
-			break;
-		if (done != done_before && next < n)
-			continue;   /* slots were freed: start their next transfers now */
-		if (running) {
-			curl_multi_poll(c->multi, NULL, 0, (int)(wait > 0 ? wait : 1), NULL);
-		} else {
-			/* Nothing in flight: if a slot is waiting out a retry backoff,
-			 * sleep towards it; otherwise go straight on and start the next
-			 * transfers (finished ones just freed their slots). */
-			bool backing_off = false;
-			for (size_t i = 0; i < c->max_parallel; i++)
-				if (c->slots[i].assigned && !c->slots[i].in_multi)
-					backing_off = true;
-			if (backing_off && wait > 0) {
-				struct timespec ts = { 0, (long)(wait > 50 ? 50 : wait) * 1000000L };
-				nanosleep(&ts, NULL);
-			}
-		}
+	switch (rc) {
+	case HC_OK:
+		return 0;
+	case HC_ABORTED:
+		err->retryable = true;
+		str_copy(err->name, "ShuttingDown", sizeof(err->name));
+		str_copy(err->message, "interrupted by shutdown", sizeof(err->message));
+		return -1;
+	case HC_STOPPED:
+		if (b.cb_rc)
+			return b.cb_rc;
+		*err = b.err;
+		return -1;
+	default:   /* gave up retrying: the last try's error, still retryable */
+		*err = b.err;
+		return -1;
 	}
-	for (size_t i = 0; i < c->max_parallel; i++)
-		if (c->slots[i].assigned)
-			slot_clear(c, &c->slots[i]);
-	return rc;
 }
 
 struct one_ctx {
