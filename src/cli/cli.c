@@ -330,7 +330,15 @@ static int check_lqs(const struct config *cfg)
 	return res.ok ? 0 : 1;
 }
 
-int cli_main(int argc, char **argv, const char *config_path, const char *listen)
+/* A command's options, after parsing. */
+struct cli_opts {
+	const char *cmd, *config_path, *listen, *state, *handler, *since, *id_arg;
+	bool history, dry_run, json_out, bulk;
+	int64_t limit;
+};
+
+/* Parse and check the options; -1: go on, else the exit status. */
+static int cli_parse(int argc, char **argv, struct cli_opts *o)
 {
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
@@ -345,29 +353,23 @@ int cli_main(int argc, char **argv, const char *config_path, const char *listen)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *cmd = argv[0], *state = NULL, *handler = NULL, *since = NULL, *format = "table";
-	bool history = false, dry_run = false, json_out, bulk;
-	int64_t limit = 50;
-	struct config_overrides ov = { .client = true };
-	struct config cfg;
-	char err[4096], path[512];
-	json_t *doc = NULL;
-	long status;
-	int opt, rc = 0;
+	const char *format = "table";
+	bool takes_id;
+	int opt;
 
 	optind = 0;   /* glibc: a fresh scan (main already ran getopt on other arguments) */
 	while ((opt = getopt_long(argc, argv, "c:l:f:Hs:n:h", opts, NULL)) != -1) {
 		switch (opt) {
-		case 'c': config_path = optarg; break;
-		case 'l': listen = optarg; break;
+		case 'c': o->config_path = optarg; break;
+		case 'l': o->listen = optarg; break;
 		case 'f': format = optarg; break;
-		case 'H': history = true; break;
-		case 's': state = optarg; break;
-		case 'r': handler = optarg; break;
-		case 'S': since = optarg; break;
-		case 'D': dry_run = true; break;
+		case 'H': o->history = true; break;
+		case 's': o->state = optarg; break;
+		case 'r': o->handler = optarg; break;
+		case 'S': o->since = optarg; break;
+		case 'D': o->dry_run = true; break;
 		case 'n':
-			if (parse_i64(optarg, &limit) || limit < 1 || limit > 1000) {
+			if (parse_i64(optarg, &o->limit) || o->limit < 1 || o->limit > 1000) {
 				fprintf(stderr, "lqs-hookd: --limit takes 1 to 1000\n");
 				return 2;
 			}
@@ -380,100 +382,142 @@ int cli_main(int argc, char **argv, const char *config_path, const char *listen)
 		fprintf(stderr, "lqs-hookd: --format takes table or json\n");
 		return 2;
 	}
-	json_out = strcmp(format, "json") == 0;
-	bulk = strcmp(cmd, "replay") == 0 && state;
-	if ((strcmp(cmd, "status") == 0 || (strcmp(cmd, "replay") == 0 && !bulk)) != (optind + 1 == argc) ||
-	    ((strcmp(cmd, "list") == 0 || strcmp(cmd, "check-lqs") == 0 || bulk) && optind != argc)) {
-		if (strcmp(cmd, "replay") == 0 && state && optind != argc)
+	o->json_out = strcmp(format, "json") == 0;
+	o->bulk = strcmp(o->cmd, "replay") == 0 && o->state;
+	takes_id = strcmp(o->cmd, "status") == 0 || (strcmp(o->cmd, "replay") == 0 && !o->bulk);
+	if (takes_id != (optind + 1 == argc) || (!takes_id && optind != argc)) {
+		if (o->bulk && optind != argc)
 			fprintf(stderr, "lqs-hookd: replay takes an event id or --state, not both\n");
 		cli_usage(stderr);
 		return 2;
 	}
-	if (dry_run && !bulk) {
+	if (o->dry_run && !o->bulk) {
 		fprintf(stderr, "lqs-hookd: --dry-run goes with replay --state\n");
+		return 2;
+	}
+	if (o->bulk && strcmp(o->state, "failed") != 0 && strcmp(o->state, "completed") != 0) {
+		fprintf(stderr, "lqs-hookd: replay --state takes failed or completed\n");
+		return 2;
+	}
+	o->id_arg = takes_id ? argv[optind] : NULL;
+	return -1;
+}
+
+static int cmd_list(const struct config *cfg, const struct cli_opts *o)
+{
+	struct buf q;
+	char lim[24], err[4096];
+	json_t *doc = NULL;
+	long status;
+	int rc = 0;
+
+	snprintf(lim, sizeof(lim), "%lld", (long long)o->limit);
+	buf_init(&q, 4096);
+	buf_printf(&q, "%s", cfg->events_path);
+	query_add(&q, "limit", lim);
+	query_add(&q, "state", o->state);
+	query_add(&q, "handler", o->handler);
+	query_add(&q, "since", o->since);
+	if (!q.data)
+		rc = 1;
+	else if ((status = call(cfg, o->listen, "GET", q.data, &doc, err, sizeof(err))) != 200)
+		rc = daemon_error(status, doc, err);
+	else if (o->json_out)
+		print_json(doc);
+	else
+		print_list(doc);
+	buf_free(&q);
+	json_decref(doc);
+	return rc;
+}
+
+static int cmd_replay_one(const struct config *cfg, const struct cli_opts *o, const char *id)
+{
+	char path[512], err[4096];
+	json_t *doc = NULL;
+	long status;
+	int rc = 0;
+
+	snprintf(path, sizeof(path), "%s/%s/replay", cfg->events_path, id);
+	status = call(cfg, o->listen, "POST", path, &doc, err, sizeof(err));
+	if (status != 202)
+		rc = daemon_error(status, doc, err);
+	else if (o->json_out)
+		print_json(doc);
+	else
+		printf("replayed %s: it runs again from scratch\n", id);
+	json_decref(doc);
+	return rc;
+}
+
+static int cmd_status(const struct config *cfg, const struct cli_opts *o, const char *id)
+{
+	char path[512], err[4096];
+	json_t *doc = NULL, *hist = NULL;
+	long status;
+	int rc = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", cfg->events_path, id);
+	status = call(cfg, o->listen, "GET", path, &doc, err, sizeof(err));
+	if (status != 200) {
+		rc = daemon_error(status, doc, err);
+		json_decref(doc);
+		return rc;
+	}
+	if (o->history) {
+		status = fetch_history(cfg, o->listen, id, &hist, err, sizeof(err));
+		if (status != 200)
+			rc = daemon_error(status, hist, err);
+	}
+	if (rc == 0 && o->json_out) {
+		if (hist)
+			json_object_set(doc, "history", json_object_get(hist, "history"));
+		print_json(doc);
+	} else if (rc == 0) {
+		print_status(doc);
+		if (hist)
+			print_history(hist);
+	}
+	json_decref(hist);
+	json_decref(doc);
+	return rc;
+}
+
+int cli_main(int argc, char **argv, const char *config_path, const char *listen)
+{
+	struct cli_opts o = { .cmd = argv[0], .config_path = config_path, .listen = listen, .limit = 50 };
+	struct config_overrides ov = { .client = true };
+	struct config cfg;
+	char err[4096], id[37];
+	int rc = cli_parse(argc, argv, &o);
+
+	if (rc >= 0)
+		return rc;
+	if (o.id_arg && !uuid_canonical(o.id_arg, id)) {
+		fprintf(stderr, "lqs-hookd: '%s' is not an event id (a UUID)\n", o.id_arg);
 		return 2;
 	}
 	/* a command reads only the secret it uses: an unreadable hook secret
 	 * file (root's, for the service) does not stop it */
-	ov.needs = strcmp(cmd, "check-lqs") == 0 ? CONFIG_NEEDS_LQS_KEY : CONFIG_NEEDS_ADMIN_TOKEN;
-	if (config_load(&cfg, config_path, &ov, err, sizeof(err))) {
+	ov.needs = strcmp(o.cmd, "check-lqs") == 0 ? CONFIG_NEEDS_LQS_KEY : CONFIG_NEEDS_ADMIN_TOKEN;
+	if (config_load(&cfg, o.config_path, &ov, err, sizeof(err))) {
 		fputs(err, stderr);
 		config_free(&cfg);
 		return 1;
 	}
-	if (!listen)
-		listen = cfg.listen;
+	if (!o.listen)
+		o.listen = cfg.listen;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-
-	if (strcmp(cmd, "check-lqs") == 0) {
+	if (strcmp(o.cmd, "check-lqs") == 0)
 		rc = check_lqs(&cfg);
-	} else if (bulk) {
-		if (strcmp(state, "failed") != 0 && strcmp(state, "completed") != 0) {
-			fprintf(stderr, "lqs-hookd: replay --state takes failed or completed\n");
-			rc = 2;
-		} else {
-			rc = replay_many(&cfg, listen, state, since, handler, dry_run, json_out);
-		}
-	} else if (strcmp(cmd, "list") == 0) {
-		struct buf q;
-		char lim[24];
-		snprintf(lim, sizeof(lim), "%lld", (long long)limit);
-		buf_init(&q, 4096);
-		buf_printf(&q, "%s", cfg.events_path);
-		query_add(&q, "limit", lim);
-		query_add(&q, "state", state);
-		query_add(&q, "handler", handler);
-		query_add(&q, "since", since);
-		if (!q.data) {
-			rc = 1;
-		} else if ((status = call(&cfg, listen, "GET", q.data, &doc, err, sizeof(err))) != 200) {
-			rc = daemon_error(status, doc, err);
-		} else if (json_out) {
-			print_json(doc);
-		} else {
-			print_list(doc);
-		}
-		buf_free(&q);
-	} else {
-		char id[37];
-		if (!uuid_canonical(argv[optind], id)) {
-			fprintf(stderr, "lqs-hookd: '%s' is not an event id (a UUID)\n", argv[optind]);
-			rc = 2;
-		} else if (strcmp(cmd, "replay") == 0) {
-			snprintf(path, sizeof(path), "%s/%s/replay", cfg.events_path, id);
-			status = call(&cfg, listen, "POST", path, &doc, err, sizeof(err));
-			if (status != 202)
-				rc = daemon_error(status, doc, err);
-			else if (json_out)
-				print_json(doc);
-			else
-				printf("replayed %s: it runs again from scratch\n", id);
-		} else {
-			snprintf(path, sizeof(path), "%s/%s", cfg.events_path, id);
-			status = call(&cfg, listen, "GET", path, &doc, err, sizeof(err));
-			if (status != 200) {
-				rc = daemon_error(status, doc, err);
-			} else {
-				json_t *hist = NULL;
-				if (history) {
-					status = fetch_history(&cfg, listen, id, &hist, err, sizeof(err));
-					if (status != 200)
-						rc = daemon_error(status, hist, err);
-				}
-				if (rc == 0 && json_out) {
-					if (hist)
-						json_object_set(doc, "history", json_object_get(hist, "history"));
-					print_json(doc);
-				} else if (rc == 0) {
-					print_status(doc);
-					if (hist)
-						print_history(hist);
-				}
-				json_decref(hist);
-			}
-		}
-	}
-	json_decref(doc);
+	else if (o.bulk)
+		rc = replay_many(&cfg, o.listen, o.state, o.since, o.handler, o.dry_run, o.json_out);
+	else if (strcmp(o.cmd, "list") == 0)
+		rc = cmd_list(&cfg, &o);
+	else if (strcmp(o.cmd, "replay") == 0)
+		rc = cmd_replay_one(&cfg, &o, id);
+	else
+		rc = cmd_status(&cfg, &o, id);
 	config_free(&cfg);
 	curl_global_cleanup();
 	return rc;
