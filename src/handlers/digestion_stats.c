@@ -286,102 +286,89 @@ out:
 	return st;
 }
 
-static enum handler_status stats_run(struct handler_ctx *ctx, struct handler_out *out)
+/* What to do with the digestion, by its state: GO on, or DONE (out set:
+ * already completed, skipped, or a failure). *was_failed: computed again
+ * from failed; log gets its log id. */
+enum verdict { GO, DONE };
+
+static enum verdict check_digestion(struct handler_ctx *ctx, const char *rid, json_t *dig, char log[37],
+				    bool *was_failed, struct handler_out *out, enum handler_status *st)
 {
-	struct lqs_error e;
-	struct run r;
-	json_t *dig = NULL, *state, *log_id, *stats = NULL, *patched = NULL, *body;
-	const char *rid = json_string_value(json_object_get(ctx->event, "resource_id"));
-	const char *ptype = json_string_value(json_object_get(ctx->event, "process_type"));
-	char path[96], log[37];
-	enum handler_status st = HANDLER_OK;
-	bool was_failed;
+	json_t *state = json_object_get(dig, "state"), *log_id = json_object_get(dig, "log_id");
+	const char *s = json_string_value(state);
 
-	memset(&r, 0, sizeof(r));
-	r.ctx = ctx;
-	dstats_init(&r.stats);
-	if (!rid || !ptype || strcmp(ptype, "digestion") != 0)
-		return fail(out, "UnsupportedEvent", "digestion_stats handles digestion events only");
-	str_copy(r.digestion_id, rid, sizeof(r.digestion_id));
-
-	/* 1. The digestion, and whether there is anything to do. */
-	snprintf(path, sizeof(path), "digestions/%s", rid);
-	if (lqs_get(ctx->lqs, path, &dig, &e))
-		return from_lqs(&e, out);
-	state = json_object_get(dig, "state");
-	log_id = json_object_get(dig, "log_id");
-	if (!json_is_string(state)) {
-		st = fail(out, "InvalidResponse", "digestion has no state");
-		goto done;
+	*st = HANDLER_OK;
+	if (!s) {
+		*st = fail(out, "InvalidResponse", "digestion has no state");
+		return DONE;
 	}
-	if (strcmp(json_string_value(state), "completed") == 0) {
+	if (strcmp(s, "completed") == 0) {
 		/* A repeated delivery: the work is already done. */
 		out->result = json_pack("{s:s, s:s}", "status", "already_completed", "digestion_id", rid);
-		goto done;
+		return DONE;
 	}
 	/* Failed by this event's own earlier attempt (on_failure = patch), or
 	 * replayed by an operator after fixing the cause: redo the work and
 	 * complete it. Failed by anyone else, cancelled or archived: skip. */
-	was_failed = strcmp(json_string_value(state), "failed") == 0;
-	if (was_failed && ctx->redo_failed) {
+	*was_failed = strcmp(s, "failed") == 0;
+	if (*was_failed && ctx->redo_failed) {
 		log_event(LOG_LVL_INFO, ctx->event_id, rid,
-			  "digestion is failed, but this event %s: computing it again",
-			  "was replayed or failed it itself");
-	} else if (was_failed ||
-	    strcmp(json_string_value(state), "cancelled") == 0 ||
-	    strcmp(json_string_value(state), "archived") == 0) {
+			  "digestion is failed, but this event was replayed or failed it itself: computing it again");
+	} else if (*was_failed || strcmp(s, "cancelled") == 0 || strcmp(s, "archived") == 0) {
 		char why[128];
-		snprintf(why, sizeof(why), "digestion is %s", json_string_value(state));
-		out->result = json_pack("{s:s, s:s, s:s}", "status", "skipped", "reason", why,
-					"digestion_id", rid);
-		goto done;
+		snprintf(why, sizeof(why), "digestion is %s", s);
+		out->result = json_pack("{s:s, s:s, s:s}", "status", "skipped", "reason", why, "digestion_id", rid);
+		return DONE;
 	}
 	if (!json_is_string(log_id) || !uuid_canonical(json_string_value(log_id), log)) {
-		st = fail(out, "InvalidResponse", "digestion has no valid log_id");
-		goto done;
+		*st = fail(out, "InvalidResponse", "digestion has no valid log_id");
+		return DONE;
 	}
+	return GO;
+}
 
-	/* 2–3. Every part: those listed with their index are counted as the
-	 * pages arrive; the rest are fetched in parallel and counted on arrival,
-	 * so no more than a page and a few parts are held at once. */
-	snprintf(path, sizeof(path), "digestions/%s/parts", rid);
-	progress(&r, "listing parts");
-	if (lqs_list(ctx->lqs, path, NULL, on_listed_part, &r, &e)) {
-		st = e.name[0] ? from_lqs(&e, out) : fail(out, "InvalidPartData", r.err);
-		goto done;
-	}
-	if (r.n_fetch >= HELPER_MIN_PARTS)
-		helper_start(&r.helper, r.fetch);
-	progress(&r, "fetching parts");
-	if (r.n_fetch && lqs_get_many_raw(ctx->lqs, r.fetch, r.n_fetch, on_fetched_part, &r, &e)) {
-		char herr[sizeof(r.err)];
+/* Every part: those listed with their index are counted as the pages
+ * arrive; the rest are fetched in parallel and counted on arrival (by two
+ * scanners for many parts), so no more than a page and a few parts are
+ * held at once. The figures end up in r->stats. */
+static enum handler_status read_parts(struct handler_ctx *ctx, struct run *r, struct handler_out *out)
+{
+	struct lqs_error e;
+	char path[96];
+
+	snprintf(path, sizeof(path), "digestions/%s/parts", r->digestion_id);
+	progress(r, "listing parts");
+	if (lqs_list(ctx->lqs, path, NULL, on_listed_part, r, &e))
+		return e.name[0] ? from_lqs(&e, out) : fail(out, "InvalidPartData", r->err);
+	if (r->n_fetch >= HELPER_MIN_PARTS)
+		helper_start(&r->helper, r->fetch);
+	progress(r, "fetching parts");
+	if (r->n_fetch && lqs_get_many_raw(ctx->lqs, r->fetch, r->n_fetch, on_fetched_part, r, &e)) {
+		char herr[sizeof(r->err)];
 		/* a bad part seen by the helper is the reason the worker stopped */
-		if (!e.name[0] && !r.err[0] && helper_finish(&r.helper, herr, sizeof(herr)))
-			str_copy(r.err, herr, sizeof(r.err));
-		st = e.name[0] ? from_lqs(&e, out) : fail(out, "InvalidPartData", r.err[0] ? r.err : "malformed part");
-		goto done;
+		if (!e.name[0] && !r->err[0] && helper_finish(&r->helper, herr, sizeof(herr)))
+			str_copy(r->err, herr, sizeof(r->err));
+		return e.name[0] ? from_lqs(&e, out) : fail(out, "InvalidPartData", r->err[0] ? r->err : "malformed part");
 	}
-	if (helper_finish(&r.helper, r.err, sizeof(r.err))) {
-		st = fail(out, "InvalidPartData", r.err);
-		goto done;
-	}
-	log_debug("digestion %s: %lld of %zu fetched parts scanned by the helper", rid,
-		  (long long)r.helper.stats.part_count, r.n_fetch);
-	if (dstats_merge(&r.stats, &r.helper.stats)) {
-		st = fail(out, "OutOfMemory", "out of memory merging statistics");
-		goto done;
-	}
-	stats = dstats_to_json(&r.stats, rid);
+	if (helper_finish(&r->helper, r->err, sizeof(r->err)))
+		return fail(out, "InvalidPartData", r->err);
+	log_debug("digestion %s: %lld of %zu fetched parts scanned by the helper", r->digestion_id,
+		  (long long)r->helper.stats.part_count, r->n_fetch);
+	if (dstats_merge(&r->stats, &r->helper.stats))
+		return fail(out, "OutOfMemory", "out of memory merging statistics");
+	return HANDLER_OK;
+}
 
-	/* 4. The log's context, keeping every other key. */
-	progress(&r, "writing the log context");
-	st = write_context(ctx, log, stats, out);
-	if (st != HANDLER_OK)
-		goto done;
+/* Advance the digestion to completed (from failed too: then its error
+ * fields, which no longer hold, are cleared). */
+static enum handler_status complete(struct handler_ctx *ctx, const char *rid, bool was_failed,
+				    struct handler_out *out)
+{
+	struct lqs_error e;
+	json_t *body, *patched = NULL;
+	char path[96];
+	enum handler_status st = HANDLER_OK;
 
-	/* 5. Done: advance the digestion (from failed too: then its error
-	 * fields, which no longer hold, are cleared). */
-	progress(&r, "completing the digestion");
 	snprintf(path, sizeof(path), "digestions/%s", rid);
 	body = was_failed ? json_pack("{s:s, s:n, s:n}", "state", "completed", "error_name", "error_message")
 			  : json_pack("{s:s}", "state", "completed");
@@ -389,19 +376,62 @@ static enum handler_status stats_run(struct handler_ctx *ctx, struct handler_out
 		st = from_lqs(&e, out);
 	json_decref(body);
 	json_decref(patched);
-	if (st == HANDLER_OK)
-		out->result = json_incref(stats);
-done:
-	{
-		char ignored[8];
-		helper_finish(&r.helper, ignored, sizeof(ignored));
-		/* its queue is empty once it has ended: free what it counted */
-		dstats_free(&r.helper.stats);
+	return st;
+}
+
+static void run_free(struct run *r)
+{
+	char ignored[8];
+
+	helper_finish(&r->helper, ignored, sizeof(ignored));
+	/* its queue is empty once it has ended: free what it counted */
+	dstats_free(&r->helper.stats);
+	for (size_t i = 0; i < r->n_fetch; i++)
+		free(r->fetch[i]);
+	free(r->fetch);
+	dstats_free(&r->stats);
+}
+
+static enum handler_status stats_run(struct handler_ctx *ctx, struct handler_out *out)
+{
+	struct lqs_error e;
+	struct run r;
+	json_t *dig = NULL, *stats = NULL;
+	const char *rid = json_string_value(json_object_get(ctx->event, "resource_id"));
+	const char *ptype = json_string_value(json_object_get(ctx->event, "process_type"));
+	char path[96], log[37];
+	enum handler_status st = HANDLER_OK;
+	bool was_failed = false;
+
+	if (!rid || !ptype || strcmp(ptype, "digestion") != 0)
+		return fail(out, "UnsupportedEvent", "digestion_stats handles digestion events only");
+	memset(&r, 0, sizeof(r));
+	r.ctx = ctx;
+	dstats_init(&r.stats);
+	str_copy(r.digestion_id, rid, sizeof(r.digestion_id));
+
+	/* 1. The digestion, and whether there is anything to do. */
+	snprintf(path, sizeof(path), "digestions/%s", rid);
+	if (lqs_get(ctx->lqs, path, &dig, &e))
+		return from_lqs(&e, out);
+	if (check_digestion(ctx, rid, dig, log, &was_failed, out, &st) == GO) {
+		/* 2–3. Every part's index. */
+		st = read_parts(ctx, &r, out);
+		if (st == HANDLER_OK) {
+			/* 4. The log's context, keeping every other key. */
+			stats = dstats_to_json(&r.stats, rid);
+			progress(&r, "writing the log context");
+			st = write_context(ctx, log, stats, out);
+		}
+		/* 5. Done: the digestion completed. */
+		if (st == HANDLER_OK) {
+			progress(&r, "completing the digestion");
+			st = complete(ctx, rid, was_failed, out);
+		}
+		if (st == HANDLER_OK)
+			out->result = json_incref(stats);
 	}
-	for (size_t i = 0; i < r.n_fetch; i++)
-		free(r.fetch[i]);
-	free(r.fetch);
-	dstats_free(&r.stats);
+	run_free(&r);
 	json_decref(dig);
 	json_decref(stats);
 	return st;
