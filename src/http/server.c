@@ -193,6 +193,59 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	log_warn("http: %s", msg);
 }
 
+/* Never let accept() hit the descriptor limit: libmicrohttpd's pool
+ * threads busy-wait there. Fit the limits under it instead: h->max_conns
+ * are served, the rest (up to the returned limit) refused with a 503. */
+static unsigned fit_connection_limits(struct http *h, const struct config *cfg)
+{
+	struct rlimit rl;
+	int64_t reserve = FD_RESERVE_BASE + cfg->workers * (cfg->max_parallel_requests + 2);
+	int64_t limit = cfg->max_connections + REFUSAL_SLACK;
+	bool short_of_fds = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+			    (int64_t)rl.rlim_cur - reserve < limit;
+
+	if (short_of_fds) {
+		/* keep a quarter of what fits for answering refusals */
+		limit = (int64_t)rl.rlim_cur - reserve < 2 ? 2 : (int64_t)rl.rlim_cur - reserve;
+		h->max_conns = (int)(limit * 3 / 4 > 0 ? limit * 3 / 4 : 1);
+	} else {
+		h->max_conns = (int)cfg->max_connections;
+	}
+	if (h->max_conns < cfg->max_connections)
+		log_warn("the open-file limit (%llu) allows %d client connections, not max_connections = %lld; "
+			 "beyond %d they are refused with 503, beyond %u they wait to be accepted",
+			 (unsigned long long)rl.rlim_cur, h->max_conns, (long long)cfg->max_connections, h->max_conns,
+			 (unsigned)limit);
+	return (unsigned)limit;
+}
+
+/* The listen address as a socket address; *flags gets MHD_USE_IPv6 for
+ * one. 0, or -1 with err. */
+static int resolve_listen(const char *listen, struct sockaddr_storage *ss, unsigned *port, unsigned *flags,
+			  char *err, size_t errlen)
+{
+	struct addrinfo hints = { .ai_flags = AI_PASSIVE | AI_NUMERICSERV, .ai_socktype = SOCK_STREAM };
+	struct addrinfo *ai = NULL;
+	char host[256], portstr[8];
+	int rc;
+
+	if (config_split_listen(listen, host, sizeof(host), port)) {
+		snprintf(err, errlen, "listen: '%s' is not HOST:PORT", listen);
+		return -1;
+	}
+	snprintf(portstr, sizeof(portstr), "%u", *port);
+	rc = getaddrinfo(host[0] ? host : NULL, portstr, &hints, &ai);
+	if (rc || !ai) {
+		snprintf(err, errlen, "listen: cannot resolve '%s': %s", host, gai_strerror(rc));
+		return -1;
+	}
+	memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+	if (ai->ai_family == AF_INET6)
+		*flags |= MHD_USE_IPv6;
+	freeaddrinfo(ai);
+	return 0;
+}
+
 struct http *http_start(struct store *st, struct workers *w, struct intake *in, int listen_fd, char *err,
 			size_t errlen)
 {
@@ -200,10 +253,8 @@ struct http *http_start(struct store *st, struct workers *w, struct intake *in, 
 	const struct config *cfg = &ref->cfg;
 	struct http *h = calloc(1, sizeof(*h));
 	struct sockaddr_storage ss;
-	char host[256];
-	unsigned port = 0;
+	unsigned port = 0, mhd_limit;
 	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME;
-	unsigned mhd_limit;
 	const union MHD_DaemonInfo *di;
 
 	if (!h) {
@@ -215,52 +266,11 @@ struct http *http_start(struct store *st, struct workers *w, struct intake *in, 
 	h->in = in;
 	ratelog_init(&h->rejections, "rejected requests");
 	pthread_mutex_init(&h->conns_mu, NULL);
-	{
-		/* Never let accept() hit the descriptor limit: libmicrohttpd's pool
-		 * threads busy-wait there. Fit the limits under it instead. */
-		struct rlimit rl;
-		int64_t reserve = FD_RESERVE_BASE + cfg->workers * (cfg->max_parallel_requests + 2);
-		int64_t limit = cfg->max_connections + REFUSAL_SLACK;
-		bool short_of_fds = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-				    (int64_t)rl.rlim_cur - reserve < limit;
-
-		if (short_of_fds) {
-			/* keep a quarter of what fits for answering refusals */
-			limit = (int64_t)rl.rlim_cur - reserve < 2 ? 2 : (int64_t)rl.rlim_cur - reserve;
-			h->max_conns = (int)(limit * 3 / 4 > 0 ? limit * 3 / 4 : 1);
-		} else {
-			h->max_conns = (int)cfg->max_connections;
-		}
-		mhd_limit = (unsigned)limit;
-		if (h->max_conns < cfg->max_connections)
-			log_warn("the open-file limit (%llu) allows %d client connections, not max_connections = %lld; "
-				 "beyond %d they are refused with 503, beyond %u they wait to be accepted",
-				 (unsigned long long)rl.rlim_cur, h->max_conns, (long long)cfg->max_connections,
-				 h->max_conns, mhd_limit);
-	}
+	mhd_limit = fit_connection_limits(h, cfg);
 	http_set_timeouts(h, cfg->header_timeout, cfg->read_timeout);
 	memset(&ss, 0, sizeof(ss));
-	if (listen_fd < 0) {
-		struct addrinfo hints = { .ai_flags = AI_PASSIVE | AI_NUMERICSERV, .ai_socktype = SOCK_STREAM };
-		struct addrinfo *ai = NULL;
-		char portstr[8];
-		int rc;
-
-		if (config_split_listen(cfg->listen, host, sizeof(host), &port)) {
-			snprintf(err, errlen, "listen: '%s' is not HOST:PORT", cfg->listen);
-			goto fail;
-		}
-		snprintf(portstr, sizeof(portstr), "%u", port);
-		rc = getaddrinfo(host[0] ? host : NULL, portstr, &hints, &ai);
-		if (rc || !ai) {
-			snprintf(err, errlen, "listen: cannot resolve '%s': %s", host, gai_strerror(rc));
-			goto fail;
-		}
-		memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
-		if (ai->ai_family == AF_INET6)
-			flags |= MHD_USE_IPv6;
-		freeaddrinfo(ai);
-	}
+	if (listen_fd < 0 && resolve_listen(cfg->listen, &ss, &port, &flags, err, errlen))
+		goto fail;
 	{
 		struct MHD_OptionItem opts[] = {
 			{ MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)cfg->http_threads, NULL },
