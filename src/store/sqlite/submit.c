@@ -27,7 +27,7 @@ static void dedupe_key(const struct event *ev, char *out, size_t n)
 static enum store_result enqueue_one(struct sq *st, struct store_item *it, int64_t now, int64_t dedupe_ms,
 				     int64_t max_queued, int64_t *added)
 {
-	char key[200];
+	char key[200], *result = NULL;
 	sqlite3_stmt *s;
 	int rc;
 
@@ -53,44 +53,22 @@ static enum store_result enqueue_one(struct sq *st, struct store_item *it, int64
 	if (max_queued > 0 && atomic_load(&st->unfinished) + *added >= max_queued)
 		return STORE_FULL;
 	uuid_new(it->id);
+	/* No route: nothing to run, so the event is stored finished, in the
+	 * same commit, and never costs a worker a round trip. */
 	if (!it->handler) {
-		/* No route: nothing to run, so the event is stored finished, in the
-		 * same commit, and never costs a worker a round trip. */
 		json_t *res = event_not_routed(it->ev->process_type, it->ev->current_state);
-		char *result = res ? json_dumps(res, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+		result = res ? json_dumps(res, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
 		json_decref(res);
 		if (!result)
 			return STORE_ERROR;
-		s = sq_prep(st, "INSERT INTO events(id, received_at, updated_at, process_type, current_state, "
-			     "resource_id, dedupe_key, body, handler, state, result, finished_at) "
-			     "VALUES (?,?,?,?,?,?,?,?,NULL,'completed',?,?)");
-		if (!s) {
-			free(result);
-			return STORE_ERROR;
-		}
-		sqlite3_bind_text(s, 1, it->id, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(s, 2, now);
-		sqlite3_bind_int64(s, 3, now);
-		sqlite3_bind_text(s, 4, it->ev->process_type, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 5, it->ev->current_state, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 6, it->ev->resource_id, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 7, key, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 8, it->body, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 9, result, -1, SQLITE_TRANSIENT);
-		free(result);
-		sqlite3_bind_int64(s, 10, now);
-		rc = sqlite3_step(s);
-		sq_release(st, s);
-		if (rc != SQLITE_DONE) {
-			sq_log_db_error(st, "enqueue");
-			return sq_map_rc(rc);
-		}
-		return STORE_OK;
 	}
 	s = sq_prep(st, "INSERT INTO events(id, received_at, updated_at, process_type, current_state, "
-		     "resource_id, dedupe_key, body, handler, state) VALUES (?,?,?,?,?,?,?,?,?,'queued')");
-	if (!s)
+		     "resource_id, dedupe_key, body, handler, state, result, finished_at) "
+		     "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)");
+	if (!s) {
+		free(result);
 		return STORE_ERROR;
+	}
 	sqlite3_bind_text(s, 1, it->id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 2, now);
 	sqlite3_bind_int64(s, 3, now);
@@ -100,12 +78,21 @@ static enum store_result enqueue_one(struct sq *st, struct store_item *it, int64
 	sqlite3_bind_text(s, 7, key, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 8, it->body, -1, SQLITE_STATIC);
 	sq_bind_text(s, 9, it->handler);
+	sqlite3_bind_text(s, 10, it->handler ? ST_QUEUED : ST_COMPLETED, -1, SQLITE_STATIC);
+	sq_bind_text(s, 11, result);
+	if (it->handler)
+		sqlite3_bind_null(s, 12);
+	else
+		sqlite3_bind_int64(s, 12, now);
 	rc = sqlite3_step(s);
 	sq_release(st, s);
+	free(result);
 	if (rc != SQLITE_DONE) {
 		sq_log_db_error(st, "enqueue");
 		return sq_map_rc(rc);
 	}
+	if (!it->handler)
+		return STORE_OK;   /* finished already: not counted as unfinished */
 	(*added)++;
 	return STORE_OK;
 }
