@@ -244,12 +244,37 @@ static int int_field(struct scan *s, int64_t *out)
 
 /* One entry. As in dstats_add_index, a wrong number of fields is reported
  * before a bad field, so the entry is read to its end before judging. */
+/* An entry's topic_id: *ok when it is a UUID, its 36 characters in topic.
+ * -1 on malformed JSON. */
+static inline int topic_field(struct scan *s, struct digestion_stats *st, char topic[36], bool *ok)
+{
+	const char *raw;
+	size_t len;
+	bool esc;
+
+	if (s->end - s->p >= 38 && *s->p == '"' && s->p[37] == '"' && dstats_topic_seen(st, s->p + 1)) {
+		/* a topic this digestion already sent: known to be a plain
+		 * 36-character UUID, nothing to check again */
+		memcpy(topic, s->p + 1, 36);
+		*ok = true;
+		s->p += 38;
+	} else if (s->p < s->end && *s->p == '"') {
+		if (string(s, &raw, &len, &esc))
+			return -1;
+		if (!esc && len == 36) {
+			memcpy(topic, raw, 36);
+			*ok = dstats_topic_ok(st, topic);
+		}
+	} else if (skip(s, 1)) {
+		return -1;
+	}
+	return 0;
+}
+
 static int entry(struct scan *s, struct digestion_stats *st, size_t i)
 {
 	char why[160] = "", topic[36];
-	const char *raw;
-	size_t len;
-	bool esc, has_topic = false;
+	bool has_topic = false;
 	int64_t dlen = 0, clen = 0, ts = 0;
 	int fields = 0, rc;
 	bool clen_null = false;
@@ -269,22 +294,8 @@ static int entry(struct scan *s, struct digestion_stats *st, size_t i)
 		ws(s);
 		switch (fields) {
 		case 0:
-			if (s->end - s->p >= 38 && *s->p == '"' && s->p[37] == '"' && dstats_topic_seen(st, s->p + 1)) {
-				/* a topic this digestion already sent: known to be a
-				 * plain 36-character UUID, nothing to check again */
-				memcpy(topic, s->p + 1, 36);
-				has_topic = true;
-				s->p += 38;
-			} else if (s->p < s->end && *s->p == '"') {
-				if (string(s, &raw, &len, &esc))
-					return -1;
-				if (!esc && len == 36) {
-					memcpy(topic, raw, 36);
-					has_topic = dstats_topic_ok(st, topic);
-				}
-			} else if (skip(s, 1)) {
+			if (topic_field(s, st, topic, &has_topic))
 				return -1;
-			}
 			if (!has_topic && !why[0])
 				snprintf(why, sizeof(why), "index entry %zu: topic_id is not a UUID", i);
 			break;
