@@ -22,23 +22,33 @@ enum store_result sq_replay(struct store *b, const char *id)
 	int64_t now = now_ms();
 	struct store_hist h = { .step = "replay", .started_ms = now, .ended_ms = now };
 	sqlite3_stmt *s;
-	enum store_result out = STORE_NOTFOUND;
+	/* a database error is an error, never "not found" */
+	enum store_result out = STORE_ERROR;
 	const char *state = NULL;
 
 	pthread_mutex_lock(&st->lock);
-	sq_exec(st, SQL_BEGIN);
+	if (sq_exec(st, SQL_BEGIN) != SQLITE_OK) {
+		pthread_mutex_unlock(&st->lock);
+		return STORE_ERROR;
+	}
 	s = sq_prep(st, "SELECT state FROM events WHERE id=?");
 	if (s) {
+		int rc;
 		sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-		if (sqlite3_step(s) == SQLITE_ROW) {
+		rc = sqlite3_step(s);
+		if (rc == SQLITE_ROW) {
 			state = (const char *)sqlite3_column_text(s, 0);
 			out = (strcmp(state, ST_FAILED) == 0 || strcmp(state, ST_COMPLETED) == 0)
 				      ? STORE_OK : STORE_CONFLICT;
+		} else if (rc == SQLITE_DONE) {
+			out = STORE_NOTFOUND;
 		}
 		sq_release(st, s);
 	}
 	if (out == STORE_OK) {
 		s = sq_prep(st, SQL_REPLAY_ONE);
+		if (!s)
+			out = STORE_ERROR;
 		if (s) {
 			sqlite3_bind_int64(s, 1, now);
 			sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
@@ -46,8 +56,8 @@ enum store_result sq_replay(struct store *b, const char *id)
 				out = STORE_ERROR;
 			sq_release(st, s);
 		}
-		if (out == STORE_OK)
-			sq_hist_insert(st, id, &h);
+		if (out == STORE_OK && sq_hist_insert(st, id, &h) != SQLITE_OK)
+			out = STORE_ERROR;
 	}
 	if (out == STORE_OK && sq_exec(st, SQL_COMMIT) == SQLITE_OK) {
 		atomic_fetch_add(&st->unfinished, 1);
