@@ -26,7 +26,7 @@ wait_for() { local n=$(($1 * 20)); shift; for ((i = 0; i < n; i++)); do "$@" >/d
 free_port() {
 	local p
 	for _ in $(seq 1 50); do
-		p=$((20000 + RANDOM % 40000))
+		p=$((20000 + RANDOM % 12000))   # below the ephemeral range wrk and curl draw from
 		ss -Htln "( sport = :$p )" | grep -q . || { echo "$p"; return; }
 	done
 }
