@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* The commit this binary was built from (git describe), or "unknown". */
 extern const char lqs_build_commit[];
@@ -25,6 +26,9 @@ int64_t mono_ms(void);
 /* Wait (polling every 10 ms) until *count is 0 or the time is up; true
  * when it reached 0. The one drain wait of shutdown. */
 bool drain_wait(atomic_int *count, double seconds);
+/* The CLOCK_REALTIME time us microseconds from now, for
+ * pthread_cond_timedwait. */
+struct timespec deadline_in_us(int64_t us);
 /* Monotonic seconds, to the nanosecond (for durations). */
 double mono_s(void);
 /* Lowercase hyphenated UUID check (accepts either case; out gets lowercase). */

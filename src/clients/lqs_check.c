@@ -123,13 +123,7 @@ static void *check_main(void *arg)
 		/* while it fails, try again now and then; once it works, only a
 		 * reload (or a refused call, see lqs_check_note) makes it ask */
 		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += (time_t)every;
-		until.tv_nsec += (long)((every - (double)(time_t)every) * 1e9);
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
+		until = deadline_in_us((int64_t)(every * 1e6));
 		while (!K.stopping && !K.kicked) {
 			if (K.state == LQS_CHECK_FAILING) {
 				if (pthread_cond_timedwait(&K.cv, &K.mu, &until) == ETIMEDOUT)

@@ -79,12 +79,7 @@ static void *committer_main(void *arg)
 				until.tv_sec = 0;
 			} else {
 				if (!until.tv_sec) {
-					clock_gettime(CLOCK_REALTIME, &until);
-					until.tv_nsec += COMMIT_LINGER_US * 1000L;
-					if (until.tv_nsec >= 1000000000L) {
-						until.tv_sec++;
-						until.tv_nsec -= 1000000000L;
-					}
+					until = deadline_in_us(COMMIT_LINGER_US);
 				}
 				if (pthread_cond_timedwait(&in->commit_cv, &in->mu, &until) != 0) {
 					in->committer_waiting = false;

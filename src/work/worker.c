@@ -130,13 +130,7 @@ static void *worker_main(void *arg)
 				wait_ms = d < 1 ? 1 : d;
 		}
 		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += wait_ms / 1000;
-		ts.tv_nsec += (wait_ms % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		ts = deadline_in_us(wait_ms * 1000);
 		pthread_mutex_lock(&pool->mu);
 		while (!pool->stopping && pool->kicks == seen && self->index < pool->target) {
 			if (pthread_cond_timedwait(&pool->cv, &pool->mu, &ts) == ETIMEDOUT)
@@ -165,13 +159,7 @@ static void *lease_main(void *arg)
 		int n;
 
 		config_put(r);
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += every / 1000;
-		until.tv_nsec += (every % 1000) * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
+		until = deadline_in_us(every * 1000);
 		if (pthread_cond_timedwait(&pool->lease_cv, &pool->mu, &until) != ETIMEDOUT)
 			continue;   /* woken: stopping; look again */
 		pthread_mutex_unlock(&pool->mu);
