@@ -125,7 +125,8 @@ struct store_outcome {
 	const struct store_hist *hist;   /* the attempt's rows, written with it */
 	size_t n_hist;
 };
-/* Write the outcome (only while this owner holds the event); with next,
+/* Write the outcome (only while this owner holds the event: otherwise
+ * STORE_CONFLICT, and the event stays as its new holder has it); with next,
  * the same commit claims the caller's next event (*claimed as store_claim,
  * *next_due_ms). When the outcome cannot be written, nothing is claimed. */
 enum store_result store_finish(struct store *st, const struct store_outcome *o, struct store_claim *next,

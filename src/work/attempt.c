@@ -191,8 +191,17 @@ static void write_outcome(const struct attempt_env *pool, const struct store_cla
 			  struct store_claim *next, int *got_next, int64_t *next_due)
 {
 	for (int tries = 0;; tries++) {
-		if (store_finish(pool->st, o, tries == 0 ? next : NULL, got_next, next_due) == STORE_OK)
+		enum store_result r = store_finish(pool->st, o, tries == 0 ? next : NULL, got_next, next_due);
+		if (r == STORE_OK)
 			return;
+		if (r == STORE_CONFLICT) {
+			/* this attempt outlived its lease: the event was made
+			 * runnable again, and its next attempt's outcome counts */
+			log_event(LOG_LVL_WARN, c->id, c->resource_id,
+				  "outcome (%s) not recorded: the attempt outlived its lease and the event runs again",
+				  o->state);
+			return;
+		}
 		if (tries == 0)
 			log_event(LOG_LVL_ERROR, c->id, c->resource_id,
 				  "could not record the outcome (%s); retrying every second", o->state);

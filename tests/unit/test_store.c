@@ -499,8 +499,9 @@ START_TEST(leases_expire_and_fence)
 	ck_assert_int_eq(store_recover(st), 1);
 	ck_assert_str_eq(get(id)->state, ST_QUEUED);
 	ck_assert_str_eq(steps_of(id), "received attempt recovered");
-	/* the old attempt ends after all: its outcome is not written */
-	ck_assert_int_eq(fin(id, ST_COMPLETED, NULL, NULL, 0), STORE_OK);
+	/* the old attempt ends after all: its outcome is not written, and
+	 * the store says so */
+	ck_assert_int_eq(fin(id, ST_COMPLETED, NULL, NULL, 0), STORE_CONFLICT);
 	ck_assert_str_eq(get(id)->state, ST_QUEUED);
 	ck_assert_int_eq(store_unfinished(st), 1);
 	/* renewed in time, it stays */

@@ -25,6 +25,7 @@ struct finish_req {
 	char *result;                /* o->result as text */
 	enum store_result out;
 	bool done;
+	bool lost;                   /* the event was no longer this owner's */
 	struct store_claim *claim;   /* non-NULL: also claim the caller's next event */
 	int claimed;
 	int64_t next_due_ms;

@@ -192,7 +192,9 @@ static int finish_one(struct sq *st, struct finish_req *r, int64_t now, int64_t 
 	sq_release(st, s);
 	if (rc != SQLITE_DONE)
 		return rc;
-	if (final && sqlite3_changes(st->db) > 0)
+	if (sqlite3_changes(st->db) == 0)
+		r->lost = true;
+	else if (final)
 		(*finished)++;
 	return SQLITE_OK;
 }
@@ -249,7 +251,7 @@ enum store_result sq_finish(struct store *b, const struct store_outcome *o, stru
 
 		pthread_mutex_lock(&st->fq_mu);
 		for (r = batch; r; r = r->next) {
-			r->out = rc == SQLITE_OK ? STORE_OK : sq_map_rc(rc);
+			r->out = rc != SQLITE_OK ? sq_map_rc(rc) : r->lost ? STORE_CONFLICT : STORE_OK;
 			r->done = true;
 		}
 		st->fq_leader = false;
