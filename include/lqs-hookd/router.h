@@ -31,9 +31,11 @@ struct handler_ctx {
 	 * put the resource in a failed state: a failed resource is then work
 	 * to redo, not a reason to skip. */
 	bool redo_failed;
-	/* Report progress while running (shown by GET /events/{id}); the
-	 * callee decides how often it is written. May be NULL. */
-	void (*progress)(struct handler_ctx *ctx, json_t *progress);
+	/* Report progress while running (shown by GET /events/{id}): the
+	 * callee decides whether it is due (a new step, or time enough since
+	 * the last), and only then calls build(arg) for the document (a new
+	 * reference, with "step"). May be NULL. */
+	void (*progress)(struct handler_ctx *ctx, const char *step, json_t *(*build)(void *arg), void *arg);
 	void *progress_ctx;
 	/* Advisory lock by key (a log id), among every daemon on the store:
 	 * one writer of a log's context at a time. */

@@ -60,19 +60,29 @@ static int part_id(json_t *part, char out[37])
 	return json_is_string(id) && uuid_canonical(json_string_value(id), out) ? 0 : -1;
 }
 
-/* Progress for GET /events/{id}: step, and counts within it. */
+/* Progress for GET /events/{id}: step, and counts within it. Built only
+ * when the worker says a report is due. */
+struct progress_doc {
+	const struct run *r;
+	const char *step;
+};
+
+static json_t *build_progress(void *arg)
+{
+	const struct progress_doc *d = arg;
+	const struct run *r = d->r;
+
+	return json_pack("{s:s, s:I, s:I, s:I, s:I}", "step", d->step, "parts_listed", (json_int_t)r->parts_listed,
+			 "parts_to_fetch", (json_int_t)r->n_fetch, "parts_fetched", (json_int_t)r->parts_fetched,
+			 "bytes_fetched", (json_int_t)r->bytes_fetched);
+}
+
 static void progress(struct run *r, const char *step)
 {
-	json_t *p;
+	struct progress_doc d = { r, step };
 
-	if (!r->ctx->progress)
-		return;
-	p = json_pack("{s:s, s:I, s:I, s:I, s:I}", "step", step, "parts_listed", (json_int_t)r->parts_listed,
-		      "parts_to_fetch", (json_int_t)r->n_fetch, "parts_fetched", (json_int_t)r->parts_fetched,
-		      "bytes_fetched", (json_int_t)r->bytes_fetched);
-	if (p)
-		r->ctx->progress(r->ctx, p);
-	json_decref(p);
+	if (r->ctx->progress)
+		r->ctx->progress(r->ctx, step, build_progress, &d);
 }
 
 static int on_listed_part(void *ctx, json_t *part)

@@ -81,20 +81,24 @@ struct progress_sink {
 	char last_step[64];
 };
 
-static void report_progress(struct handler_ctx *ctx, json_t *progress)
+static void report_progress(struct handler_ctx *ctx, const char *step, json_t *(*build)(void *arg), void *arg)
 {
 	struct progress_sink *p = ctx->progress_ctx;
-	const char *step = json_string_value(json_object_get(progress, "step"));
 	int64_t now = mono_ms();
 	bool new_step = step && strcmp(step, p->last_step) != 0;
+	json_t *doc;
 
+	/* decided before anything is built: most reports are not due */
 	if (!new_step && now - p->last_ms < PROGRESS_INTERVAL_MS)
 		return;
 	p->last_ms = now;
 	if (step)
 		str_copy(p->last_step, step, sizeof(p->last_step));
+	doc = build(arg);
 	/* best effort: a progress row that cannot be written costs nothing */
-	store_progress(p->st, p->id, progress);
+	if (doc)
+		store_progress(p->st, p->id, doc);
+	json_decref(doc);
 }
 
 static void trace_free(struct attempt_trace *t)
