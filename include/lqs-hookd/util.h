@@ -36,6 +36,13 @@ bool uuid_canonical(const char *s, char out[37]);
 void uuid_new(char out[37]);
 /* ISO 8601 UTC with milliseconds. */
 void iso8601_ms(int64_t ms, char out[32]);
+/* An ISO 8601 date-time as LogQS and people write it: "YYYY-MM-DDTHH:MM:SS",
+ * an optional fraction, and "Z", "+HH:MM", "-HHMM" or nothing (UTC).
+ * Returns 0 with *ms since the epoch, or -1. */
+int iso8601_parse(const char *s, int64_t *ms);
+/* A duration in its largest whole unit, as people write one: "14d", "5m",
+ * "90s", "1.5s". */
+void duration_text(double seconds, char *out, size_t n);
 /* Overwrite memory in a way the compiler may not elide. */
 void secure_zero(void *p, size_t n);
 /* Read a whole small file (at most max bytes), NUL-terminated. NULL on error. */

@@ -200,6 +200,83 @@ void iso8601_ms(int64_t ms, char out[32])
 	snprintf(out + n, 32 - n, ".%03uZ", (unsigned)(ms % 1000) % 1000u);
 }
 
+/* n digits at p as a number, or -1. */
+static int digits(const char *p, int n)
+{
+	int v = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return -1;
+		v = v * 10 + (p[i] - '0');
+	}
+	return v;
+}
+
+int iso8601_parse(const char *s, int64_t *ms)
+{
+	int y, mo, d, h, mi, sec, frac_ms = 0, off = 0;
+	struct tm tm;
+	const char *p;
+
+	if (!s || strlen(s) < 19 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != ' ' && s[10] != 't') ||
+	    s[13] != ':' || s[16] != ':')
+		return -1;
+	y = digits(s, 4), mo = digits(s + 5, 2), d = digits(s + 8, 2);
+	h = digits(s + 11, 2), mi = digits(s + 14, 2), sec = digits(s + 17, 2);
+	if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 ||
+	    sec > 60)
+		return -1;
+	p = s + 19;
+	if (*p == '.' || *p == ',') {
+		int n = 0;
+		for (p++; *p >= '0' && *p <= '9'; p++, n++)
+			if (n < 3)
+				frac_ms = frac_ms * 10 + (*p - '0');
+		if (n == 0)
+			return -1;
+		for (; n < 3; n++)
+			frac_ms *= 10;
+	}
+	if (*p == 'Z' || *p == 'z') {
+		p++;
+	} else if (*p == '+' || *p == '-') {
+		size_t left = strlen(p);
+		if (left < 5)
+			return -1;
+		int oh = digits(p + 1, 2), om = p[3] == ':' ? (left < 6 ? -1 : digits(p + 4, 2)) : digits(p + 3, 2);
+		if (oh < 0 || oh > 23 || om < 0 || om > 59)
+			return -1;
+		off = (*p == '-' ? -1 : 1) * (oh * 60 + om);
+		p += p[3] == ':' ? 6 : 5;
+	}
+	if (*p)
+		return -1;
+	memset(&tm, 0, sizeof(tm));
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = sec;
+	*ms = ((int64_t)timegm(&tm) - (int64_t)off * 60) * 1000 + frac_ms;
+	return 0;
+}
+
+void duration_text(double seconds, char *out, size_t n)
+{
+	static const struct { double s; const char *u; } units[] = { { 86400, "d" }, { 3600, "h" }, { 60, "m" } };
+
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		double k = seconds / units[i].s;
+		if (k >= 1 && k == (double)(int64_t)k) {
+			snprintf(out, n, "%lld%s", (long long)k, units[i].u);
+			return;
+		}
+	}
+	snprintf(out, n, "%gs", seconds);
+}
+
 void secure_zero(void *p, size_t n)
 {
 	/* a memset the compiler may not drop as a dead store */

@@ -250,6 +250,34 @@ START_TEST(uuid_new_is_v7_and_unique)
 }
 END_TEST
 
+/* Date-times as LogQS (Python isoformat) and people write them. */
+START_TEST(iso8601_parse_forms)
+{
+	int64_t ms = 0;
+	char back[32];
+
+	ck_assert_int_eq(iso8601_parse("2026-12-02T17:22:03Z", &ms), 0);
+	ck_assert_int_eq(ms, 1796232123000LL);
+	ck_assert_int_eq(iso8601_parse("2026-12-02T17:22:03.5", &ms), 0);   /* no zone: UTC */
+	ck_assert_int_eq(ms, 1796232123500LL);
+	ck_assert_int_eq(iso8601_parse("2026-12-02T17:22:03.123456+00:00", &ms), 0);
+	ck_assert_int_eq(ms, 1796232123123LL);
+	ck_assert_int_eq(iso8601_parse("2026-12-02T19:22:03+02:00", &ms), 0);
+	ck_assert_int_eq(ms, 1796232123000LL);
+	ck_assert_int_eq(iso8601_parse("2026-12-02 12:22:03-0500", &ms), 0);
+	ck_assert_int_eq(ms, 1796232123000LL);
+	/* what iso8601_ms writes, it reads */
+	iso8601_ms(1796232123042LL, back);
+	ck_assert_int_eq(iso8601_parse(back, &ms), 0);
+	ck_assert_int_eq(ms, 1796232123042LL);
+	const char *bad[] = { "", "2026-12-02", "2026-12-02T17:22", "2026-13-02T17:22:03Z", "2026-12-02T17:22:03.Z",
+			      "2026-12-02T17:22:03Zjunk", "2026-12-02T17:22:03+2", "x026-12-02T17:22:03Z",
+			      "2026-12-02T24:00:00Z", "2026-12-02T17:22:03+05:0", "2026-12-02T17:22:03-05" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(iso8601_parse(bad[i], &ms) == -1, "accepted '%s'", bad[i]);
+}
+END_TEST
+
 Suite *suite_buf(void)
 {
 	Suite *s = suite_create("buf");
@@ -259,6 +287,7 @@ Suite *suite_buf(void)
 	tcase_add_test(t, buf_printf_grows);
 	tcase_add_test(t, log_line_escapes);
 	tcase_add_test(t, uuid_new_is_v7_and_unique);
+	tcase_add_test(t, iso8601_parse_forms);
 	tcase_add_test(t, ratelog_limits_and_summarises);
 	suite_add_tcase(s, t);
 	return s;
