@@ -18,6 +18,9 @@
  *   lqs-lease   renews this daemon's leases, recovers expired ones; pool mu,
  *               store lock.
  *   lqs-check   the LogQS settings check; its own mu.
+ *   lqs-sweep   runs the sweeps when due and when asked (POST /sweeps/NAME/run):
+ *               its own mu, the store's advisory lock "sweep:NAME", and
+ *               the intake, like any source.
  * Signals are blocked in every thread and read by main from a signalfd; once
  * stopping, main takes a second SIGTERM/SIGINT as "exit now". */
 #include <errno.h>
@@ -48,6 +51,7 @@
 #include "lqs-hookd/metrics.h"
 #include "lqs-hookd/router.h"
 #include "lqs-hookd/store.h"
+#include "lqs-hookd/sweep.h"
 #include "lqs-hookd/util.h"
 #include "lqs-hookd/worker.h"
 
@@ -112,6 +116,8 @@ static void usage(FILE *out)
 		"       lqs-hookd replay <event_id>\n"
 		"       lqs-hookd replay --state failed|completed [--since T] [--handler NAME] [--dry-run]\n"
 		"       lqs-hookd check-lqs\n"
+		"       lqs-hookd sweeps\n"
+		"       lqs-hookd sweep NAME [--now]\n"
 		"\n"
 		"Receives LogQS workflow hook events on POST /events, stores them durably\n"
 		"and runs the configured handlers against the LogQS REST API.\n"
@@ -182,7 +188,7 @@ static void log_config_warnings(const struct config *cfg)
 }
 
 static void reload(const char *path, const struct config_overrides *ov, struct workers *w,
-		   struct store *st, struct http *h)
+		   struct store *st, struct http *h, struct sweeper *sw)
 {
 	struct config nw;
 	char err[4096];
@@ -213,6 +219,7 @@ static void reload(const char *path, const struct config_overrides *ov, struct w
 	}
 	metrics_config_reload(true);
 	lqs_check_kick();
+	sweeper_kick(sw);
 	log_info("configuration reloaded%s%s", path ? " from " : "", path ? path : "");
 }
 
@@ -252,6 +259,7 @@ struct daemon {
 	struct store *st;
 	struct workers *w;
 	struct intake *in;
+	struct sweeper *sw;
 	struct http *h;
 	int sfd;
 };
@@ -271,7 +279,7 @@ static void announce(struct daemon *d, int listen_fd)
 	config_put(ref);
 }
 
-/* Store, workers, checker, intake, HTTP, in that order. */
+/* Store, workers, checker, intake, sweeper, HTTP, in that order. */
 static int start(struct daemon *d)
 {
 	struct config_ref *ref = config_current();
@@ -302,8 +310,13 @@ static int start(struct daemon *d)
 		log_error("%s", err);
 		goto out;
 	}
+	d->sw = sweeper_start(d->st, d->in);
+	if (!d->sw) {
+		log_error("cannot start the sweeper");
+		goto out;
+	}
 	listen_fd = listen_fd_from_systemd();
-	d->h = http_start(d->st, d->w, d->in, listen_fd, err, sizeof(err));
+	d->h = http_start(d->st, d->w, d->in, d->sw, listen_fd, err, sizeof(err));
 	if (!d->h) {
 		log_error("%s", err);
 		goto out;
@@ -318,7 +331,10 @@ out:
 /* The reverse of start; drain_s bounds how long running attempts may take. */
 static void stop(struct daemon *d, double http_drain_s, double drain_s)
 {
+	/* first: it answers the runs it was asked for, and it uses the intake */
+	sweeper_stop(d->sw);
 	http_stop(d->h, http_drain_s);
+	sweeper_free(d->sw);   /* no request can reach it any more */
 	intake_free(d->in);
 	workers_stop(d->w, drain_s);
 	lqs_check_stop();
@@ -356,7 +372,7 @@ static void run(struct daemon *d)
 				if (si.ssi_signo != SIGHUP)
 					return;
 				notify("RELOADING=1");
-				reload(d->path, &d->ov, d->w, d->st, d->h);
+				reload(d->path, &d->ov, d->w, d->st, d->h, d->sw);
 				notify("READY=1");
 			}
 		}

@@ -9,13 +9,33 @@
 
 #define CONFIG_MAX_SECRETS 8
 #define CONFIG_MAX_ROUTES 32
+#define CONFIG_MAX_SWEEPS 16
+/* The built-in sweep (off until enabled). */
+#define SWEEP_BUILTIN "digestion-finalizing"
 
 struct route {
 	char name[64];
 	char process_type[32];
 	char state[32];
 	char handler[64];
-	int handler_line;      /* where the file named it (0: built in) */
+	int line;              /* where the file began it (0: built in) */
+	int handler_line;      /* where the file named the handler (0: built in) */
+};
+
+/* [sweep NAME]: a scheduled look at LogQS for resources left in a state
+ * (a hook delivery that never came). */
+struct sweep_cfg {
+	char name[64];         /* letters, digits, '-', '_', '.' */
+	bool enabled;
+	double every;          /* seconds between runs */
+	char process_type[32];
+	char state[32];
+	double min_age;        /* seconds in that state before it counts */
+	char handler[64];      /* "" : the route of (process_type, state) */
+	int64_t max_per_run;
+	char datastore[37];    /* "" : the configured datastore_id */
+	int line;              /* where the file began it (0: built in) */
+	int handler_line;
 };
 
 struct config {
@@ -76,6 +96,9 @@ struct config {
 	/* [route NAME] */
 	struct route routes[CONFIG_MAX_ROUTES];
 	int n_routes;
+	/* [sweep NAME] (the built-in one always present) */
+	struct sweep_cfg sweeps[CONFIG_MAX_SWEEPS];
+	int n_sweeps;
 	/* where the file came from, for messages */
 	char *path;
 	/* each setting's text as written (or its default), by table index:
@@ -115,6 +138,8 @@ void config_free(struct config *cfg);
 void config_print(const struct config *cfg, FILE *out);
 /* Markdown table of every setting (for the README). */
 void config_print_reference(FILE *out);
+/* The sweep of that name, or NULL. */
+const struct sweep_cfg *config_sweep(const struct config *cfg, const char *name);
 /* Split "host:port" ("[v6]:port" too). Returns 0 or -1. */
 int config_split_listen(const char *listen, char *host, size_t hostlen, unsigned *port);
 

@@ -6,12 +6,13 @@
 struct intake;
 struct store;
 struct workers;
+struct sweeper;
 struct http;
 
 /* listen_fd >= 0: serve that already-bound socket (socket activation).
- * POST /events hands its events to in. */
-struct http *http_start(struct store *st, struct workers *w, struct intake *in, int listen_fd, char *err,
-			size_t errlen);
+ * POST /events hands its events to in; /sweeps asks sw (NULL: none). */
+struct http *http_start(struct store *st, struct workers *w, struct intake *in, struct sweeper *sw, int listen_fd,
+			char *err, size_t errlen);
 unsigned http_port(struct http *h);
 /* Header and whole-request deadlines (reload). */
 void http_set_timeouts(struct http *h, double header_s, double read_s);

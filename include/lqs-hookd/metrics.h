@@ -2,6 +2,7 @@
 #ifndef LQS_METRICS_H
 #define LQS_METRICS_H
 #include <stdbool.h>
+#include <stdint.h>
 
 struct buf;
 
@@ -18,6 +19,9 @@ void metrics_receive_duration(double seconds);
 void metrics_lqs_check(bool ok);
 /* A configuration reload ended (and the start, as a success). */
 void metrics_config_reload(bool ok);
+/* A sweep run ended: error_kind "" (ok) or lqs, auth, store, queue_full.
+ * Sweep names are letters, digits, '-', '_' and '.' (no escaping needed). */
+void metrics_sweep_run(const char *sweep, const char *error_kind, int64_t found, int64_t enqueued);
 /* reason: max_connections. */
 void metrics_connection_refused(const char *reason);
 /* reason: header_timeout or read_timeout. */

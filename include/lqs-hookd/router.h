@@ -61,5 +61,8 @@ int router_check(const struct config *cfg, char *err, size_t errlen);
 const char *router_handler_names(void);
 /* The handler configured for (process_type, state), or NULL. */
 const char *router_route(const struct config *cfg, const char *process_type, const char *state);
+/* The handler a sweep's events go to: its own, or the route's (NULL: none). */
+struct sweep_cfg;
+const char *router_sweep_handler(const struct config *cfg, const struct sweep_cfg *s);
 
 #endif

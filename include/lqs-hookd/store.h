@@ -62,6 +62,12 @@ struct store_item {
 	const struct event *ev;
 	const char *handler;
 	char *body;
+	/* NULL: a hook delivery (a duplicate is the same delivery within the
+	 * dedupe window). "sweep:NAME": found by a sweep; a duplicate of any
+	 * event of the same resource and state that is unfinished, failed (a
+	 * dead letter waits for a replay) or received within recent_ms. */
+	const char *source;
+	int64_t recent_ms;
 	char id[37];
 	enum store_result result;
 };
@@ -159,6 +165,7 @@ struct store_event {
 	char *error;            /* owned; NULL when none */
 	json_t *progress;       /* owned; NULL when none */
 	unsigned flags;
+	char source[80];        /* "" : a hook delivery; "sweep:NAME" */
 };
 void store_event_clear(struct store_event *e);
 
@@ -207,6 +214,21 @@ struct store_change {
  * max. It costs the write path nothing: it reads what is stored anyway. */
 enum store_result store_changes(struct store *st, const struct store_cursor *after, struct store_change *out,
 				size_t max, size_t *n);
+
+/* ---- sweeps: when each last ran, shared by every daemon on the store ---- */
+
+struct store_sweep {
+	char name[64];
+	int64_t started_ms;     /* the last run began (0: never ran) */
+	int64_t finished_ms;    /* and ended (0: still running, or interrupted) */
+	int64_t found, enqueued, duplicates;   /* what the last finished run did */
+	int64_t runs, errors;   /* runs finished, and those that failed, ever */
+	char error[512];        /* the last run's error ("" : it succeeded) */
+	char owner[128];        /* the daemon that ran it */
+};
+enum store_result store_sweep_get(struct store *st, const char *name, struct store_sweep *out);
+/* Write (insert or replace) the record, durably. */
+enum store_result store_sweep_put(struct store *st, const struct store_sweep *s);
 
 /* ---- administration ---- */
 

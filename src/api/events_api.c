@@ -49,6 +49,8 @@ static json_t *event_json(const struct store_event *e)
 	json_object_set_new(o, "received_at", time_json(e->received_ms));
 	json_object_set_new(o, "updated_at", time_json(e->updated_ms));
 	json_object_set_new(o, "event", or_null(e->event));
+	/* a hook delivery, or "sweep:NAME" (found by a sweep) */
+	json_object_set_new(o, "source", json_string(e->source[0] ? e->source : "hook"));
 	json_object_set_new(o, "handler", e->handler[0] ? json_string(e->handler) : json_null());
 	json_object_set_new(o, "state", json_string(e->state));
 	json_object_set_new(o, "trace_status", json_string(trace));
@@ -87,17 +89,11 @@ static enum MHD_Result store_unavailable(struct MHD_Connection *c)
 
 static int64_t parse_since(const char *s)
 {
-	struct tm tm;
 	int64_t v;
-	const char *end;
 
 	if (parse_i64(s, &v) == 0)
 		return v * 1000;   /* seconds since the epoch */
-	memset(&tm, 0, sizeof(tm));
-	end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-	if (!end)
-		return -1;
-	return (int64_t)timegm(&tm) * 1000;
+	return iso8601_parse(s, &v) == 0 ? v : -1;
 }
 
 /* The filters GET /events and POST /events/replay share. Returns NULL, or

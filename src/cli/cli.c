@@ -12,12 +12,12 @@
 #include "lqs-hookd/config.h"
 #include "lqs-hookd/lqs_check.h"
 #include "lqs-hookd/util.h"
+#include "cli_int.h"
 
 /* Answers from the daemon are small; anything larger is not ours. */
 #define CLI_MAX_RESPONSE (16 * 1024 * 1024)
-#define CLI_TIMEOUT_MS 10000L
 
-static const char *const commands[] = { "status", "list", "replay", "check-lqs", NULL };
+static const char *const commands[] = { "status", "list", "replay", "check-lqs", "sweeps", "sweep", NULL };
 
 bool cli_is_command(const char *arg)
 {
@@ -36,6 +36,8 @@ static void cli_usage(FILE *out)
 		"       lqs-hookd replay --state failed|completed [--since T] [--handler NAME] [--dry-run]\n"
 		"                        [--format table|json]\n"
 		"       lqs-hookd check-lqs\n"
+		"       lqs-hookd sweeps [--format table|json]\n"
+		"       lqs-hookd sweep NAME [--now] [--format table|json]\n"
 		"common options (before or after the command): --config FILE, --listen HOST:PORT\n"
 		"T: epoch seconds or YYYY-MM-DDTHH:MM:SS (UTC)\n");
 }
@@ -62,9 +64,14 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
 	return buf_append(ud, p, size * n) ? 0 : size * n;
 }
 
-/* Call the daemon. Returns the HTTP status (0: unreachable) and *doc. */
 static long call(const struct config *cfg, const char *listen, const char *method, const char *path,
 		 json_t **doc, char *err, size_t errlen)
+{
+	return cli_call(cfg, listen, method, path, CLI_TIMEOUT_MS, doc, err, errlen);
+}
+
+long cli_call(const struct config *cfg, const char *listen, const char *method, const char *path, long timeout_ms,
+	      json_t **doc, char *err, size_t errlen)
 {
 	char host[256], url[1024], auth[4200];
 	unsigned port;
@@ -100,7 +107,7 @@ static long call(const struct config *cfg, const char *listen, const char *metho
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, &body);
-	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, CLI_TIMEOUT_MS);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	cc = curl_easy_perform(e);
 	if (cc != CURLE_OK) {
@@ -120,12 +127,12 @@ static long call(const struct config *cfg, const char *listen, const char *metho
 	return status;
 }
 
-static const char *s_or(json_t *v, const char *dflt)
+const char *s_or(json_t *v, const char *dflt)
 {
 	return json_is_string(v) ? json_string_value(v) : dflt;
 }
 
-static void print_json(json_t *doc)
+void print_json(json_t *doc)
 {
 	char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 
@@ -143,6 +150,7 @@ static void print_status(json_t *d)
 	printf("%-20s %s/%s -> %s\n", "event", s_or(json_object_get(ev, "process_type"), "?"),
 	       s_or(json_object_get(ev, "current_state"), "?"), s_or(json_object_get(d, "handler"), "(unrouted)"));
 	printf("%-20s %s\n", "resource_id", s_or(json_object_get(ev, "resource_id"), "-"));
+	printf("%-20s %s\n", "source", s_or(json_object_get(d, "source"), "hook"));
 	printf("%-20s %s\n", "state", s_or(json_object_get(d, "state"), "-"));
 	printf("%-20s %s\n", "trace_status", s_or(json_object_get(d, "trace_status"), "-"));
 	printf("%-20s %s\n", "trace_event_status", s_or(json_object_get(d, "trace_event_status"), "-"));
@@ -218,8 +226,7 @@ static void print_list(json_t *d)
 		       json_string_value(json_object_get(d, "next_cursor")));
 }
 
-/* Report a non-2xx answer from the daemon. */
-static int daemon_error(long status, json_t *doc, const char *err)
+int daemon_error(long status, json_t *doc, const char *err)
 {
 	if (!status) {
 		fprintf(stderr, "lqs-hookd: %s\n", err);
@@ -330,13 +337,6 @@ static int check_lqs(const struct config *cfg)
 	return res.ok ? 0 : 1;
 }
 
-/* A command's options, after parsing. */
-struct cli_opts {
-	const char *cmd, *config_path, *listen, *state, *handler, *since, *id_arg;
-	bool history, dry_run, json_out, bulk;
-	int64_t limit;
-};
-
 /* Parse and check the options; -1: go on, else the exit status. */
 static int cli_parse(int argc, char **argv, struct cli_opts *o)
 {
@@ -350,6 +350,7 @@ static int cli_parse(int argc, char **argv, struct cli_opts *o)
 		{ "since", required_argument, NULL, 'S' },
 		{ "dry-run", no_argument, NULL, 'D' },
 		{ "limit", required_argument, NULL, 'n' },
+		{ "now", no_argument, NULL, 'N' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -368,6 +369,7 @@ static int cli_parse(int argc, char **argv, struct cli_opts *o)
 		case 'r': o->handler = optarg; break;
 		case 'S': o->since = optarg; break;
 		case 'D': o->dry_run = true; break;
+		case 'N': o->now = true; break;
 		case 'n':
 			if (parse_i64(optarg, &o->limit) || o->limit < 1 || o->limit > 1000) {
 				fprintf(stderr, "lqs-hookd: --limit takes 1 to 1000\n");
@@ -384,11 +386,16 @@ static int cli_parse(int argc, char **argv, struct cli_opts *o)
 	}
 	o->json_out = strcmp(format, "json") == 0;
 	o->bulk = strcmp(o->cmd, "replay") == 0 && o->state;
-	takes_id = strcmp(o->cmd, "status") == 0 || (strcmp(o->cmd, "replay") == 0 && !o->bulk);
+	takes_id = strcmp(o->cmd, "status") == 0 || (strcmp(o->cmd, "replay") == 0 && !o->bulk) ||
+		   strcmp(o->cmd, "sweep") == 0;
 	if (takes_id != (optind + 1 == argc) || (!takes_id && optind != argc)) {
 		if (o->bulk && optind != argc)
 			fprintf(stderr, "lqs-hookd: replay takes an event id or --state, not both\n");
 		cli_usage(stderr);
+		return 2;
+	}
+	if (o->now && strcmp(o->cmd, "sweep") != 0) {
+		fprintf(stderr, "lqs-hookd: --now goes with sweep NAME\n");
 		return 2;
 	}
 	if (o->dry_run && !o->bulk) {
@@ -493,7 +500,7 @@ int cli_main(int argc, char **argv, const char *config_path, const char *listen)
 
 	if (rc >= 0)
 		return rc;
-	if (o.id_arg && !uuid_canonical(o.id_arg, id)) {
+	if (o.id_arg && strcmp(o.cmd, "sweep") != 0 && !uuid_canonical(o.id_arg, id)) {
 		fprintf(stderr, "lqs-hookd: '%s' is not an event id (a UUID)\n", o.id_arg);
 		return 2;
 	}
@@ -514,6 +521,8 @@ int cli_main(int argc, char **argv, const char *config_path, const char *listen)
 		rc = replay_many(&cfg, o.listen, o.state, o.since, o.handler, o.dry_run, o.json_out);
 	else if (strcmp(o.cmd, "list") == 0)
 		rc = cmd_list(&cfg, &o);
+	else if (strcmp(o.cmd, "sweeps") == 0 || strcmp(o.cmd, "sweep") == 0)
+		rc = cmd_sweeps(&cfg, &o);
 	else if (strcmp(o.cmd, "replay") == 0)
 		rc = cmd_replay_one(&cfg, &o, id);
 	else

@@ -47,6 +47,17 @@ bool enum_ok(const char *choices, const char *v);
 /* LQS_HOOKD_<NAME>, or with _FILE. */
 void env_name(const struct setting *s, char *out, size_t n, bool file_variant);
 void set_defaults(struct config *cfg);
+/* "90", "90s", "5m", "1.5h", "14d", "250ms": seconds, or -1. */
+int parse_duration(const char *s, double *out);
+
+/* sections.c: [route NAME] and [sweep NAME]. */
+bool section_is_named(const char *section);
+/* One key of such a section: 0, or -1 with why. */
+int section_apply(struct config *cfg, const char *section, const char *name, const char *value, int lineno,
+		  char *why, size_t whylen);
+/* After loading: the built-in route and sweep, and each section's checks.
+ * Returns how many errors it added to err (warnings go to warn). */
+int sections_finish(struct config *cfg, struct buf *err, struct buf *warn, const char *where);
 
 /* load.c */
 void add_error(struct buf *err, const char *where, int line, const char *fmt, ...)

@@ -37,7 +37,6 @@ struct load_ctx {
 	struct buf *warn;
 	int errors;
 	origin_t *origin;         /* N_SETTINGS of them */
-	int route_line[CONFIG_MAX_ROUTES];
 };
 
 void add_error(struct buf *err, const char *where, int line, const char *fmt, ...)
@@ -67,55 +66,6 @@ static bool client_skips(const struct config_overrides *ov, const struct setting
 	return s->type == T_SECRET || s->type == T_SECRETS;
 }
 
-static int route_set(struct route *r, const char *name, const char *value, char *why, size_t whylen)
-{
-	char types[160], states[160];
-
-	names_join(lqs_process_types, "|", types, sizeof(types));
-	names_join(lqs_process_states, "|", states, sizeof(states));
-	if (strcmp(name, "process_type") == 0) {
-		if (!name_in(lqs_process_types, value)) {
-			snprintf(why, whylen, "process_type: '%s' is not one of %s", value, types);
-			return -1;
-		}
-		str_copy(r->process_type, value, sizeof(r->process_type));
-	} else if (strcmp(name, "state") == 0) {
-		if (!name_in(lqs_process_states, value)) {
-			snprintf(why, whylen, "state: '%s' is not one of %s", value, states);
-			return -1;
-		}
-		str_copy(r->state, value, sizeof(r->state));
-	} else if (strcmp(name, "handler") == 0) {
-		/* whether a handler of that name is compiled in is for the caller
-		 * to say (router_check): the settings know no handlers */
-		if (!*value || strlen(value) >= sizeof(r->handler) ||
-		    strspn(value, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(value)) {
-			snprintf(why, whylen, "handler: '%s' is not a handler name", value);
-			return -1;
-		}
-		str_copy(r->handler, value, sizeof(r->handler));
-	} else {
-		snprintf(why, whylen, "unknown key '%s' in a route section (process_type, state, handler)", name);
-		return -1;
-	}
-	return 0;
-}
-
-static struct route *route_get(struct config *cfg, const char *name, char *why, size_t whylen)
-{
-	for (int i = 0; i < cfg->n_routes; i++)
-		if (strcmp(cfg->routes[i].name, name) == 0)
-			return &cfg->routes[i];
-	if (cfg->n_routes >= CONFIG_MAX_ROUTES) {
-		snprintf(why, whylen, "at most %d routes", CONFIG_MAX_ROUTES);
-		return NULL;
-	}
-	struct route *r = &cfg->routes[cfg->n_routes++];
-	memset(r, 0, sizeof(*r));
-	str_copy(r->name, name, sizeof(r->name));
-	return r;
-}
-
 static int ini_cb(void *user, const char *section, const char *name, const char *value)
 {
 	struct load_ctx *ctx = user;
@@ -124,21 +74,10 @@ static int ini_cb(void *user, const char *section, const char *name, const char 
 	bool file_variant = false;
 	char base[64];
 
-	if (strncmp(section, "route ", 6) == 0 || strncmp(section, "route\t", 6) == 0) {
-		const char *rname = section + 6;
-		while (*rname == ' ' || *rname == '\t')
-			rname++;
-		struct route *r = *rname ? route_get(ctx->cfg, rname, why, sizeof(why)) : NULL;
-		if (!*rname)
-			str_copy(why, "a route section needs a name: [route NAME]", sizeof(why));
-		if (!r || route_set(r, name, value, why, sizeof(why))) {
+	if (section_is_named(section)) {
+		if (section_apply(ctx->cfg, section, name, value, ctx->lineno, why, sizeof(why))) {
 			add_error(ctx->err, ctx->path, ctx->lineno, "%s", why);
 			ctx->errors++;
-		} else {
-			if (!ctx->route_line[r - ctx->cfg->routes])
-				ctx->route_line[r - ctx->cfg->routes] = ctx->lineno;
-			if (strcmp(name, "handler") == 0)
-				r->handler_line = ctx->lineno;
 		}
 		return 1;
 	}
@@ -386,21 +325,7 @@ static void validate(struct load_ctx *ctx)
 		}
 		cfg->store = strdup(path);
 	}
-	if (cfg->n_routes == 0) {
-		struct route *r = &cfg->routes[cfg->n_routes++];
-		str_copy(r->name, "digestion-finalizing", sizeof(r->name));
-		str_copy(r->process_type, "digestion", sizeof(r->process_type));
-		str_copy(r->state, "finalizing", sizeof(r->state));
-		str_copy(r->handler, "digestion_stats", sizeof(r->handler));
-	}
-	for (int i = 0; i < cfg->n_routes; i++) {
-		struct route *r = &cfg->routes[i];
-		if (!r->process_type[0] || !r->state[0] || !r->handler[0]) {
-			add_error(err, where, ctx->route_line[i], "route '%s' needs process_type, state and handler",
-				  r->name);
-			ctx->errors++;
-		}
-	}
+	ctx->errors += sections_finish(cfg, err, ctx->warn, where);
 }
 
 /* Parse an already opened file (or memory stream) named `path`. */

@@ -85,6 +85,17 @@ void config_print(const struct config *cfg, FILE *out)
 		fprintf(out, "\n[route %s]\nprocess_type = %s\nstate = %s\nhandler = %s\n", r->name,
 			r->process_type, r->state, r->handler);
 	}
+	for (int i = 0; i < cfg->n_sweeps; i++) {
+		const struct sweep_cfg *w = &cfg->sweeps[i];
+		char every[32], age[32];
+		duration_text(w->every, every, sizeof(every));
+		duration_text(w->min_age, age, sizeof(age));
+		fprintf(out, "\n[sweep %s]\nenabled = %s\nevery = %s\nprocess_type = %s\nstate = %s\nmin_age = %s\n",
+			w->name, w->enabled ? "true" : "false", every, w->process_type, w->state, age);
+		fprintf(out, "%shandler = %s\nmax_per_run = %lld\n%sdatastore = %s\n", w->handler[0] ? "" : "# ",
+			w->handler[0] ? w->handler : "(the route's)", (long long)w->max_per_run,
+			w->datastore[0] ? "" : "# ", w->datastore[0] ? w->datastore : "(datastore_id)");
+	}
 }
 
 void config_print_reference(FILE *out)

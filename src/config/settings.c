@@ -187,7 +187,7 @@ static int parse_size(const char *s, int64_t *out)
 	return 0;
 }
 
-static int parse_duration(const char *s, double *out)
+int parse_duration(const char *s, double *out)
 {
 	char *end;
 	double v, mul = 1;

@@ -51,6 +51,10 @@ static struct family f_hdur = { "lqs_hookd_handler_duration_seconds", "Duration 
 static struct family f_calls = { "lqs_hookd_lqs_calls_total", "LogQS API calls (each try), by method and HTTP status code (transport_error: no answer).", "counter", .n = 0 };
 static struct family f_rdur = { "lqs_hookd_event_receive_duration_seconds", "Time to answer POST /events, from its headers to the answer (the store's sync included).", "histogram", .n = 0 };
 static struct family f_reload = { "lqs_hookd_config_reloads_total", "Configuration reloads (SIGHUP), by result (success, failure).", "counter", .n = 0 };
+static struct family f_sruns = { "lqs_hookd_sweep_runs_total", "Sweep runs ended, by sweep and result (ok, error).", "counter", .n = 0 };
+static struct family f_sfound = { "lqs_hookd_sweep_resources_found_total", "Resources a sweep found in its state for at least min_age.", "counter", .n = 0 };
+static struct family f_senq = { "lqs_hookd_sweep_events_enqueued_total", "Events a sweep stored (resources with no event already held).", "counter", .n = 0 };
+static struct family f_serr = { "lqs_hookd_sweep_errors_total", "Sweep runs that failed, by sweep and kind (lqs, auth, store, queue_full).", "counter", .n = 0 };
 static struct family f_cdur = { "lqs_hookd_lqs_call_duration_seconds", "Duration of LogQS API calls.", "histogram", .n = 0 };
 
 static struct series *series_get(struct family *f, const char *labels)
@@ -141,6 +145,21 @@ static atomic_int reload_last_ok = 1;
 void metrics_lqs_check(bool ok)
 {
 	atomic_store(&lqs_check_state, ok ? 1 : 0);
+}
+
+void metrics_sweep_run(const char *sweep, const char *error_kind, int64_t found, int64_t enqueued)
+{
+	char l[160];
+
+	snprintf(l, sizeof(l), "sweep=\"%s\"", sweep);
+	count(&f_sfound, l, (double)found);
+	count(&f_senq, l, (double)enqueued);
+	snprintf(l, sizeof(l), "sweep=\"%s\",result=\"%s\"", sweep, error_kind && *error_kind ? "error" : "ok");
+	count(&f_sruns, l, 1);
+	if (error_kind && *error_kind) {
+		snprintf(l, sizeof(l), "sweep=\"%s\",kind=\"%s\"", sweep, error_kind);
+		count(&f_serr, l, 1);
+	}
 }
 
 void metrics_config_reload(bool ok)
@@ -315,6 +334,10 @@ char *metrics_render(void)
 	render_family(&b, &f_cdur);
 	render_family(&b, &f_rdur);
 	render_family(&b, &f_reload);
+	render_family(&b, &f_sruns);
+	render_family(&b, &f_sfound);
+	render_family(&b, &f_senq);
+	render_family(&b, &f_serr);
 	pthread_mutex_unlock(&mu);
 
 	for (int i = 0; i < n_collectors; i++)

@@ -46,7 +46,26 @@ int router_check(const struct config *cfg, char *err, size_t errlen)
 				 router_handler_names());
 		return -1;
 	}
+	for (int i = 0; i < cfg->n_sweeps; i++) {
+		const struct sweep_cfg *s = &cfg->sweeps[i];
+		const char *where = cfg->path ? cfg->path : "config";
+		if (s->handler[0] && !router_handler_find(s->handler)) {
+			snprintf(err, errlen, "%s:%d: handler: unknown handler '%s' (known: %s)\n", where,
+				 s->handler_line, s->handler, router_handler_names());
+			return -1;
+		}
+		if (s->enabled && !s->handler[0] && !router_route(cfg, s->process_type, s->state)) {
+			snprintf(err, errlen, "%s:%d: sweep '%s': no route for %s/%s and no handler set: the events it "
+				 "finds would run nothing\n", where, s->line, s->name, s->process_type, s->state);
+			return -1;
+		}
+	}
 	return 0;
+}
+
+const char *router_sweep_handler(const struct config *cfg, const struct sweep_cfg *s)
+{
+	return s->handler[0] ? s->handler : router_route(cfg, s->process_type, s->state);
 }
 
 const char *router_route(const struct config *cfg, const char *process_type, const char *state)

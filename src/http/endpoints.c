@@ -17,6 +17,8 @@ static const struct endpoint endpoints[] = {
 	{ "/healthz", "GET", ACCESS_OPEN, false, "healthz", NULL, api_healthz, NULL },
 	{ "/readyz", "GET", ACCESS_OPEN, false, "readyz", NULL, api_readyz, NULL },
 	{ "/metrics", "GET", ACCESS_ADMIN, false, "metrics", NULL, api_metrics, NULL },
+	{ "/sweeps", "GET", ACCESS_ADMIN, false, "sweeps", NULL, api_sweeps_list, NULL },
+	{ "/sweeps/{id}/run", "POST", ACCESS_ADMIN, false, "sweep_run", NULL, api_sweep_run, NULL },
 };
 
 #define N_ENDPOINTS (sizeof(endpoints) / sizeof(endpoints[0]))

@@ -15,6 +15,7 @@
 #include "lqs-hookd/intake.h"
 #include "lqs-hookd/ratelog.h"
 #include "lqs-hookd/store.h"
+#include "lqs-hookd/sweep.h"
 
 /* Seconds a client is asked to wait when the queue is full or the disk is. */
 #define HTTP_RETRY_AFTER_S "30"
@@ -46,6 +47,8 @@ struct http {
 	bool watchdog_started;
 	/* where validated events go; it answers through each request's ticket */
 	struct intake *in;
+	/* runs sweeps (GET /sweeps, POST /sweeps/NAME/run); may be NULL */
+	struct sweeper *sw;
 	atomic_bool stopping;
 	atomic_llong header_timeout_ms, read_timeout_ms;
 	/* rejected requests: logged, but no more than max_rejection_logs
@@ -92,6 +95,9 @@ struct req {
 	struct store_item item;
 	struct intake_ticket ticket;
 	bool expected, submitted, committed;
+	/* POST /sweeps/NAME/run: asked, then answered by the sweeper */
+	struct sweep_request sweep;
+	bool sweep_asked, sweep_done;
 	double started;          /* mono_s() at the first callback */
 };
 
@@ -138,7 +144,7 @@ void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
 void *watchdog_main(void *arg);
 
 /* The endpoints' own files: sources/hook_events.c, api/events_api.c,
- * api/health.c. */
+ * api/health.c, api/sweeps_api.c. */
 enum MHD_Result hook_events_headers(struct http *h, struct MHD_Connection *c, struct req *r, bool *answered);
 enum MHD_Result hook_events_receive(struct http *h, struct MHD_Connection *c, struct req *r);
 void hook_events_answered(struct req *r, unsigned status);
@@ -150,5 +156,7 @@ enum MHD_Result api_events_replay_many(struct http *h, struct MHD_Connection *c,
 enum MHD_Result api_healthz(struct http *h, struct MHD_Connection *c, struct req *r);
 enum MHD_Result api_readyz(struct http *h, struct MHD_Connection *c, struct req *r);
 enum MHD_Result api_metrics(struct http *h, struct MHD_Connection *c, struct req *r);
+enum MHD_Result api_sweeps_list(struct http *h, struct MHD_Connection *c, struct req *r);
+enum MHD_Result api_sweep_run(struct http *h, struct MHD_Connection *c, struct req *r);
 
 #endif

@@ -173,6 +173,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	buf_free(&r->body);
 	event_free(&r->ev);
 	free(r->item.body);
+	json_decref(r->sweep.report);
 	config_put(r->cfg);
 	free(r);
 	*con_cls = NULL;
@@ -246,8 +247,8 @@ static int resolve_listen(const char *listen, struct sockaddr_storage *ss, unsig
 	return 0;
 }
 
-struct http *http_start(struct store *st, struct workers *w, struct intake *in, int listen_fd, char *err,
-			size_t errlen)
+struct http *http_start(struct store *st, struct workers *w, struct intake *in, struct sweeper *sw, int listen_fd,
+			char *err, size_t errlen)
 {
 	struct config_ref *ref = config_current();
 	const struct config *cfg = &ref->cfg;
@@ -264,6 +265,7 @@ struct http *http_start(struct store *st, struct workers *w, struct intake *in, 
 	h->st = st;
 	h->w = w;
 	h->in = in;
+	h->sw = sw;
 	ratelog_init(&h->rejections, "rejected requests");
 	pthread_mutex_init(&h->conns_mu, NULL);
 	mhd_limit = fit_connection_limits(h, cfg);

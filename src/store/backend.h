@@ -35,6 +35,8 @@ struct store_ops {
 	int (*stats)(struct store *st, struct store_stats *out);
 	int64_t (*unfinished)(struct store *st);
 	bool (*writable)(struct store *st);
+	enum store_result (*sweep_get)(struct store *st, const char *name, struct store_sweep *out);
+	enum store_result (*sweep_put)(struct store *st, const struct store_sweep *s);
 };
 
 struct store {

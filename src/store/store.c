@@ -164,3 +164,11 @@ int store_prune(struct store *st, int64_t completed_before_ms, int64_t failed_be
 int store_stats(struct store *st, struct store_stats *out) { return st->ops->stats(st, out); }
 int64_t store_unfinished(struct store *st) { return st->ops->unfinished(st); }
 bool store_writable(struct store *st) { return st->ops->writable(st); }
+enum store_result store_sweep_get(struct store *st, const char *name, struct store_sweep *out)
+{
+	return st->ops->sweep_get(st, name, out);
+}
+enum store_result store_sweep_put(struct store *st, const struct store_sweep *s)
+{
+	return st->ops->sweep_put(st, s);
+}

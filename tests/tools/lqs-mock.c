@@ -252,9 +252,9 @@ static void syn_setup(long parts, long entries, long digestions)
 				    json_pack("{s:s, s:s, s:s, s:{s:s}}", "id", log, "name", "synthetic",
 					      "created_at", now, "context", "source", "lqs-mock synthetic"));
 		json_object_set_new(json_object_get(M.ds, "digestions"), dig,
-				    json_pack("{s:s, s:s, s:s, s:s, s:n, s:s}", "id", dig, "log_id", log,
+				    json_pack("{s:s, s:s, s:s, s:s, s:n, s:s, s:s, s:s}", "id", dig, "log_id", log,
 					      "state", "finalizing", "name", "synthetic", "context",
-					      "created_at", now));
+					      "created_at", now, "updated_at", now, "transitioned_at", now));
 	}
 	/* Every synthetic digestion has these figures but its own id. */
 	json_object_set_new(M.syn_expected, "digestion_ids", ids);
@@ -406,6 +406,97 @@ static enum MHD_Result list_parts(struct MHD_Connection *c, const char *dig_id)
 	return send_json(c, 200, list_envelope(items, offset, limit, count));
 }
 
+static int cmp_created(const void *a, const void *b)
+{
+	json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
+	int c = strcmp(json_string_value(json_object_get(x, "created_at")) ?: "",
+		       json_string_value(json_object_get(y, "created_at")) ?: "");
+
+	return c ? c : strcmp(json_string_value(json_object_get(x, "id")) ?: "",
+			      json_string_value(json_object_get(y, "id")) ?: "");
+}
+
+/* GET digestions: the state and updated_at_lte filters, ordered by
+ * created_at, paged like every list. */
+static enum MHD_Result list_digestions(struct MHD_Connection *c)
+{
+	int offset = qint(c, "offset", 0), limit = qint(c, "limit", 100);
+	const char *state = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "state");
+	const char *lte = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "updated_at_lte");
+	json_t *all = json_object_get(M.ds, "digestions"), *v, **sel, *items = json_array();
+	int64_t lte_ms = 0, at;
+	const char *k;
+	size_t n = 0;
+
+	if (lte && iso8601_parse(lte, &lte_ms) != 0) {
+		json_decref(items);
+		return send_error(c, 400, "BadRequest", "updated_at_lte is not a date-time", 0);
+	}
+	if (limit > M.max_page)
+		limit = M.max_page;
+	sel = calloc(json_object_size(all) + 1, sizeof(*sel));
+	json_object_foreach(all, k, v) {
+		const char *st = json_string_value(json_object_get(v, "state"));
+		const char *up = json_string_value(json_object_get(v, "updated_at"));
+		(void)k;
+		if (state && (!st || strcmp(st, state) != 0))
+			continue;
+		if (lte && (!up || iso8601_parse(up, &at) != 0 || at > lte_ms))
+			continue;
+		sel[n++] = v;
+	}
+	qsort(sel, n, sizeof(*sel), cmp_created);
+	for (size_t i = (size_t)offset; i < n && i < (size_t)offset + (size_t)limit; i++)
+		json_array_append(items, sel[i]);
+	free(sel);
+	return send_json(c, 200, list_envelope(items, offset, limit, (int)n));
+}
+
+/* POST /_mock/digestions: digestions (one object or an array) merged in by
+ * id; "age_s" sets created_at, updated_at and transitioned_at that many
+ * seconds back, "updated_age_s" then updated_at alone. */
+static enum MHD_Result put_digestions(struct MHD_Connection *c, const struct buf *body)
+{
+	json_error_t jerr;
+	json_t *doc = json_loadb(body->data ? body->data : "", body->len, 0, &jerr), *arr, *v;
+	size_t i;
+
+	arr = json_is_array(doc) ? doc : json_pack("[O]", doc);
+	if (!json_is_object(json_array_get(arr, 0))) {
+		json_decref(arr);
+		json_decref(doc);
+		return send_error(c, 400, "BadRequest", "a digestion object or an array of them", 0);
+	}
+	json_array_foreach(arr, i, v) {
+		const char *id = json_string_value(json_object_get(v, "id"));
+		json_t *have = id ? json_object_get(json_object_get(M.ds, "digestions"), id) : NULL, *age;
+		char t[32];
+		if (!id)
+			continue;
+		if (!have) {
+			have = json_object();
+			json_object_set_new(json_object_get(M.ds, "digestions"), id, have);
+		}
+		json_object_update(have, v);
+		if ((age = json_object_get(have, "age_s")) != NULL) {
+			iso8601_ms(now_ms() - (int64_t)(json_number_value(age) * 1000), t);
+			json_object_set_new(have, "created_at", json_string(t));
+			json_object_set_new(have, "updated_at", json_string(t));
+			json_object_set_new(have, "transitioned_at", json_string(t));
+			json_object_del(have, "age_s");
+		}
+		if ((age = json_object_get(have, "updated_age_s")) != NULL) {
+			iso8601_ms(now_ms() - (int64_t)(json_number_value(age) * 1000), t);
+			json_object_set_new(have, "updated_at", json_string(t));
+			json_object_del(have, "updated_age_s");
+		}
+	}
+	if (arr != doc)
+		json_decref(arr);
+	json_decref(doc);
+	return send_json(c, 200, json_pack("{s:b}", "ok", 1));
+}
+
 static enum MHD_Result patch_resource(struct MHD_Connection *c, json_t *obj, const struct buf *body)
 {
 	json_error_t jerr;
@@ -462,6 +553,11 @@ static enum MHD_Result api(struct MHD_Connection *c, const char *method, const c
 			return send_error(c, 404, "NotFound", "digestion not found", 0);
 		return list_parts(c, a);
 	}
+	if (strcmp(res, "digestions") == 0) {
+		if (strcmp(method, "GET") != 0)
+			return send_error(c, 405, "MethodNotAllowed", "method not allowed", 0);
+		return list_digestions(c);
+	}
 	if (sscanf(res, "digestions/%36[^/]%c", a, d) == 1)
 		obj = json_object_get(json_object_get(M.ds, "digestions"), a);
 	else if (sscanf(res, "logs/%36[^/]%c", a, d) == 1)
@@ -500,6 +596,8 @@ static enum MHD_Result control(struct MHD_Connection *c, const char *method, con
 			return send_error(c, 404, "NotFound", "resource not found", 0);
 		return send_text(c, 200, text, 0);
 	}
+	if (strcmp(url, "/_mock/digestions") == 0 && strcmp(method, "POST") == 0)
+		return put_digestions(c, body);
 	if (strcmp(url, "/_mock/expected") == 0)
 		return send_json(c, 200, M.syn_expected ? json_incref(M.syn_expected) : json_null());
 	if (strcmp(url, "/_mock/faults") == 0 && strcmp(method, "DELETE") == 0) {
@@ -584,7 +682,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		/* Rebuild the query string for the record. */
 		struct buf q;
 		buf_init(&q, 4096);
-		const char *keys[] = { "include_count", "offset", "limit", "order", "sort", NULL };
+		const char *keys[] = { "include_count", "offset", "limit", "order", "sort", "state", "updated_at_lte",
+				       NULL };
 		for (int i = 0; keys[i]; i++) {
 			const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, keys[i]);
 			if (v)
@@ -663,7 +762,8 @@ static void usage(FILE *out)
 		"                [--max-page N] [--list-index-max N] [--no-record-bodies]\n"
 		"Serves a LogQS datastore on 127.0.0.1 and prints PORT=<port> once listening.\n"
 		"Control: GET/DELETE /_mock/requests, POST/DELETE /_mock/faults,\n"
-		"         GET /_mock/state, GET /_mock/expected (synthetic stats).\n");
+		"         GET /_mock/state, GET /_mock/expected (synthetic stats),\n"
+		"         POST /_mock/digestions (add or age digestions: age_s, updated_age_s).\n");
 }
 
 int main(int argc, char **argv)

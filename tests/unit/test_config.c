@@ -185,6 +185,72 @@ START_TEST(errors_have_file_and_line)
 }
 END_TEST
 
+/* [sweep NAME]: the built-in one is there and off; a section's keys, its
+ * defaults, what is refused (with file:line), and the route check. */
+START_TEST(sweep_sections)
+{
+	struct config c;
+	char err[2048] = "";
+	const struct sweep_cfg *w;
+	const char *path;
+
+	ck_assert_int_eq(config_load_buffer(&c, "n.conf", "[auth]\nauth = none\n", 20, NULL, err, sizeof(err)), 0);
+	ck_assert_int_eq(c.n_sweeps, 1);
+	w = config_sweep(&c, SWEEP_BUILTIN);
+	ck_assert_ptr_nonnull(w);
+	ck_assert(!w->enabled && w->every == 300 && w->min_age == 600 && w->max_per_run == 1000);
+	ck_assert_str_eq(w->process_type, "digestion");
+	ck_assert_str_eq(w->state, "finalizing");
+	ck_assert_str_eq(router_sweep_handler(&c, w), "digestion_stats");
+	ck_assert_ptr_null(c.warnings);
+	config_free(&c);
+
+	path = write_file("s.conf", "[auth]\nauth = none\n"
+				    "[sweep ingest.stuck]\nenabled = yes\nevery = 2m\nprocess_type = ingestion\n"
+				    "state = processing\nmin_age = 1h\nhandler = digestion_stats\nmax_per_run = 50\n"
+				    "datastore = 6F0C1C4E-8F5A-4D8E-9B3A-2F1D5C7E9A01\n"
+				    "[sweep quiet]\nevery = 10m\n");
+	ck_assert_int_eq(config_load(&c, path, NULL, err, sizeof(err)), 0);
+	ck_assert_int_eq(c.n_sweeps, 3);   /* the two, and the built-in one */
+	w = config_sweep(&c, "ingest.stuck");
+	ck_assert(w->enabled && w->every == 120 && w->min_age == 3600 && w->max_per_run == 50);
+	ck_assert_str_eq(w->process_type, "ingestion");
+	ck_assert_str_eq(w->datastore, "6f0c1c4e-8f5a-4d8e-9b3a-2f1d5c7e9a01");
+	ck_assert_int_eq(router_check(&c, err, sizeof(err)), 0);
+	/* written but never enabled: probably not meant */
+	ck_assert_ptr_nonnull(c.warnings);
+	ck_assert_ptr_nonnull(strstr(c.warnings, ":13: sweep 'quiet' is configured but not enabled"));
+	config_free(&c);
+
+	static const char *const bad[][2] = {
+		{ "[sweep a]\nevery = 0\n", ":4: every: '0' is not a duration of 1 s" },
+		{ "[sweep a]\nprocess_type = digestion_part\n", ":4: process_type: a sweep lists digestions or ingestions" },
+		{ "[sweep a]\nstate = stuck\n", ":4: state: 'stuck' is not one of" },
+		{ "[sweep a]\nmax_per_run = 0\n", ":4: max_per_run: '0' is not a number from 1 to 100000" },
+		{ "[sweep a]\ndatastore = x\n", ":4: datastore: 'x' is not a UUID" },
+		{ "[sweep a]\nwhen = now\n", ":4: unknown key 'when' in a sweep section" },
+		{ "[sweep a b]\nenabled = true\n", ":4: a sweep section needs a name" },
+		{ "[sweep a]\nenabled = maybe\n", ":4: enabled: 'maybe' is not true or false" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char text[256];
+		int n = snprintf(text, sizeof(text), "[auth]\nauth = none\n%s", bad[i][0]);
+		/* the key is on line 4 */
+		ck_assert_int_eq(config_load_buffer(&c, "b.conf", text, (size_t)n, NULL, err, sizeof(err)), -1);
+		char want[160];
+		snprintf(want, sizeof(want), "b.conf%s", bad[i][1]);
+		ck_assert_msg(strstr(err, want) != NULL, "case %zu: %s", i, err);
+		config_free(&c);
+	}
+	/* enabled, with no handler of its own and no route for its pair */
+	path = write_file("r.conf", "[auth]\nauth = none\n[sweep odd]\nenabled = true\nstate = failed\n");
+	ck_assert_int_eq(config_load(&c, path, NULL, err, sizeof(err)), 0);
+	ck_assert_int_eq(router_check(&c, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, ":4: sweep 'odd': no route for digestion/failed and no handler set"));
+	config_free(&c);
+}
+END_TEST
+
 START_TEST(durations_and_routes)
 {
 	struct config c;
@@ -391,6 +457,7 @@ Suite *suite_config(void)
 	tcase_add_test(t, precedence);
 	tcase_add_test(t, errors_have_file_and_line);
 	tcase_add_test(t, durations_and_routes);
+	tcase_add_test(t, sweep_sections);
 	tcase_add_test(t, secret_sources_and_hiding);
 	tcase_add_test(t, listen_split);
 	tcase_add_test(t, check_config_catches_traps);

@@ -323,7 +323,7 @@ START_TEST(batch_commit_then_sync)
 END_TEST
 
 /* A version 3 store (dedupe through its own hash index, no flags,
- * progress or leases) opens as version 6: the index is gone, the columns
+ * progress, leases, sources or sweeps) opens as version 7: the index is gone, the columns
  * are there, and earlier deliveries are still recognised. */
 START_TEST(upgrade_from_v3)
 {
@@ -340,6 +340,7 @@ START_TEST(upgrade_from_v3)
 	ck_assert_int_eq(sqlite3_exec(db, "CREATE INDEX events_dedupe_hash ON events(dedupe_hash, received_at);"
 					  "ALTER TABLE events DROP COLUMN flags; ALTER TABLE events DROP COLUMN progress;"
 					  "ALTER TABLE events DROP COLUMN owner; ALTER TABLE events DROP COLUMN lease_until;"
+					  "ALTER TABLE events DROP COLUMN source; DROP TABLE sweeps;"
 					  "PRAGMA user_version = 3;", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	ck_assert_int_eq(store_open(&st, path, err, sizeof(err)), 0);
@@ -351,7 +352,7 @@ START_TEST(upgrade_from_v3)
 					      -1, &s, NULL), SQLITE_OK);
 	ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
 	ck_assert_int_eq(sqlite3_column_int(s, 0), 0);
-	ck_assert_int_eq(sqlite3_column_int(s, 1), 6);
+	ck_assert_int_eq(sqlite3_column_int(s, 1), 7);
 	sqlite3_finalize(s);
 	sqlite3_close(db);
 	ck_assert_ptr_null(get(id1)->progress);
@@ -372,7 +373,7 @@ START_TEST(newer_schema_refused)
 	ck_assert_int_eq(sqlite3_exec(db, "PRAGMA user_version = 99;", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	ck_assert_int_eq(store_open(&st, path, err, sizeof(err)), -1);
-	ck_assert_ptr_nonnull(strstr(err, "schema version 99, newer than this lqs-hookd knows (6)"));
+	ck_assert_ptr_nonnull(strstr(err, "schema version 99, newer than this lqs-hookd knows (7)"));
 }
 END_TEST
 
@@ -583,6 +584,94 @@ START_TEST(change_feed)
 }
 END_TEST
 
+/* One event found by a sweep, submitted alone. */
+static enum store_result put_swept(const struct event *ev, int64_t recent_ms, char id[37])
+{
+	struct store_item it = { .ev = ev, .handler = "h", .body = store_event_body(ev), .source = "sweep:s",
+				 .recent_ms = recent_ms };
+
+	store_submit_durable(st, &it, 1, &(struct store_limits){ 0, 100 });
+	free(it.body);
+	str_copy(id, it.id, 37);
+	return it.result;
+}
+
+/* Run the one runnable event to the given end. */
+static void run_to(const char *id, const char *state)
+{
+	struct store_claim c;
+	int64_t due;
+
+	ck_assert_int_eq(store_claim(st, now_ms(), &c, &due), 1);
+	ck_assert_str_eq(c.id, id);
+	store_claim_release(&c);
+	ck_assert_int_eq(fin(id, state, NULL, strcmp(state, ST_FAILED) == 0 ? "x" : NULL, 0), STORE_OK);
+}
+
+/* A sweep never doubles a hook's work: a resource in that state with an
+ * unfinished, failed or recent event is a duplicate, whatever its hook id
+ * and even with the delivery rule off; only an old finished one is not. */
+START_TEST(sweep_duplicates)
+{
+	struct event hook, swept;
+	char id[37], sid[37], again[37];
+
+	mk(&hook, R1, "99999999-9999-9999-9999-999999999999");
+	mk(&swept, R1, NULL);
+	ck_assert_int_eq(put(st, &hook, "h", 0, 100, id), STORE_OK);
+	ck_assert_int_eq(put_swept(&swept, 0, sid), STORE_DUPLICATE);    /* unfinished */
+	ck_assert_str_eq(sid, id);
+	run_to(id, ST_COMPLETED);
+	ck_assert_int_eq(put_swept(&swept, 60000, sid), STORE_DUPLICATE);  /* recent */
+	ck_assert_str_eq(sid, id);
+	ck_assert_int_eq(put_swept(&swept, 0, sid), STORE_OK);            /* old and done: the hook's work is over */
+	ck_assert_str_ne(sid, id);
+	ck_assert_str_eq(get(sid)->source, "sweep:s");
+	ck_assert_str_eq(get(id)->source, "");
+	ck_assert_int_eq(put_swept(&swept, 0, again), STORE_DUPLICATE);   /* the sweep's own, unfinished */
+	ck_assert_str_eq(again, sid);
+	run_to(sid, ST_FAILED);
+	ck_assert_int_eq(put_swept(&swept, 0, again), STORE_DUPLICATE);   /* a dead letter waits for a replay */
+	/* another state of the same resource is another matter */
+	str_copy(swept.current_state, "processing", sizeof(swept.current_state));
+	ck_assert_int_eq(put_swept(&swept, 0, again), STORE_OK);
+}
+END_TEST
+
+/* The record of a sweep's runs outlives the daemon. */
+START_TEST(sweep_records)
+{
+	struct store_sweep w, r;
+	char err[256];
+
+	ck_assert_int_eq(store_sweep_get(st, "s", &r), STORE_NOTFOUND);
+	ck_assert_str_eq(r.name, "s");
+	ck_assert_int_eq(r.started_ms, 0);
+	memset(&w, 0, sizeof(w));
+	str_copy(w.name, "s", sizeof(w.name));
+	w.started_ms = 1000;
+	w.finished_ms = 2000;
+	w.found = 5;
+	w.enqueued = 3;
+	w.duplicates = 2;
+	w.runs = 7;
+	w.errors = 1;
+	str_copy(w.error, "LogQS GET digestions: HTTP 503", sizeof(w.error));
+	str_copy(w.owner, "host:1", sizeof(w.owner));
+	ck_assert_int_eq(store_sweep_put(st, &w), STORE_OK);
+	store_close(st);
+	ck_assert_int_eq(store_open(&st, path, err, sizeof(err)), 0);
+	ck_assert_int_eq(store_sweep_get(st, "s", &r), STORE_OK);
+	ck_assert_mem_eq(&r, &w, sizeof(w));
+	w.finished_ms = 0;
+	w.error[0] = '\0';
+	ck_assert_int_eq(store_sweep_put(st, &w), STORE_OK);
+	ck_assert_int_eq(store_sweep_get(st, "s", &r), STORE_OK);
+	ck_assert_int_eq(r.finished_ms, 0);
+	ck_assert_str_eq(r.error, "");
+}
+END_TEST
+
 Suite *suite_store(void)
 {
 	Suite *s = suite_create("store");
@@ -604,6 +693,8 @@ Suite *suite_store(void)
 	tcase_add_test(t, leases_expire_and_fence);
 	tcase_add_test(t, advisory_locks);
 	tcase_add_test(t, change_feed);
+	tcase_add_test(t, sweep_duplicates);
+	tcase_add_test(t, sweep_records);
 	suite_add_tcase(s, t);
 	return s;
 }

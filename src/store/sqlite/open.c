@@ -44,6 +44,8 @@ static const struct store_ops sqlite_ops = {
 	.stats = sq_stats,
 	.unfinished = sq_unfinished,
 	.writable = sq_writable,
+	.sweep_get = sq_sweep_get,
+	.sweep_put = sq_sweep_put,
 };
 
 static const char *const schema =
@@ -68,7 +70,8 @@ static const char *const schema =
 	"  flags INTEGER NOT NULL DEFAULT 0,"
 	"  progress TEXT,"
 	"  owner TEXT,"
-	"  lease_until INTEGER"
+	"  lease_until INTEGER,"
+	"  source TEXT"
 	");"
 	/* Partial indexes: an event is in the "queued" one only while queued,
 	 * and so on, so a state change touches one or two small indexes and a
@@ -88,7 +91,19 @@ static const char *const schema =
 	"  error TEXT"
 	");"
 	"CREATE INDEX IF NOT EXISTS history_event ON history(event_id, seq);"
-	"PRAGMA user_version = 6;";
+	"CREATE TABLE IF NOT EXISTS sweeps ("
+	"  name TEXT PRIMARY KEY,"
+	"  started_at INTEGER NOT NULL DEFAULT 0,"
+	"  finished_at INTEGER NOT NULL DEFAULT 0,"
+	"  found INTEGER NOT NULL DEFAULT 0,"
+	"  enqueued INTEGER NOT NULL DEFAULT 0,"
+	"  duplicates INTEGER NOT NULL DEFAULT 0,"
+	"  runs INTEGER NOT NULL DEFAULT 0,"
+	"  errors INTEGER NOT NULL DEFAULT 0,"
+	"  error TEXT,"
+	"  owner TEXT"
+	");"
+	"PRAGMA user_version = 7;";
 
 /* Version 1 stores indexed the whole dedupe key and kept an index for
  * pruning; version 2 indexes a 64-bit hash of the key instead. Rows from
@@ -110,8 +125,11 @@ static const char *const migrate_4_to_5 =
 static const char *const migrate_5_to_6 =
 	"ALTER TABLE events ADD COLUMN owner TEXT;"
 	"ALTER TABLE events ADD COLUMN lease_until INTEGER;";
+/* Version 7: where an event came from (NULL: a hook; "sweep:NAME"), and
+ * the sweeps table (created by the schema itself). */
+static const char *const migrate_6_to_7 = "ALTER TABLE events ADD COLUMN source TEXT;";
 /* The newest schema this build knows; a newer store is refused. */
-#define STORE_SCHEMA_VERSION 6
+#define STORE_SCHEMA_VERSION 7
 /* Version 3 replaced the (state, ...) indexes by partial ones. */
 static const char *const migrate_2_to_3 =
 	"DROP INDEX IF EXISTS events_runnable;"
@@ -279,7 +297,8 @@ int sqlite_store_open(struct store **out, const char *path, char *err, size_t er
 	 * every step after its own, in order, each in its own transaction. */
 	{
 		static const char *const *const steps[] = { NULL, &migrate_1_to_2, &migrate_2_to_3,
-							   &migrate_3_to_4, &migrate_4_to_5, &migrate_5_to_6 };
+							   &migrate_3_to_4, &migrate_4_to_5, &migrate_5_to_6,
+							   &migrate_6_to_7 };
 		int64_t v = sq_scalar(st, "PRAGMA user_version");
 		for (; v >= 1 && v < STORE_SCHEMA_VERSION; v++) {
 			char sql[1024];

@@ -118,5 +118,8 @@ int sq_prune(struct store *b, int64_t completed_before_ms, int64_t failed_before
 int sq_stats(struct store *b, struct store_stats *out);
 int64_t sq_unfinished(struct store *b);
 bool sq_writable(struct store *b);
+/* sweeps.c */
+enum store_result sq_sweep_get(struct store *b, const char *name, struct store_sweep *out);
+enum store_result sq_sweep_put(struct store *b, const struct store_sweep *s);
 
 #endif

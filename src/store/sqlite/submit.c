@@ -23,31 +23,56 @@ static void dedupe_key(const struct event *ev, char *out, size_t n)
 		 ev->previous_state, ev->current_state);
 }
 
+/* Whether the prepared, bound query finds an earlier event: then
+ * STORE_DUPLICATE with its id in it->id. */
+static enum store_result held_already(struct sq *st, sqlite3_stmt *s, struct store_item *it)
+{
+	enum store_result r = STORE_OK;
+
+	if (!s)
+		return STORE_ERROR;
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		str_copy(it->id, (const char *)sqlite3_column_text(s, 0), sizeof(it->id));
+		r = STORE_DUPLICATE;
+	}
+	sq_release(st, s);
+	return r;
+}
+
 /* One item of a batch, inside the open transaction. */
 static enum store_result enqueue_one(struct sq *st, struct store_item *it, int64_t now, int64_t dedupe_ms,
 				     int64_t max_queued, int64_t *added)
 {
 	char key[200], *result = NULL;
 	sqlite3_stmt *s;
+	enum store_result r;
 	int rc;
 
 	dedupe_key(it->ev, key, sizeof(key));
-	if (dedupe_ms > 0) {
+	if (it->source) {
+		/* found by a sweep: LogQS may have sent its hook after all, or an
+		 * earlier run found it; what matters is the resource in that state */
+		s = sq_prep(st, "SELECT id FROM events INDEXED BY events_resource WHERE resource_id=? AND "
+			     "process_type=? AND current_state=? AND (state IN ('queued','running','retrying','failed') "
+			     "OR received_at>=?) ORDER BY seq DESC LIMIT 1");
+		if (s) {
+			sqlite3_bind_text(s, 1, it->ev->resource_id, -1, SQLITE_STATIC);
+			sqlite3_bind_text(s, 2, it->ev->process_type, -1, SQLITE_STATIC);
+			sqlite3_bind_text(s, 3, it->ev->current_state, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(s, 4, now - it->recent_ms);
+		}
+		if ((r = held_already(st, s, it)) != STORE_OK)
+			return r;
+	} else if (dedupe_ms > 0) {
 		/* sees this batch's own inserts: same connection, same transaction */
-		enum store_result r = STORE_OK;
 		s = sq_prep(st, "SELECT id FROM events INDEXED BY events_resource WHERE resource_id=? AND received_at>=? "
 			     "AND dedupe_key=? ORDER BY seq LIMIT 1");
-		if (!s)
-			return STORE_ERROR;
-		sqlite3_bind_text(s, 1, it->ev->resource_id, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(s, 2, now - dedupe_ms);
-		sqlite3_bind_text(s, 3, key, -1, SQLITE_STATIC);
-		if (sqlite3_step(s) == SQLITE_ROW) {
-			str_copy(it->id, (const char *)sqlite3_column_text(s, 0), sizeof(it->id));
-			r = STORE_DUPLICATE;
+		if (s) {
+			sqlite3_bind_text(s, 1, it->ev->resource_id, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(s, 2, now - dedupe_ms);
+			sqlite3_bind_text(s, 3, key, -1, SQLITE_STATIC);
 		}
-		sq_release(st, s);
-		if (r == STORE_DUPLICATE)
+		if ((r = held_already(st, s, it)) != STORE_OK)
 			return r;
 	}
 	if (max_queued > 0 && atomic_load(&st->unfinished) + *added >= max_queued)
@@ -63,8 +88,8 @@ static enum store_result enqueue_one(struct sq *st, struct store_item *it, int64
 			return STORE_ERROR;
 	}
 	s = sq_prep(st, "INSERT INTO events(id, received_at, updated_at, process_type, current_state, "
-		     "resource_id, dedupe_key, body, handler, state, result, finished_at) "
-		     "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)");
+		     "resource_id, dedupe_key, body, handler, state, result, finished_at, source) "
+		     "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)");
 	if (!s) {
 		free(result);
 		return STORE_ERROR;
@@ -84,6 +109,7 @@ static enum store_result enqueue_one(struct sq *st, struct store_item *it, int64
 		sqlite3_bind_null(s, 12);
 	else
 		sqlite3_bind_int64(s, 12, now);
+	sq_bind_text(s, 13, it->source);
 	rc = sqlite3_step(s);
 	sq_release(st, s);
 	free(result);

@@ -38,7 +38,7 @@ static void col_copy(sqlite3_stmt *s, int i, char *out, size_t n)
 }
 
 #define EVENT_COLS "seq, id, received_at, updated_at, body, handler, state, attempts, next_run_at, " \
-		   "result, error, finished_at, progress, flags"
+		   "result, error, finished_at, progress, flags, source"
 
 static void event_row(sqlite3_stmt *s, struct store_event *e)
 {
@@ -56,6 +56,7 @@ static void event_row(sqlite3_stmt *s, struct store_event *e)
 	e->finished_ms = sqlite3_column_type(s, 11) == SQLITE_NULL ? 0 : sqlite3_column_int64(s, 11);
 	e->progress = col_json(s, 12);
 	e->flags = (unsigned)sqlite3_column_int(s, 13);
+	col_copy(s, 14, e->source, sizeof(e->source));
 }
 
 enum store_result sq_get(struct store *b, const char *id, struct store_event *out)

@@ -1,0 +1,261 @@
+/* The named sections: [route NAME] (which handler an event goes to) and
+ * [sweep NAME] (a scheduled look at LogQS for resources a hook never
+ * reported). Their keys, defaults and checks; the settings table holds the
+ * rest. */
+#include <stdio.h>
+#include <string.h>
+
+#include "config_int.h"
+#include "lqs-hookd/names.h"
+#include "lqs-hookd/util.h"
+
+/* Defaults of a sweep (the built-in one has them all). */
+#define SWEEP_EVERY_S 300.0
+#define SWEEP_MIN_AGE_S 600.0
+#define SWEEP_MAX_PER_RUN 1000
+#define SWEEP_MAX_PER_RUN_LIMIT 100000
+/* A sweep runs at most this often: each run lists resources in LogQS. */
+#define SWEEP_EVERY_MIN_S 1.0
+
+static int type_or_state(const char *name, const char *value, char *out, size_t n, char *why, size_t whylen)
+{
+	char list[160];
+	bool type = strcmp(name, "process_type") == 0;
+	const char *const *names = type ? lqs_process_types : lqs_process_states;
+
+	if (!name_in(names, value)) {
+		names_join(names, "|", list, sizeof(list));
+		snprintf(why, whylen, "%s: '%s' is not one of %s", name, value, list);
+		return -1;
+	}
+	str_copy(out, value, n);
+	return 0;
+}
+
+static int handler_name(const char *value, char *out, size_t n, char *why, size_t whylen)
+{
+	/* whether a handler of that name is compiled in is for the caller to
+	 * say (router_check): the settings know no handlers */
+	if (!*value || strlen(value) >= n || strspn(value, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(value)) {
+		snprintf(why, whylen, "handler: '%s' is not a handler name", value);
+		return -1;
+	}
+	str_copy(out, value, n);
+	return 0;
+}
+
+static int route_set(struct route *r, const char *name, const char *value, int lineno, char *why, size_t whylen)
+{
+	if (strcmp(name, "process_type") == 0)
+		return type_or_state(name, value, r->process_type, sizeof(r->process_type), why, whylen);
+	if (strcmp(name, "state") == 0)
+		return type_or_state(name, value, r->state, sizeof(r->state), why, whylen);
+	if (strcmp(name, "handler") == 0) {
+		r->handler_line = lineno;
+		return handler_name(value, r->handler, sizeof(r->handler), why, whylen);
+	}
+	snprintf(why, whylen, "unknown key '%s' in a route section (process_type, state, handler)", name);
+	return -1;
+}
+
+static int duration_in(const char *name, const char *value, double min, double *out, char *why, size_t whylen)
+{
+	double v;
+
+	if (parse_duration(value, &v) || v < min || v > 365.0 * 86400) {
+		snprintf(why, whylen, "%s: '%s' is not a duration of %g s to 365d (such as 90s, 5m, 1h)", name, value,
+			 min);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+static int sweep_set(struct sweep_cfg *s, const char *name, const char *value, int lineno, char *why,
+		     size_t whylen)
+{
+	char canon[37];
+	int64_t n;
+
+	if (strcmp(name, "enabled") == 0) {
+		if (parse_bool(value, &s->enabled) == 0)
+			return 0;
+		snprintf(why, whylen, "enabled: '%s' is not true or false", value);
+		return -1;
+	}
+	if (strcmp(name, "every") == 0)
+		return duration_in(name, value, SWEEP_EVERY_MIN_S, &s->every, why, whylen);
+	if (strcmp(name, "min_age") == 0)
+		return duration_in(name, value, 0, &s->min_age, why, whylen);
+	if (strcmp(name, "process_type") == 0) {
+		/* LogQS lists parts only under their digestion or ingestion */
+		if (strcmp(value, "digestion") != 0 && strcmp(value, "ingestion") != 0) {
+			snprintf(why, whylen, "process_type: a sweep lists digestions or ingestions, not '%s'", value);
+			return -1;
+		}
+		return type_or_state(name, value, s->process_type, sizeof(s->process_type), why, whylen);
+	}
+	if (strcmp(name, "state") == 0)
+		return type_or_state(name, value, s->state, sizeof(s->state), why, whylen);
+	if (strcmp(name, "handler") == 0) {
+		s->handler_line = lineno;
+		return handler_name(value, s->handler, sizeof(s->handler), why, whylen);
+	}
+	if (strcmp(name, "max_per_run") == 0) {
+		if (parse_i64(value, &n) == 0 && n >= 1 && n <= SWEEP_MAX_PER_RUN_LIMIT) {
+			s->max_per_run = n;
+			return 0;
+		}
+		snprintf(why, whylen, "max_per_run: '%s' is not a number from 1 to %d", value, SWEEP_MAX_PER_RUN_LIMIT);
+		return -1;
+	}
+	if (strcmp(name, "datastore") == 0) {
+		if (!*value) {
+			s->datastore[0] = '\0';
+			return 0;
+		}
+		if (uuid_canonical(value, canon)) {
+			str_copy(s->datastore, canon, sizeof(s->datastore));
+			return 0;
+		}
+		snprintf(why, whylen, "datastore: '%s' is not a UUID", value);
+		return -1;
+	}
+	snprintf(why, whylen, "unknown key '%s' in a sweep section (enabled, every, process_type, state, min_age, "
+		 "handler, max_per_run, datastore)", name);
+	return -1;
+}
+
+static void sweep_defaults(struct sweep_cfg *s, const char *name)
+{
+	memset(s, 0, sizeof(*s));
+	str_copy(s->name, name, sizeof(s->name));
+	s->every = SWEEP_EVERY_S;
+	s->min_age = SWEEP_MIN_AGE_S;
+	s->max_per_run = SWEEP_MAX_PER_RUN;
+	str_copy(s->process_type, "digestion", sizeof(s->process_type));
+	str_copy(s->state, "finalizing", sizeof(s->state));
+}
+
+const struct sweep_cfg *config_sweep(const struct config *cfg, const char *name)
+{
+	for (int i = 0; i < cfg->n_sweeps; i++)
+		if (strcmp(cfg->sweeps[i].name, name) == 0)
+			return &cfg->sweeps[i];
+	return NULL;
+}
+
+/* "route NAME" or "sweep NAME": the kind (or NULL) and the name. */
+static const char *section_kind(const char *section, const char **name)
+{
+	static const char *const kinds[] = { "route", "sweep" };
+
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		size_t n = strlen(kinds[i]);
+		if (strncmp(section, kinds[i], n) == 0 && (section[n] == ' ' || section[n] == '\t')) {
+			const char *p = section + n;
+			while (*p == ' ' || *p == '\t')
+				p++;
+			*name = p;
+			return kinds[i];
+		}
+	}
+	return NULL;
+}
+
+bool section_is_named(const char *section)
+{
+	const char *name;
+
+	return section_kind(section, &name) != NULL;
+}
+
+static bool sweep_name_ok(const char *name)
+{
+	return *name && strlen(name) < sizeof(((struct sweep_cfg *)0)->name) &&
+	       strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == strlen(name);
+}
+
+static int sweep_section(struct config *cfg, const char *sname, const char *name, const char *value, int lineno,
+			 char *why, size_t whylen)
+{
+	struct sweep_cfg *s = NULL;
+
+	if (!sweep_name_ok(sname)) {
+		snprintf(why, whylen, "a sweep section needs a name of letters, digits, '-', '_' and '.' (at most "
+			 "63): [sweep NAME]");
+		return -1;
+	}
+	for (int i = 0; i < cfg->n_sweeps && !s; i++)
+		if (strcmp(cfg->sweeps[i].name, sname) == 0)
+			s = &cfg->sweeps[i];
+	if (!s) {
+		if (cfg->n_sweeps >= CONFIG_MAX_SWEEPS) {
+			snprintf(why, whylen, "at most %d sweeps", CONFIG_MAX_SWEEPS);
+			return -1;
+		}
+		s = &cfg->sweeps[cfg->n_sweeps++];
+		sweep_defaults(s, sname);
+		s->line = lineno;
+	}
+	return sweep_set(s, name, value, lineno, why, whylen);
+}
+
+int section_apply(struct config *cfg, const char *section, const char *name, const char *value, int lineno,
+		  char *why, size_t whylen)
+{
+	const char *sname, *kind = section_kind(section, &sname);
+	struct route *r = NULL;
+
+	if (kind && strcmp(kind, "sweep") == 0)
+		return sweep_section(cfg, sname, name, value, lineno, why, whylen);
+	if (!*sname) {
+		snprintf(why, whylen, "a route section needs a name: [route NAME]");
+		return -1;
+	}
+	for (int i = 0; i < cfg->n_routes && !r; i++)
+		if (strcmp(cfg->routes[i].name, sname) == 0)
+			r = &cfg->routes[i];
+	if (!r) {
+		if (cfg->n_routes >= CONFIG_MAX_ROUTES) {
+			snprintf(why, whylen, "at most %d routes", CONFIG_MAX_ROUTES);
+			return -1;
+		}
+		r = &cfg->routes[cfg->n_routes++];
+		memset(r, 0, sizeof(*r));
+		str_copy(r->name, sname, sizeof(r->name));
+		r->line = lineno;
+	}
+	return route_set(r, name, value, lineno, why, whylen);
+}
+
+int sections_finish(struct config *cfg, struct buf *err, struct buf *warn, const char *where)
+{
+	int errors = 0;
+
+	if (cfg->n_routes == 0) {
+		struct route *r = &cfg->routes[cfg->n_routes++];
+		memset(r, 0, sizeof(*r));
+		str_copy(r->name, "digestion-finalizing", sizeof(r->name));
+		str_copy(r->process_type, "digestion", sizeof(r->process_type));
+		str_copy(r->state, "finalizing", sizeof(r->state));
+		str_copy(r->handler, "digestion_stats", sizeof(r->handler));
+	}
+	for (int i = 0; i < cfg->n_routes; i++) {
+		struct route *r = &cfg->routes[i];
+		if (!r->process_type[0] || !r->state[0] || !r->handler[0]) {
+			add_error(err, where, r->line, "route '%s' needs process_type, state and handler", r->name);
+			errors++;
+		}
+	}
+	/* the built-in sweep is always listed, off until enabled */
+	if (!config_sweep(cfg, SWEEP_BUILTIN) && cfg->n_sweeps < CONFIG_MAX_SWEEPS)
+		sweep_defaults(&cfg->sweeps[cfg->n_sweeps++], SWEEP_BUILTIN);
+	for (int i = 0; i < cfg->n_sweeps; i++) {
+		const struct sweep_cfg *s = &cfg->sweeps[i];
+		if (s->line && !s->enabled)
+			add_error(warn, where, s->line, "sweep '%s' is configured but not enabled: it never runs until "
+				  "'enabled = true'", s->name);
+	}
+	return errors;
+}
