@@ -23,7 +23,9 @@ completed_with_stats() { # ID
 cli() { "$LQS_HOOKD" -c "$T_DIR/s.conf" --listen "127.0.0.1:$PORT" "$@"; }
 
 # --- a hook event for D[2] arrives, and is held retrying (LogQS answers 503) ---
-printf '[worker]\nretry_base = 300ms\nretry_max_delay = 300ms\n\n[sweep %s]\nenabled = false\n' "$SW" >"$T_DIR/s.conf"
+# pages of 2: the sweep's listing takes every page
+printf '[worker]\nretry_base = 300ms\nretry_max_delay = 300ms\n[lqs]\npage_limit = 2\n\n[sweep %s]\nenabled = false\n' \
+	"$SW" >"$T_DIR/s.conf"
 HOOKD_ENV="$(mock_env)" start_hookd "$T_DIR/s.db" --config "$T_DIR/s.conf"
 check_contains "a configured sweep that is off is pointed out" "$(cat "$HOOKD_LOG")" \
 	"sweep '$SW' is configured but not enabled"
@@ -54,7 +56,10 @@ check "sweep --now: D2 is the event the hook brought" "$(grep "${D[2]}" <<<"$out
 check "sweep --now: D3 is not there" "$(grep -c "${D[3]}" <<<"$out")" 0
 q=$(curl -s "$MOCK/_mock/requests" | jq -r '[.requests[] | select(.path == "digestions")][0].query')
 check_contains "the list asks LogQS for that state" "$q" "state=finalizing&updated_at_lte="
-check_contains "and pages like every list" "$q" "include_count=True&offset=0&limit="
+check_contains "and pages like every list" "$q" "include_count=True&offset=0&limit=2"
+check "every page: offsets 0, 2, 4 for 5 digestions" \
+	"$(curl -s "$MOCK/_mock/requests" | jq -r '[.requests[] | select(.path == "digestions") | .query | capture("offset=(?<o>[0-9]+)").o] | join(",")')" \
+	"0,2,4"
 for i in 0 1 4 5; do
 	id=$(events_of "${D[$i]}")
 	wait_done "$id" 20 || fail "swept event of D$i finished"
