@@ -64,7 +64,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		abort();
 	w = workers_start(st, 1);
 	in = intake_start(st, NULL, NULL, err, sizeof(err));
-	h = in ? http_start(st, w, in, -1, err, sizeof(err)) : NULL;
+	h = in ? http_start(st, w, in, NULL, -1, err, sizeof(err)) : NULL;
 	if (!h) {
 		fputs(err, stderr);
 		abort();
