@@ -10,7 +10,7 @@ BUILD=$1
 SECONDS_EACH=$2
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 status=0
-for t in event auth config lqs http; do
+for t in event auth config lqs http objects; do
 	work="$BUILD/fuzz-corpus/$t"
 	mkdir -p "$work"
 	extra=()

@@ -18,6 +18,8 @@
  *   lqs-lease   renews this daemon's leases, recovers expired ones; pool mu,
  *               store lock.
  *   lqs-check   the LogQS settings check; its own mu.
+ *   lqs-batch   closes batches of objects whose quiet or max_age time has
+ *               come (with their trigger events); the store lock.
  *   lqs-sweep   runs the sweeps when due and when asked (POST /sweeps/NAME/run):
  *               its own mu, the store's advisory lock "sweep:NAME", and
  *               the intake, like any source.
@@ -41,6 +43,7 @@
 #include <systemd/sd-daemon.h>
 #endif
 
+#include "lqs-hookd/batcher.h"
 #include "lqs-hookd/cli.h"
 #include "lqs-hookd/config.h"
 #include "lqs-hookd/gauges.h"
@@ -118,6 +121,7 @@ static void usage(FILE *out)
 		"       lqs-hookd check-lqs\n"
 		"       lqs-hookd sweeps\n"
 		"       lqs-hookd sweep NAME [--now]\n"
+		"       lqs-hookd batches [--state open|closed]\n"
 		"\n"
 		"Receives LogQS workflow hook events on POST /events, stores them durably\n"
 		"and runs the configured handlers against the LogQS REST API.\n"
@@ -260,6 +264,7 @@ struct daemon {
 	struct workers *w;
 	struct intake *in;
 	struct sweeper *sw;
+	struct batcher *bt;
 	struct http *h;
 	int sfd;
 };
@@ -279,7 +284,7 @@ static void announce(struct daemon *d, int listen_fd)
 	config_put(ref);
 }
 
-/* Store, workers, checker, intake, sweeper, HTTP, in that order. */
+/* Store, workers, checker, intake, batch timers, sweeper, HTTP, in that order. */
 static int start(struct daemon *d)
 {
 	struct config_ref *ref = config_current();
@@ -310,6 +315,11 @@ static int start(struct daemon *d)
 		log_error("%s", err);
 		goto out;
 	}
+	d->bt = batcher_start(d->st, kick_workers, d->w);
+	if (!d->bt) {
+		log_error("cannot start the batch timers");
+		goto out;
+	}
 	d->sw = sweeper_start(d->st, d->in);
 	if (!d->sw) {
 		log_error("cannot start the sweeper");
@@ -335,6 +345,7 @@ static void stop(struct daemon *d, double http_drain_s, double drain_s)
 	sweeper_stop(d->sw);
 	http_stop(d->h, http_drain_s);
 	sweeper_free(d->sw);   /* no request can reach it any more */
+	batcher_stop(d->bt);
 	intake_free(d->in);
 	workers_stop(d->w, drain_s);
 	lqs_check_stop();

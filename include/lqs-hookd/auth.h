@@ -22,6 +22,11 @@ bool ct_equal(const void *a, size_t alen, const void *b, size_t blen);
  * so timing does not tell which one matched. */
 enum auth_result auth_check_bearer(const char *header, char *const *secrets, int n_secrets);
 
+/* POST /objects: "Bearer <secret>" (as is, or base64 as for hooks) of an
+ * accepted secret, or "Basic base64(user:password)" when a user is set. */
+enum auth_result auth_check_objects(const char *header, char *const *secrets, int n_secrets, const char *user,
+				    const char *password);
+
 /* Plain bearer token check (admin token, not base64-wrapped). */
 enum auth_result auth_check_token(const char *header, const char *token);
 

@@ -7,11 +7,21 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <jansson.h>
+
 #define CONFIG_MAX_SECRETS 8
 #define CONFIG_MAX_ROUTES 32
 #define CONFIG_MAX_SWEEPS 16
+#define CONFIG_MAX_WATCHES 64
+#define WATCH_MAX_PATTERNS 16
 /* The built-in sweep (off until enabled). */
 #define SWEEP_BUILTIN "digestion-finalizing"
+
+/* Secrets accepted at once (rotation: the old and the new). */
+struct secret_list {
+	char *v[CONFIG_MAX_SECRETS];
+	int n;
+};
 
 struct route {
 	char name[64];
@@ -38,6 +48,28 @@ struct sweep_cfg {
 	int handler_line;
 };
 
+/* [watch NAME]: which object events form batches, and what runs when a
+ * batch closes. */
+struct watch_cfg {
+	char name[64];
+	char bucket[64];
+	char *prefixes[WATCH_MAX_PATTERNS];   /* any of them ("" none: every key) */
+	int n_prefixes;
+	char *suffixes[WATCH_MAX_PATTERNS];
+	int n_suffixes;
+	char *ignore[WATCH_MAX_PATTERNS];     /* globs (fnmatch, '*' crosses '/') */
+	int n_ignore;
+	bool on_created, on_removed;          /* events = created, removed */
+	int64_t prefix_depth;                 /* folders that make a batch's path */
+	int64_t count;                        /* close at this many objects (0: never) */
+	double quiet;                         /* close after so long without one (0: never) */
+	double max_age;                       /* close so long after the first (0: never) */
+	char marker[128];                     /* a key ending /marker closes at once ("" : none) */
+	char trigger[64];                     /* handler of the closed batch ("" : none) */
+	json_t *settings;                     /* the trigger's own keys (strings; owned) */
+	int line, trigger_line;
+};
+
 struct config {
 	/* [http] */
 	char *listen;
@@ -53,8 +85,7 @@ struct config {
 	int64_t max_discard;
 	/* [auth] */
 	char *auth;                 /* "secret" or "none" */
-	char *secrets[CONFIG_MAX_SECRETS];
-	int n_secrets;
+	struct secret_list secrets;
 	char *admin_token;
 	/* [store] */
 	char *store;
@@ -88,6 +119,12 @@ struct config {
 	int64_t max_response;
 	bool readyz_requires_lqs;
 	double lqs_check_interval;
+	/* [objects] */
+	char *objects_path;
+	struct secret_list objects_secrets;
+	char *objects_basic_user;
+	char *objects_basic_password;
+	int64_t max_records;
 	/* [log] */
 	char *log_level;
 	char *log_format;
@@ -99,6 +136,9 @@ struct config {
 	/* [sweep NAME] (the built-in one always present) */
 	struct sweep_cfg sweeps[CONFIG_MAX_SWEEPS];
 	int n_sweeps;
+	/* [watch NAME] (allocated) */
+	struct watch_cfg *watches;
+	int n_watches;
 	/* where the file came from, for messages */
 	char *path;
 	/* each setting's text as written (or its default), by table index:
@@ -138,6 +178,8 @@ void config_free(struct config *cfg);
 void config_print(const struct config *cfg, FILE *out);
 /* Markdown table of every setting (for the README). */
 void config_print_reference(FILE *out);
+/* The watch of that name, or NULL. */
+const struct watch_cfg *config_watch(const struct config *cfg, const char *name);
 /* The sweep of that name, or NULL. */
 const struct sweep_cfg *config_sweep(const struct config *cfg, const char *name);
 /* Split "host:port" ("[v6]:port" too). Returns 0 or -1. */

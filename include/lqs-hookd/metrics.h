@@ -22,6 +22,10 @@ void metrics_config_reload(bool ok);
 /* A sweep run ended: error_kind "" (ok) or lqs, auth, store, queue_full.
  * Sweep names are letters, digits, '-', '_' and '.' (no escaping needed). */
 void metrics_sweep_run(const char *sweep, const char *error_kind, int64_t found, int64_t enqueued);
+/* outcome: stored, duplicate, marker, not_routed, ignored, rejected, unavailable. */
+void metrics_object_received(const char *outcome);
+/* reason: count, quiet, max_age, marker. */
+void metrics_batch_closed(const char *reason);
 /* reason: max_connections. */
 void metrics_connection_refused(const char *reason);
 /* reason: header_timeout or read_timeout. */

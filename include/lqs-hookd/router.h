@@ -48,6 +48,11 @@ struct handler_def {
 	const char *name;
 	const char *description;
 	enum handler_status (*run)(struct handler_ctx *ctx, struct handler_out *out);
+	/* It runs the trigger events of closed batches (a [watch] trigger). */
+	bool batches;
+	/* The keys it takes in a [watch] (or [route]) section, NULL-terminated
+	 * (NULL: none). */
+	const char *const *settings;
 	/* Called once when the event is FAILED for good (may be NULL). */
 	void (*on_failure)(struct handler_ctx *ctx, const struct handler_out *failure);
 };

@@ -56,9 +56,32 @@ const char *store_backend(const struct store *st);
 
 /* ---- intake: jobs in, durably ---- */
 
+/* An object event to store, with the batch it goes to (objects.h has the
+ * record). The source decides which watch and batch; the store keeps the
+ * batch and closes it, in the same transaction as the object that makes
+ * it close, with its trigger event. */
+struct object_rec;
+struct store_object {
+	const struct object_rec *rec;
+	const char *format;       /* s3, eventbridge, sns */
+	const char *watch;        /* NULL: it matched no watch (stored, not routed) */
+	const char *prefix;       /* its batch's path in the bucket ("" the root, else ends in /) */
+	bool marker;              /* closes its batch at once, and is not one of its objects */
+	const char *trigger;      /* the handler of the batch's trigger event (NULL: none) */
+	int64_t count;            /* close at this many objects (0: never) */
+	int64_t quiet_ms;         /* close after so long without a new object (0: never) */
+	int64_t max_age_ms;       /* close so long after the first object (0: never) */
+	/* out */
+	char batch_id[37];        /* the batch it joined or closed ("" none) */
+	char trigger_id[37];      /* the trigger event, when it closed its batch */
+};
+
 /* One job: ev, handler (NULL: unrouted, stored finished) and body (the
- * canonical JSON, store_event_body()) in; id and result out. */
+ * canonical JSON, store_event_body()) in; id and result out. Or, with obj
+ * set (ev, handler and body unused), an object event: id is its object
+ * id, STORE_DUPLICATE when the same notification was stored before. */
 struct store_item {
+	struct store_object *obj;
 	const struct event *ev;
 	const char *handler;
 	char *body;
@@ -229,6 +252,41 @@ struct store_sweep {
 enum store_result store_sweep_get(struct store *st, const char *name, struct store_sweep *out);
 /* Write (insert or replace) the record, durably. */
 enum store_result store_sweep_put(struct store *st, const struct store_sweep *s);
+
+/* ---- batches of objects ---- */
+
+/* A batch a timer closed. */
+struct store_closed {
+	char batch_id[37];
+	char reason[16];          /* quiet or max_age */
+	char trigger_id[37];
+};
+/* Close up to max open batches whose quiet or max_age time has come (each
+ * with its trigger event, in one transaction). Returns how many closed
+ * (closed[0..n)), or -1; *next_due_ms: when the next one is due (0: none
+ * open with a timer; now or before: more are due). */
+int store_batches_close_due(struct store *st, int64_t now, struct store_closed *closed, int max,
+			    int64_t *next_due_ms);
+
+struct store_batch {
+	char id[37];
+	char watch[64];
+	char bucket[64];
+	char *prefix;             /* owned */
+	char state[8];            /* open, closed */
+	int64_t opened_ms, last_object_ms, closed_ms, due_ms;   /* 0: not (yet) */
+	int64_t objects;
+	char reason[16];          /* count, quiet, max_age, marker ("" while open) */
+	char trigger_event_id[37];
+	json_t *keys;             /* store_batch_get only: [{key, size, etag, version_id, kind, received_at}] */
+};
+void store_batch_clear(struct store_batch *b);
+enum store_result store_batch_get(struct store *st, const char *id, struct store_batch *out);
+/* Batches (state NULL: any) in seq order after the cursor. */
+enum store_result store_batches_list(struct store *st, const char *state, int64_t after_seq, int limit,
+				     struct store_batch **rows, size_t *n, int64_t *next_cursor);
+/* Open batches now (cheap: for a gauge). */
+int64_t store_batches_open(struct store *st);
 
 /* ---- administration ---- */
 

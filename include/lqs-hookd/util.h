@@ -40,6 +40,9 @@ void iso8601_ms(int64_t ms, char out[32]);
  * an optional fraction, and "Z", "+HH:MM", "-HHMM" or nothing (UTC).
  * Returns 0 with *ms since the epoch, or -1. */
 int iso8601_parse(const char *s, int64_t *ms);
+/* The length of the well-formed UTF-8 sequence at p (shortest form, no
+ * surrogates, at most U+10FFFF; NUL-terminated input), or 0. */
+size_t utf8_seq_len(const unsigned char *p);
 /* A duration in its largest whole unit, as people write one: "14d", "5m",
  * "90s", "1.5s". */
 void duration_text(double seconds, char *out, size_t n);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "lqs-hookd/jsonx.h"
 #include "lqs-hookd/log.h"
 #include "lqs-hookd/names.h"
 #include "lqs-hookd/router.h"
@@ -22,16 +23,6 @@
 
 /* ---- JSON views of what the store returns ---- */
 
-static json_t *time_json(int64_t ms)
-{
-	char ts[32];
-
-	if (!ms)
-		return json_null();
-	iso8601_ms(ms, ts);
-	return json_string(ts);
-}
-
 static json_t *or_null(json_t *v)
 {
 	return v ? json_incref(v) : json_null();
@@ -46,8 +37,8 @@ static json_t *event_json(const struct store_event *e)
 	json_t *o = json_object();
 
 	json_object_set_new(o, "event_id", json_string(e->id));
-	json_object_set_new(o, "received_at", time_json(e->received_ms));
-	json_object_set_new(o, "updated_at", time_json(e->updated_ms));
+	json_object_set_new(o, "received_at", json_time_or_null(e->received_ms));
+	json_object_set_new(o, "updated_at", json_time_or_null(e->updated_ms));
 	json_object_set_new(o, "event", or_null(e->event));
 	/* a hook delivery, or "sweep:NAME" (found by a sweep) */
 	json_object_set_new(o, "source", json_string(e->source[0] ? e->source : "hook"));
@@ -58,10 +49,10 @@ static json_t *event_json(const struct store_event *e)
 	json_object_set_new(o, "done", json_boolean(done));
 	json_object_set_new(o, "attempts", json_integer(e->attempts));
 	json_object_set_new(o, "next_attempt_at",
-			    strcmp(e->state, ST_RETRYING) == 0 ? time_json(e->next_run_ms) : json_null());
+			    strcmp(e->state, ST_RETRYING) == 0 ? json_time_or_null(e->next_run_ms) : json_null());
 	json_object_set_new(o, "result", or_null(e->result));
 	json_object_set_new(o, "error", e->error ? json_string(e->error) : json_null());
-	json_object_set_new(o, "finished_at", time_json(e->finished_ms));
+	json_object_set_new(o, "finished_at", json_time_or_null(e->finished_ms));
 	/* what the running (or last) attempt reported while it ran */
 	json_object_set_new(o, "progress", or_null(e->progress));
 	json_object_set_new(o, "replayed", json_boolean(e->flags & EVENT_FLAG_REPLAYED));
@@ -73,8 +64,8 @@ static json_t *step_json(const struct store_step *h)
 	json_t *o = json_object();
 
 	json_object_set_new(o, "step", json_string(h->step));
-	json_object_set_new(o, "started_at", time_json(h->started_ms));
-	json_object_set_new(o, "ended_at", time_json(h->ended_ms));
+	json_object_set_new(o, "started_at", json_time_or_null(h->started_ms));
+	json_object_set_new(o, "ended_at", json_time_or_null(h->ended_ms));
 	json_object_set_new(o, "duration_ms", h->ended_ms ? json_integer(h->ended_ms - h->started_ms) : json_null());
 	json_object_set_new(o, "detail", or_null(h->detail));
 	json_object_set_new(o, "error", h->error ? json_string(h->error) : json_null());
@@ -113,8 +104,9 @@ static const char *query_filters(struct MHD_Connection *c, struct store_query *q
 		return msg;
 	}
 	q->process_type = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "process_type");
-	if (q->process_type && !event_type_valid(q->process_type))
-		return "process_type must be a LogQS ProcessType";
+	/* "batch": the trigger events of closed batches */
+	if (q->process_type && !event_type_valid(q->process_type) && strcmp(q->process_type, "batch") != 0)
+		return "process_type must be a LogQS ProcessType, or batch";
 	q->handler = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "handler");
 	if (q->handler && !router_handler_find(q->handler))
 		return "handler must be the name of a compiled-in handler";

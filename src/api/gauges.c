@@ -36,9 +36,13 @@ static void collect(void *ctx, struct buf *b)
 		   "lqs_hookd_store_size_bytes %lld\n"
 		   "# HELP lqs_hookd_workers Worker threads running.\n"
 		   "# TYPE lqs_hookd_workers gauge\n"
-		   "lqs_hookd_workers %d\n",
+		   "lqs_hookd_workers %d\n"
+		   "# HELP lqs_hookd_batches_open Batches of objects open (waiting for their count, quiet time, max_age or marker).\n"
+		   "# TYPE lqs_hookd_batches_open gauge\n"
+		   "lqs_hookd_batches_open %lld\n",
 		   (long long)ss.queued, (long long)ss.running, (long long)ss.retrying, (long long)ss.completed,
-		   (long long)ss.failed, age, (long long)ss.size_bytes, workers_alive(G.w));
+		   (long long)ss.failed, age, (long long)ss.size_bytes, workers_alive(G.w),
+		   (long long)store_batches_open(G.st));
 }
 
 void gauges_register(struct store *st, struct workers *w)

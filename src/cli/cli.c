@@ -17,7 +17,8 @@
 /* Answers from the daemon are small; anything larger is not ours. */
 #define CLI_MAX_RESPONSE (16 * 1024 * 1024)
 
-static const char *const commands[] = { "status", "list", "replay", "check-lqs", "sweeps", "sweep", NULL };
+static const char *const commands[] = { "status", "list", "replay", "check-lqs", "sweeps", "sweep", "batches", "batch",
+					NULL };
 
 bool cli_is_command(const char *arg)
 {
@@ -38,6 +39,8 @@ static void cli_usage(FILE *out)
 		"       lqs-hookd check-lqs\n"
 		"       lqs-hookd sweeps [--format table|json]\n"
 		"       lqs-hookd sweep NAME [--now] [--format table|json]\n"
+		"       lqs-hookd batches [--state open|closed] [--limit N] [--format table|json]\n"
+		"       lqs-hookd batch <batch_id>\n"
 		"common options (before or after the command): --config FILE, --listen HOST:PORT\n"
 		"T: epoch seconds or YYYY-MM-DDTHH:MM:SS (UTC)\n");
 }
@@ -387,7 +390,7 @@ static int cli_parse(int argc, char **argv, struct cli_opts *o)
 	o->json_out = strcmp(format, "json") == 0;
 	o->bulk = strcmp(o->cmd, "replay") == 0 && o->state;
 	takes_id = strcmp(o->cmd, "status") == 0 || (strcmp(o->cmd, "replay") == 0 && !o->bulk) ||
-		   strcmp(o->cmd, "sweep") == 0;
+		   strcmp(o->cmd, "sweep") == 0 || strcmp(o->cmd, "batch") == 0;
 	if (takes_id != (optind + 1 == argc) || (!takes_id && optind != argc)) {
 		if (o->bulk && optind != argc)
 			fprintf(stderr, "lqs-hookd: replay takes an event id or --state, not both\n");
@@ -400,6 +403,11 @@ static int cli_parse(int argc, char **argv, struct cli_opts *o)
 	}
 	if (o->dry_run && !o->bulk) {
 		fprintf(stderr, "lqs-hookd: --dry-run goes with replay --state\n");
+		return 2;
+	}
+	if (strcmp(o->cmd, "batches") == 0 && o->state && strcmp(o->state, "open") != 0 &&
+	    strcmp(o->state, "closed") != 0) {
+		fprintf(stderr, "lqs-hookd: batches --state takes open or closed\n");
 		return 2;
 	}
 	if (o->bulk && strcmp(o->state, "failed") != 0 && strcmp(o->state, "completed") != 0) {
@@ -500,7 +508,7 @@ int cli_main(int argc, char **argv, const char *config_path, const char *listen)
 
 	if (rc >= 0)
 		return rc;
-	if (o.id_arg && strcmp(o.cmd, "sweep") != 0 && !uuid_canonical(o.id_arg, id)) {
+	if (o.id_arg && strcmp(o.cmd, "sweep") != 0 && strcmp(o.cmd, "batch") != 0 && !uuid_canonical(o.id_arg, id)) {
 		fprintf(stderr, "lqs-hookd: '%s' is not an event id (a UUID)\n", o.id_arg);
 		return 2;
 	}
@@ -523,6 +531,8 @@ int cli_main(int argc, char **argv, const char *config_path, const char *listen)
 		rc = cmd_list(&cfg, &o);
 	else if (strcmp(o.cmd, "sweeps") == 0 || strcmp(o.cmd, "sweep") == 0)
 		rc = cmd_sweeps(&cfg, &o);
+	else if (strcmp(o.cmd, "batches") == 0 || strcmp(o.cmd, "batch") == 0)
+		rc = cmd_batches(&cfg, &o);
 	else if (strcmp(o.cmd, "replay") == 0)
 		rc = cmd_replay_one(&cfg, &o, id);
 	else

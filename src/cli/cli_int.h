@@ -30,5 +30,7 @@ int daemon_error(long status, json_t *doc, const char *err);
 
 /* cli_sweeps.c: `sweeps`, `sweep NAME [--now]`. */
 int cmd_sweeps(const struct config *cfg, const struct cli_opts *o);
+/* cli_batches.c: `batches [--state open|closed]`, `batch ID`. */
+int cmd_batches(const struct config *cfg, const struct cli_opts *o);
 
 #endif

@@ -42,7 +42,7 @@ void *field(struct config *cfg, const struct setting *s);
  * secret list source that replaces rather than appends. 0, or -1 with why. */
 int setting_apply(struct config *cfg, const struct setting *s, const char *v, bool is_file_variant,
 		  bool replace_list, char *why, size_t whylen);
-void secrets_clear(struct config *cfg);
+void secrets_clear(struct secret_list *l);
 bool enum_ok(const char *choices, const char *v);
 /* LQS_HOOKD_<NAME>, or with _FILE. */
 void env_name(const struct setting *s, char *out, size_t n, bool file_variant);
@@ -55,6 +55,7 @@ bool section_is_named(const char *section);
 /* One key of such a section: 0, or -1 with why. */
 int section_apply(struct config *cfg, const char *section, const char *name, const char *value, int lineno,
 		  char *why, size_t whylen);
+void watches_free(struct config *cfg);
 /* After loading: the built-in route and sweep, and each section's checks.
  * Returns how many errors it added to err (warnings go to warn). */
 int sections_finish(struct config *cfg, struct buf *err, struct buf *warn, const char *where);

@@ -276,7 +276,7 @@ static void validate(struct load_ctx *ctx)
 	if (cfg->events_path[0] != '/' || strlen(cfg->events_path) > 128 ||
 	    strchr(cfg->events_path, '?') || strcmp(cfg->events_path, "/") == 0)
 		BAD("events_path", "events_path: '%s' must be an absolute path such as /events", cfg->events_path);
-	if (!(ctx->ov && ctx->ov->client) && strcmp(cfg->auth, "secret") == 0 && cfg->n_secrets == 0) {
+	if (!(ctx->ov && ctx->ov->client) && strcmp(cfg->auth, "secret") == 0 && cfg->secrets.n == 0) {
 		add_error(err, where, 0,
 			  "no hook secret configured: set LQS_EXPECTED_SECRET, secret or secret_file "
 			  "(or auth = none to accept unauthenticated events)");

@@ -43,8 +43,8 @@ static void value_text(const struct config *cfg, const struct setting *s, char *
 		str_copy(out, *(char *const *)f ? "(set, hidden)" : "(unset)", n);
 		break;
 	case T_SECRETS:
-		if (cfg->n_secrets)
-			snprintf(out, n, "(%d set, hidden)", cfg->n_secrets);
+		if (((const struct secret_list *)f)->n)
+			snprintf(out, n, "(%d set, hidden)", ((const struct secret_list *)f)->n);
 		else
 			str_copy(out, "(unset)", n);
 		break;
@@ -60,6 +60,37 @@ static void value_text(const struct config *cfg, const struct setting *s, char *
 		str_copy(out, *(const bool *)f ? "true" : "false", n);
 		break;
 	}
+}
+
+static void print_list(FILE *out, const char *key, char *const *v, int n)
+{
+	if (!n)
+		return;
+	fprintf(out, "%s = ", key);
+	for (int i = 0; i < n; i++)
+		fprintf(out, "%s%s", i ? ", " : "", v[i]);
+	fputc('\n', out);
+}
+
+static void print_watch(const struct watch_cfg *w, FILE *out)
+{
+	char quiet[32], age[32];
+	const char *k;
+	json_t *v;
+
+	duration_text(w->quiet, quiet, sizeof(quiet));
+	duration_text(w->max_age, age, sizeof(age));
+	fprintf(out, "\n[watch %s]\nbucket = %s\n", w->name, w->bucket);
+	print_list(out, "prefix", w->prefixes, w->n_prefixes);
+	print_list(out, "suffix", w->suffixes, w->n_suffixes);
+	print_list(out, "ignore", w->ignore, w->n_ignore);
+	fprintf(out, "events = %s%s%s\nprefix_depth = %lld\ncount = %lld\nquiet = %s\nmax_age = %s\nmarker = %s\n",
+		w->on_created ? "created" : "", w->on_created && w->on_removed ? ", " : "",
+		w->on_removed ? "removed" : "", (long long)w->prefix_depth, (long long)w->count, quiet, age, w->marker);
+	if (w->trigger[0])
+		fprintf(out, "trigger = %s\n", w->trigger);
+	json_object_foreach(w->settings, k, v)
+		fprintf(out, "%s = %s\n", k, json_string_value(v));
 }
 
 void config_print(const struct config *cfg, FILE *out)
@@ -85,6 +116,8 @@ void config_print(const struct config *cfg, FILE *out)
 		fprintf(out, "\n[route %s]\nprocess_type = %s\nstate = %s\nhandler = %s\n", r->name,
 			r->process_type, r->state, r->handler);
 	}
+	for (int i = 0; i < cfg->n_watches; i++)
+		print_watch(&cfg->watches[i], out);
 	for (int i = 0; i < cfg->n_sweeps; i++) {
 		const struct sweep_cfg *w = &cfg->sweeps[i];
 		char every[32], age[32];

@@ -3,6 +3,7 @@
  * reported). Their keys, defaults and checks; the settings table holds the
  * rest. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "config_int.h"
@@ -148,7 +149,7 @@ const struct sweep_cfg *config_sweep(const struct config *cfg, const char *name)
 /* "route NAME" or "sweep NAME": the kind (or NULL) and the name. */
 static const char *section_kind(const char *section, const char **name)
 {
-	static const char *const kinds[] = { "route", "sweep" };
+	static const char *const kinds[] = { "route", "sweep", "watch" };
 
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
 		size_t n = strlen(kinds[i]);
@@ -201,6 +202,9 @@ static int sweep_section(struct config *cfg, const char *sname, const char *name
 	return sweep_set(s, name, value, lineno, why, whylen);
 }
 
+static int watch_section(struct config *cfg, const char *wname, const char *name, const char *value, int lineno,
+			 char *why, size_t whylen);
+
 int section_apply(struct config *cfg, const char *section, const char *name, const char *value, int lineno,
 		  char *why, size_t whylen)
 {
@@ -209,6 +213,8 @@ int section_apply(struct config *cfg, const char *section, const char *name, con
 
 	if (kind && strcmp(kind, "sweep") == 0)
 		return sweep_section(cfg, sname, name, value, lineno, why, whylen);
+	if (kind && strcmp(kind, "watch") == 0)
+		return watch_section(cfg, sname, name, value, lineno, why, whylen);
 	if (!*sname) {
 		snprintf(why, whylen, "a route section needs a name: [route NAME]");
 		return -1;
@@ -251,6 +257,18 @@ int sections_finish(struct config *cfg, struct buf *err, struct buf *warn, const
 	/* the built-in sweep is always listed, off until enabled */
 	if (!config_sweep(cfg, SWEEP_BUILTIN) && cfg->n_sweeps < CONFIG_MAX_SWEEPS)
 		sweep_defaults(&cfg->sweeps[cfg->n_sweeps++], SWEEP_BUILTIN);
+	for (int i = 0; i < cfg->n_watches; i++) {
+		const struct watch_cfg *w = &cfg->watches[i];
+		if (!w->bucket[0]) {
+			add_error(err, where, w->line, "watch '%s' needs a bucket", w->name);
+			errors++;
+		}
+		if (!w->count && !w->quiet && !w->max_age && !w->marker[0]) {
+			add_error(err, where, w->line, "watch '%s' never closes a batch: set count, quiet, max_age or "
+				  "marker", w->name);
+			errors++;
+		}
+	}
 	for (int i = 0; i < cfg->n_sweeps; i++) {
 		const struct sweep_cfg *s = &cfg->sweeps[i];
 		if (s->line && !s->enabled)
@@ -258,4 +276,181 @@ int sections_finish(struct config *cfg, struct buf *err, struct buf *warn, const
 				  "'enabled = true'", s->name);
 	}
 	return errors;
+}
+
+/* ---- [watch NAME] ---- */
+
+#define WATCH_PREFIX_DEPTH 2
+#define WATCH_COUNT 20
+#define WATCH_QUIET_S 300.0
+#define WATCH_MARKER "_SUCCESS"
+
+const struct watch_cfg *config_watch(const struct config *cfg, const char *name)
+{
+	for (int i = 0; i < cfg->n_watches; i++)
+		if (strcmp(cfg->watches[i].name, name) == 0)
+			return &cfg->watches[i];
+	return NULL;
+}
+
+/* "a, b ,c" appended to a list. */
+static int list_add(char **list, int *n, const char *value, size_t maxlen, const char *name, char *why,
+		    size_t whylen)
+{
+	const char *p = value;
+
+	while (*p) {
+		size_t len = strcspn(p, ",");
+		const char *a = p, *e = p + len;
+		while (a < e && (*a == ' ' || *a == '\t'))
+			a++;
+		while (e > a && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		if (e > a) {
+			if (*n >= WATCH_MAX_PATTERNS || (size_t)(e - a) > maxlen) {
+				snprintf(why, whylen, "%s: at most %d values of %zu characters", name, WATCH_MAX_PATTERNS,
+					 maxlen);
+				return -1;
+			}
+			list[*n] = strndup(a, (size_t)(e - a));
+			if (!list[*n])
+				return -1;
+			(*n)++;
+		}
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	return 0;
+}
+
+static int watch_events(struct watch_cfg *w, const char *value, char *why, size_t whylen)
+{
+	char *list[WATCH_MAX_PATTERNS];
+	int n = 0, rc = list_add(list, &n, value, 16, "events", why, whylen);
+
+	w->on_created = w->on_removed = false;
+	for (int i = 0; i < n; i++) {
+		if (strcmp(list[i], "created") == 0)
+			w->on_created = true;
+		else if (strcmp(list[i], "removed") == 0)
+			w->on_removed = true;
+		else if (!rc) {
+			snprintf(why, whylen, "events: '%s' is not created or removed", list[i]);
+			rc = -1;
+		}
+		free(list[i]);
+	}
+	if (!rc && !w->on_created && !w->on_removed) {
+		snprintf(why, whylen, "events: created, removed or both");
+		rc = -1;
+	}
+	return rc;
+}
+
+static int watch_set(struct watch_cfg *w, const char *name, const char *value, int lineno, char *why, size_t whylen)
+{
+	int64_t n;
+
+	if (strcmp(name, "bucket") == 0) {
+		size_t len = strlen(value);
+		if (len < 3 || len > 63 || strspn(value, "abcdefghijklmnopqrstuvwxyz0123456789.-_") != len) {
+			snprintf(why, whylen, "bucket: '%s' is not an S3 bucket name", value);
+			return -1;
+		}
+		str_copy(w->bucket, value, sizeof(w->bucket));
+		return 0;
+	}
+	if (strcmp(name, "prefix") == 0)
+		return list_add(w->prefixes, &w->n_prefixes, value, 1024, name, why, whylen);
+	if (strcmp(name, "suffix") == 0)
+		return list_add(w->suffixes, &w->n_suffixes, value, 1024, name, why, whylen);
+	if (strcmp(name, "ignore") == 0)
+		return list_add(w->ignore, &w->n_ignore, value, 1024, name, why, whylen);
+	if (strcmp(name, "events") == 0)
+		return watch_events(w, value, why, whylen);
+	if (strcmp(name, "prefix_depth") == 0 || strcmp(name, "count") == 0) {
+		bool depth = name[0] == 'p';
+		if (parse_i64(value, &n) || n < 0 || n > (depth ? 64 : 1000000)) {
+			snprintf(why, whylen, "%s: '%s' is not a number from 0 to %d", name, value, depth ? 64 : 1000000);
+			return -1;
+		}
+		*(depth ? &w->prefix_depth : &w->count) = n;
+		return 0;
+	}
+	if (strcmp(name, "quiet") == 0)
+		return duration_in(name, value, 0, &w->quiet, why, whylen);
+	if (strcmp(name, "max_age") == 0)
+		return duration_in(name, value, 0, &w->max_age, why, whylen);
+	if (strcmp(name, "marker") == 0) {
+		if (strlen(value) >= sizeof(w->marker) || strchr(value, '/')) {
+			snprintf(why, whylen, "marker: '%s' is not a file name", value);
+			return -1;
+		}
+		str_copy(w->marker, value, sizeof(w->marker));
+		return 0;
+	}
+	if (strcmp(name, "trigger") == 0) {
+		w->trigger_line = lineno;
+		return handler_name(value, w->trigger, sizeof(w->trigger), why, whylen);
+	}
+	/* the trigger's own settings: its handler says which it takes */
+	if (!w->settings)
+		w->settings = json_object();
+	json_object_set_new(w->settings, name, json_string(value));
+	return 0;
+}
+
+static int watch_section(struct config *cfg, const char *wname, const char *name, const char *value, int lineno,
+			 char *why, size_t whylen)
+{
+	struct watch_cfg *w = NULL;
+
+	for (int i = 0; i < cfg->n_watches && !w; i++)
+		if (strcmp(cfg->watches[i].name, wname) == 0)
+			w = &cfg->watches[i];
+
+	if (!sweep_name_ok(wname)) {
+		snprintf(why, whylen, "a watch section needs a name of letters, digits, '-', '_' and '.' (at most "
+			 "63): [watch NAME]");
+		return -1;
+	}
+	if (!w) {
+		struct watch_cfg *nw;
+		if (cfg->n_watches >= CONFIG_MAX_WATCHES) {
+			snprintf(why, whylen, "at most %d watches", CONFIG_MAX_WATCHES);
+			return -1;
+		}
+		nw = realloc(cfg->watches, (size_t)(cfg->n_watches + 1) * sizeof(*nw));
+		if (!nw)
+			return -1;
+		cfg->watches = nw;
+		w = &cfg->watches[cfg->n_watches++];
+		memset(w, 0, sizeof(*w));
+		str_copy(w->name, wname, sizeof(w->name));
+		w->on_created = true;
+		w->prefix_depth = WATCH_PREFIX_DEPTH;
+		w->count = WATCH_COUNT;
+		w->quiet = WATCH_QUIET_S;
+		str_copy(w->marker, WATCH_MARKER, sizeof(w->marker));
+		w->line = lineno;
+	}
+	return watch_set(w, name, value, lineno, why, whylen);
+}
+
+void watches_free(struct config *cfg)
+{
+	for (int i = 0; i < cfg->n_watches; i++) {
+		struct watch_cfg *w = &cfg->watches[i];
+		for (int k = 0; k < w->n_prefixes; k++)
+			free(w->prefixes[k]);
+		for (int k = 0; k < w->n_suffixes; k++)
+			free(w->suffixes[k]);
+		for (int k = 0; k < w->n_ignore; k++)
+			free(w->ignore[k]);
+		json_decref(w->settings);
+	}
+	free(cfg->watches);
+	cfg->watches = NULL;
+	cfg->n_watches = 0;
 }

@@ -123,6 +123,17 @@ const struct setting settings[] = {
 	{ "lqs", "lqs_check_interval", T_DURATION, OFF(lqs_check_interval), "1m", 1, 86400, NULL, NULL,
 	  "The LogQS check runs at start and on reload; while it fails, it runs again this often." },
 
+	{ "objects", "objects_path", T_STRING, OFF(objects_path), "/objects", NOBOUND, NULL, NULL,
+	  "Path S3 object events are posted to (S3 notifications, EventBridge API destinations, SNS subscriptions)." },
+	{ "objects", "objects_secret", T_SECRETS, OFF(objects_secrets), NULL, NOBOUND, NULL, NULL,
+	  "Bearer secret for POST objects_path (sent as is, or base64-encoded as for events); repeat the key (or objects_secret_file, one per line) to accept several." },
+	{ "objects", "objects_basic_user", T_STRING, OFF(objects_basic_user), NULL, NOBOUND, NULL, NULL,
+	  "User name of HTTP Basic authentication for POST objects_path (an EventBridge API destination's Basic option); needs objects_basic_password." },
+	{ "objects", "objects_basic_password", T_SECRET, OFF(objects_basic_password), NULL, NOBOUND, NULL, NULL,
+	  "Password of HTTP Basic authentication for POST objects_path." },
+	{ "objects", "max_records", T_INT, OFF(max_records), "1000", 1, 10000, NULL, NULL,
+	  "Object records one POST objects_path may carry; more gets 422." },
+
 	{ "log", "log_level", T_ENUM, OFF(log_level), "info", NOBOUND, NULL, "error|warn|info|debug",
 	  "Least severe level logged." },
 	{ "log", "log_format", T_ENUM, OFF(log_format), "auto", NOBOUND, NULL, "auto|json|journal",
@@ -227,32 +238,32 @@ bool enum_ok(const char *choices, const char *v)
 	return false;
 }
 
-void secrets_clear(struct config *cfg)
+void secrets_clear(struct secret_list *l)
 {
-	for (int i = 0; i < cfg->n_secrets; i++) {
-		secure_zero(cfg->secrets[i], strlen(cfg->secrets[i]));
-		free(cfg->secrets[i]);
-		cfg->secrets[i] = NULL;
+	for (int i = 0; i < l->n; i++) {
+		secure_zero(l->v[i], strlen(l->v[i]));
+		free(l->v[i]);
+		l->v[i] = NULL;
 	}
-	cfg->n_secrets = 0;
+	l->n = 0;
 }
 
-static int secrets_add(struct config *cfg, const char *v, char *why, size_t whylen)
+static int secrets_add(struct secret_list *l, const char *v, char *why, size_t whylen)
 {
 	if (!*v) {
 		str_copy(why, "an empty secret is not allowed", whylen);
 		return -1;
 	}
-	if (cfg->n_secrets >= CONFIG_MAX_SECRETS) {
+	if (l->n >= CONFIG_MAX_SECRETS) {
 		snprintf(why, whylen, "at most %d secrets may be accepted at once", CONFIG_MAX_SECRETS);
 		return -1;
 	}
-	cfg->secrets[cfg->n_secrets] = strdup(v);
-	if (!cfg->secrets[cfg->n_secrets]) {
+	l->v[l->n] = strdup(v);
+	if (!l->v[l->n]) {
 		str_copy(why, "out of memory", whylen);
 		return -1;
 	}
-	cfg->n_secrets++;
+	l->n++;
 	return 0;
 }
 
@@ -286,9 +297,9 @@ static int secret_file_load(struct config *cfg, const struct setting *s, const c
 		     line = strtok_r(NULL, "\n", &save)) {
 			strip_eol(line);
 			if (*line)
-				rc = secrets_add(cfg, line, why, whylen);
+				rc = secrets_add(field(cfg, s), line, why, whylen);
 		}
-		if (!rc && cfg->n_secrets == 0) {
+		if (!rc && ((struct secret_list *)field(cfg, s))->n == 0) {
 			snprintf(why, whylen, "secret file '%s' holds no secret", path);
 			rc = -1;
 		}
@@ -342,7 +353,7 @@ static int setting_apply_value(struct config *cfg, const struct setting *s, cons
 
 	if (is_file_variant) {
 		if (s->type == T_SECRETS && replace_list)
-			secrets_clear(cfg);
+			secrets_clear(f);
 		return secret_file_load(cfg, s, v, why, whylen);
 	}
 	switch (s->type) {
@@ -364,8 +375,8 @@ static int setting_apply_value(struct config *cfg, const struct setting *s, cons
 	}
 	case T_SECRETS:
 		if (replace_list)
-			secrets_clear(cfg);
-		return secrets_add(cfg, v, why, whylen);
+			secrets_clear(f);
+		return secrets_add(f, v, why, whylen);
 	case T_INT:
 	case T_SIZE: {
 		int64_t x;
@@ -446,7 +457,10 @@ void config_free(struct config *cfg)
 			*p = NULL;
 		}
 	}
-	secrets_clear(cfg);
+	for (size_t i = 0; i < N_SETTINGS; i++)
+		if (settings[i].type == T_SECRETS)
+			secrets_clear(field(cfg, &settings[i]));
+	watches_free(cfg);
 	free(cfg->path);
 	cfg->path = NULL;
 	for (size_t i = 0; cfg->text && i < N_SETTINGS; i++)

@@ -164,3 +164,43 @@ int auth_basic_bearer(const char *id, const char *secret, char *out, size_t outl
 	secure_zero(joined, sizeof(joined));
 	return e < 0 ? -1 : 0;
 }
+
+enum auth_result auth_check_objects(const char *header, char *const *secrets, int n_secrets, const char *user,
+				    const char *password)
+{
+	unsigned char decoded[AUTH_MAX_TOKEN];
+	const char *tok;
+	size_t toklen;
+	long dlen;
+	bool ok = false;
+
+	if (!header)
+		return AUTH_MISSING;
+	if (strncasecmp(header, "Basic ", 6) == 0) {
+		char want[1024];
+		int n;
+		tok = header + 6;
+		toklen = strlen(tok);
+		if (!user || !password || toklen > AUTH_MAX_TOKEN)
+			return AUTH_INVALID;
+		dlen = base64_decode(tok, toklen, decoded, sizeof(decoded));
+		n = snprintf(want, sizeof(want), "%s:%s", user, password);
+		ok = dlen >= 0 && n > 0 && (size_t)n < sizeof(want) && ct_equal(decoded, (size_t)dlen, want, (size_t)n);
+		secure_zero(want, sizeof(want));
+		secure_zero(decoded, toklen < sizeof(decoded) ? toklen : sizeof(decoded));
+		return ok ? AUTH_OK : AUTH_INVALID;
+	}
+	tok = bearer_token(header);
+	if (!tok || strlen(tok) > AUTH_MAX_TOKEN)
+		return AUTH_INVALID;
+	toklen = strlen(tok);
+	/* the secret as is (an API destination's own bearer token), or
+	 * base64-wrapped as LogQS sends its hook secret */
+	for (int i = 0; i < n_secrets; i++)
+		ok |= ct_equal(tok, toklen, secrets[i], strlen(secrets[i]));
+	dlen = base64_decode(tok, toklen, decoded, sizeof(decoded));
+	for (int i = 0; dlen >= 0 && i < n_secrets; i++)
+		ok |= ct_equal(decoded, (size_t)dlen, secrets[i], strlen(secrets[i]));
+	secure_zero(decoded, toklen < sizeof(decoded) ? toklen : sizeof(decoded));
+	return ok ? AUTH_OK : AUTH_INVALID;
+}

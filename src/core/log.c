@@ -127,24 +127,11 @@ static size_t json_escape(char *out, size_t cap, size_t at, const char *s)
 			esc[0] = (char)c;
 			n = 1;
 		} else {
-			/* a UTF-8 sequence: well-formed, shortest form, no surrogates */
-			unsigned cp = 0, need = 0, min = 0;
-			if (c >= 0xC2 && c <= 0xDF) { need = 1; cp = c & 0x1F; min = 0x80; }
-			else if (c >= 0xE0 && c <= 0xEF) { need = 2; cp = c & 0x0F; min = 0x800; }
-			else if (c >= 0xF0 && c <= 0xF4) { need = 3; cp = c & 0x07; min = 0x10000; }
-			bool ok = need > 0;
-			for (unsigned i = 1; ok && i <= need; i++) {
-				if ((p[i] & 0xC0) != 0x80)
-					ok = false;
-				else
-					cp = (cp << 6) | (p[i] & 0x3F);
-			}
-			if (ok && (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)))
-				ok = false;
-			if (ok) {
+			size_t len = utf8_seq_len(p);
+			if (len) {
 				add = (const char *)p;
-				n = need + 1;
-				adv = need + 1;
+				n = len;
+				adv = len;
 			} else {
 				add = "\xEF\xBF\xBD";   /* U+FFFD; skip one byte and resync */
 				n = 3;

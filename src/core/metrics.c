@@ -55,6 +55,8 @@ static struct family f_sruns = { "lqs_hookd_sweep_runs_total", "Sweep runs ended
 static struct family f_sfound = { "lqs_hookd_sweep_resources_found_total", "Resources a sweep found in its state for at least min_age.", "counter", .n = 0 };
 static struct family f_senq = { "lqs_hookd_sweep_events_enqueued_total", "Events a sweep stored (resources with no event already held).", "counter", .n = 0 };
 static struct family f_serr = { "lqs_hookd_sweep_errors_total", "Sweep runs that failed, by sweep and kind (lqs, auth, store, queue_full).", "counter", .n = 0 };
+static struct family f_objs = { "lqs_hookd_objects_received_total", "Object event records received, by outcome (stored, duplicate, marker, not_routed, ignored; rejected or unavailable: a request refused).", "counter", .n = 0 };
+static struct family f_bclosed = { "lqs_hookd_batches_closed_total", "Batches closed, by reason (count, quiet, max_age, marker).", "counter", .n = 0 };
 static struct family f_cdur = { "lqs_hookd_lqs_call_duration_seconds", "Duration of LogQS API calls.", "histogram", .n = 0 };
 
 static struct series *series_get(struct family *f, const char *labels)
@@ -145,6 +147,22 @@ static atomic_int reload_last_ok = 1;
 void metrics_lqs_check(bool ok)
 {
 	atomic_store(&lqs_check_state, ok ? 1 : 0);
+}
+
+void metrics_object_received(const char *outcome)
+{
+	char l[160];
+
+	snprintf(l, sizeof(l), "outcome=\"%s\"", outcome);
+	count(&f_objs, l, 1);
+}
+
+void metrics_batch_closed(const char *reason)
+{
+	char l[160];
+
+	snprintf(l, sizeof(l), "reason=\"%s\"", reason);
+	count(&f_bclosed, l, 1);
 }
 
 void metrics_sweep_run(const char *sweep, const char *error_kind, int64_t found, int64_t enqueued)
@@ -334,6 +352,8 @@ char *metrics_render(void)
 	render_family(&b, &f_cdur);
 	render_family(&b, &f_rdur);
 	render_family(&b, &f_reload);
+	render_family(&b, &f_objs);
+	render_family(&b, &f_bclosed);
 	render_family(&b, &f_sruns);
 	render_family(&b, &f_sfound);
 	render_family(&b, &f_senq);

@@ -263,6 +263,28 @@ int iso8601_parse(const char *s, int64_t *ms)
 	return 0;
 }
 
+size_t utf8_seq_len(const unsigned char *p)
+{
+	unsigned cp = 0, need = 0, min = 0;
+	unsigned char c = p[0];
+
+	if (c < 0x80)
+		return c ? 1 : 0;
+	if (c >= 0xC2 && c <= 0xDF) { need = 1; cp = c & 0x1F; min = 0x80; }
+	else if (c >= 0xE0 && c <= 0xEF) { need = 2; cp = c & 0x0F; min = 0x800; }
+	else if (c >= 0xF0 && c <= 0xF4) { need = 3; cp = c & 0x07; min = 0x10000; }
+	else
+		return 0;
+	for (unsigned i = 1; i <= need; i++) {
+		if ((p[i] & 0xC0) != 0x80)
+			return 0;   /* also stops at a NUL: it is no continuation byte */
+		cp = (cp << 6) | (p[i] & 0x3F);
+	}
+	if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+		return 0;
+	return need + 1;
+}
+
 void duration_text(double seconds, char *out, size_t n)
 {
 	static const struct { double s; const char *u; } units[] = { { 86400, "d" }, { 3600, "h" }, { 60, "m" } };

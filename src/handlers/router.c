@@ -32,6 +32,8 @@ const char *router_handler_names(void)
 	return names;
 }
 
+static int watch_check(const struct config *cfg, const struct watch_cfg *w, char *err, size_t errlen);
+
 int router_check(const struct config *cfg, char *err, size_t errlen)
 {
 	for (int i = 0; i < cfg->n_routes; i++) {
@@ -46,6 +48,9 @@ int router_check(const struct config *cfg, char *err, size_t errlen)
 				 router_handler_names());
 		return -1;
 	}
+	for (int i = 0; i < cfg->n_watches; i++)
+		if (watch_check(cfg, &cfg->watches[i], err, errlen))
+			return -1;
 	for (int i = 0; i < cfg->n_sweeps; i++) {
 		const struct sweep_cfg *s = &cfg->sweeps[i];
 		const char *where = cfg->path ? cfg->path : "config";
@@ -57,6 +62,38 @@ int router_check(const struct config *cfg, char *err, size_t errlen)
 		if (s->enabled && !s->handler[0] && !router_route(cfg, s->process_type, s->state)) {
 			snprintf(err, errlen, "%s:%d: sweep '%s': no route for %s/%s and no handler set: the events it "
 				 "finds would run nothing\n", where, s->line, s->name, s->process_type, s->state);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* A watch's trigger exists and takes the watch's other keys. */
+static int watch_check(const struct config *cfg, const struct watch_cfg *w, char *err, size_t errlen)
+{
+	const char *where = cfg->path ? cfg->path : "config", *k;
+	const struct handler_def *h = w->trigger[0] ? router_handler_find(w->trigger) : NULL;
+	json_t *v;
+
+	if (w->trigger[0] && !h) {
+		snprintf(err, errlen, "%s:%d: trigger: unknown handler '%s' (known: %s)\n", where, w->trigger_line,
+			 w->trigger, router_handler_names());
+		return -1;
+	}
+	if (h && !h->batches) {
+		snprintf(err, errlen, "%s:%d: trigger: handler '%s' does not run batches\n", where, w->trigger_line,
+			 w->trigger);
+		return -1;
+	}
+	json_object_foreach(w->settings, k, v) {
+		bool known = false;
+		for (const char *const *s = h ? h->settings : NULL; s && *s && !known; s++)
+			known = strcmp(*s, k) == 0;
+		if (!known) {
+			snprintf(err, errlen, "%s: watch '%s': unknown key '%s'%s%s%s\n", where, w->name, k,
+				 h ? " (not a setting of trigger " : " (no trigger takes it: bucket, prefix, suffix, "
+				 "ignore, events, prefix_depth, count, quiet, max_age, marker, trigger",
+				 h ? w->trigger : "", h ? ")" : ")");
 			return -1;
 		}
 	}

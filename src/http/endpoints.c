@@ -14,6 +14,10 @@ static const struct endpoint endpoints[] = {
 	{ "{events}/{id}", "GET", ACCESS_ADMIN, false, "event", NULL, api_event_get, NULL },
 	{ "{events}/{id}/history", "GET", ACCESS_ADMIN, false, "history", NULL, api_event_history, NULL },
 	{ "{events}/{id}/replay", "POST", ACCESS_ADMIN, false, "replay", NULL, api_event_replay, NULL },
+	{ "{objects}", "POST", ACCESS_HOOK, true, "objects", object_events_headers, object_events_receive,
+	  object_events_answered },
+	{ "/batches", "GET", ACCESS_ADMIN, false, "batches", NULL, api_batches_list, NULL },
+	{ "/batches/{id}", "GET", ACCESS_ADMIN, false, "batch", NULL, api_batch_get, NULL },
 	{ "/healthz", "GET", ACCESS_OPEN, false, "healthz", NULL, api_healthz, NULL },
 	{ "/readyz", "GET", ACCESS_OPEN, false, "readyz", NULL, api_readyz, NULL },
 	{ "/metrics", "GET", ACCESS_ADMIN, false, "metrics", NULL, api_metrics, NULL },
@@ -23,15 +27,17 @@ static const struct endpoint endpoints[] = {
 
 #define N_ENDPOINTS (sizeof(endpoints) / sizeof(endpoints[0]))
 
-bool http_path_match(const char *pattern, const char *url, const char *events_path, char *id, size_t idlen)
+bool http_path_match(const char *pattern, const char *url, const struct http_paths *paths, char *id, size_t idlen)
 {
 	while (*pattern) {
-		if (strncmp(pattern, "{events}", 8) == 0) {
-			size_t n = strlen(events_path);
-			if (strncmp(url, events_path, n) != 0)
+		bool ev = strncmp(pattern, "{events}", 8) == 0;
+		if (ev || strncmp(pattern, "{objects}", 9) == 0) {
+			const char *path = ev ? paths->events : paths->objects;
+			size_t n = path ? strlen(path) : 0;
+			if (!n || strncmp(url, path, n) != 0)
 				return false;
 			url += n;
-			pattern += 8;
+			pattern += ev ? 8 : 9;
 		} else if (strncmp(pattern, "{id}", 4) == 0) {
 			size_t n = strcspn(url, "/");
 			if (n == 0)
@@ -55,7 +61,7 @@ static bool method_matches(const struct endpoint *e, const char *method)
 	return strcmp(e->method, method) == 0 || (strcmp(e->method, "GET") == 0 && strcmp(method, "HEAD") == 0);
 }
 
-const struct endpoint *endpoint_find(const char *url, const char *method, const char *events_path, char *id,
+const struct endpoint *endpoint_find(const char *url, const char *method, const struct http_paths *paths, char *id,
 				     size_t idlen, unsigned *status, const char **allow)
 {
 	bool has_get = false, has_post = false;
@@ -63,7 +69,7 @@ const struct endpoint *endpoint_find(const char *url, const char *method, const 
 
 	for (size_t i = 0; i < N_ENDPOINTS; i++) {
 		const struct endpoint *e = &endpoints[i];
-		if (path ? strcmp(e->pattern, path) != 0 : !http_path_match(e->pattern, url, events_path, id, idlen))
+		if (path ? strcmp(e->pattern, path) != 0 : !http_path_match(e->pattern, url, paths, id, idlen))
 			continue;
 		path = e->pattern;
 		if (method_matches(e, method))

@@ -13,6 +13,7 @@
 #include "lqs-hookd/config.h"
 #include "lqs-hookd/event.h"
 #include "lqs-hookd/intake.h"
+#include "lqs-hookd/objects.h"
 #include "lqs-hookd/ratelog.h"
 #include "lqs-hookd/store.h"
 #include "lqs-hookd/sweep.h"
@@ -95,20 +96,32 @@ struct req {
 	struct store_item item;
 	struct intake_ticket ticket;
 	bool expected, submitted, committed;
+	/* POST /objects once parsed: its records, one job each */
+	struct objects_msg objs;
+	struct store_item *ojobs;
+	struct store_object *oobjs;
+	char **opaths;
 	/* POST /sweeps/NAME/run: asked, then answered by the sweeper */
 	struct sweep_request sweep;
 	bool sweep_asked, sweep_done;
 	double started;          /* mono_s() at the first callback */
 };
 
+/* The configured paths the endpoint patterns name: {events}, {objects}. */
+struct http_paths {
+	const char *events;
+	const char *objects;
+};
+
 /* endpoints.c: the endpoint for a path and method; NULL with *status 404
  * (no such path) or 405 (*allow: the methods the path takes). id receives
  * the {id} segment. */
-const struct endpoint *endpoint_find(const char *url, const char *method, const char *events_path, char *id,
+const struct endpoint *endpoint_find(const char *url, const char *method, const struct http_paths *paths, char *id,
 				     size_t idlen, unsigned *status, const char **allow);
-/* Whether url matches pattern ("{events}" is events_path, "{id}" one
+/* Whether url matches pattern ("{events}" is events_path, "{objects}"
+ * objects_path, "{id}" one
  * segment, copied to id; one too long for id still matches, cut). */
-bool http_path_match(const char *pattern, const char *url, const char *events_path, char *id, size_t idlen);
+bool http_path_match(const char *pattern, const char *url, const struct http_paths *paths, char *id, size_t idlen);
 
 /* reply.c: every answer leaves through these. The status and a reason
  * (never a body or a secret) are kept for metrics and the log. */
@@ -126,6 +139,11 @@ void reply_set_reason(const char *reason);
 
 /* request.c: checks of a request that need no state. */
 bool content_type_ok(const char *ct);
+/* What the headers of a source's POST decide after its credentials and
+ * media type: a declared body over max_body (413), a full queue (503). */
+enum MHD_Result source_admission(struct http *h, struct MHD_Connection *c, const struct config *cfg, bool *answered);
+/* Whether a Content-Type is that media type (parameters allowed). */
+bool media_type_is(const char *ct, const char *type);
 /* NULL when the message framing is sound, else the 400 message:
  * ambiguous framing is how requests are smuggled past proxies (RFC 9112,
  * section 6.3). framing_check decides from the header counts. */
@@ -148,6 +166,12 @@ void *watchdog_main(void *arg);
 enum MHD_Result hook_events_headers(struct http *h, struct MHD_Connection *c, struct req *r, bool *answered);
 enum MHD_Result hook_events_receive(struct http *h, struct MHD_Connection *c, struct req *r);
 void hook_events_answered(struct req *r, unsigned status);
+enum MHD_Result object_events_headers(struct http *h, struct MHD_Connection *c, struct req *r, bool *answered);
+enum MHD_Result object_events_receive(struct http *h, struct MHD_Connection *c, struct req *r);
+void object_events_answered(struct req *r, unsigned status);
+void object_events_free(struct req *r);
+enum MHD_Result api_batches_list(struct http *h, struct MHD_Connection *c, struct req *r);
+enum MHD_Result api_batch_get(struct http *h, struct MHD_Connection *c, struct req *r);
 enum MHD_Result api_events_list(struct http *h, struct MHD_Connection *c, struct req *r);
 enum MHD_Result api_event_get(struct http *h, struct MHD_Connection *c, struct req *r);
 enum MHD_Result api_event_history(struct http *h, struct MHD_Connection *c, struct req *r);

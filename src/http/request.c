@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
@@ -13,13 +14,18 @@
 
 bool content_type_ok(const char *ct)
 {
-	size_t n = strlen("application/json");
+	return media_type_is(ct, "application/json");
+}
+
+bool media_type_is(const char *ct, const char *type)
+{
+	size_t n = strlen(type);
 
 	if (!ct)
 		return false;
 	while (*ct == ' ' || *ct == '\t')
 		ct++;
-	if (strncasecmp(ct, "application/json", n) != 0)
+	if (strncasecmp(ct, type, n) != 0)
 		return false;
 	ct += n;
 	while (*ct == ' ' || *ct == '\t')
@@ -124,4 +130,26 @@ const char *framing_check(int n_content_length, int n_transfer_encoding, bool te
 	if (n_transfer_encoding > 1 || (n_transfer_encoding && !te_chunked_only))
 		return "Bad Request: only Transfer-Encoding: chunked is supported";
 	return NULL;
+}
+
+enum MHD_Result source_admission(struct http *h, struct MHD_Connection *c, const struct config *cfg, bool *answered)
+{
+	const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	int64_t n;
+
+	*answered = true;
+	if (cl && parse_i64(cl, &n) == 0 && n > cfg->max_body) {
+		char msg[128];
+		snprintf(msg, sizeof(msg), "Request body larger than max_body (%lld bytes)", (long long)cfg->max_body);
+		return reply_detail(c, 413, msg, NULL, NULL);
+	}
+	/* admission control before reading a byte of body */
+	if (store_unfinished(h->st) >= cfg->max_queued) {
+		char msg[160];
+		snprintf(msg, sizeof(msg), "queue full: %lld unfinished events (max_queued); retry later",
+			 (long long)cfg->max_queued);
+		return reply_detail(c, 503, msg, MHD_HTTP_HEADER_RETRY_AFTER, HTTP_RETRY_AFTER_S);
+	}
+	*answered = false;
+	return MHD_YES;
 }

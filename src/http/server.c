@@ -36,7 +36,8 @@ static enum MHD_Result begin(struct http *h, struct MHD_Connection *c, struct re
 	bool answered, allowed;
 	enum MHD_Result ret;
 
-	r->ep = endpoint_find(url, method, r->cfg->cfg.events_path, r->id, sizeof(r->id), &status, &allow);
+	r->ep = endpoint_find(url, method, &(struct http_paths){ r->cfg->cfg.events_path, r->cfg->cfg.objects_path },
+			      r->id, sizeof(r->id), &status, &allow);
 	ferr = framing_error(c);
 	if (ferr)
 		return reply_detail(c, 400, ferr, MHD_HTTP_HEADER_CONNECTION, "close");
@@ -174,6 +175,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	event_free(&r->ev);
 	free(r->item.body);
 	json_decref(r->sweep.report);
+	object_events_free(r);
 	config_put(r->cfg);
 	free(r);
 	*con_cls = NULL;

@@ -173,7 +173,8 @@ static void *syncer_main(void *arg)
 				struct store_item *j = &t->jobs[i];
 				if (rc != 0 && store_result_stored(j->result))
 					j->result = STORE_ERROR;   /* not known to be durable: no 2xx */
-				runnable += j->result == STORE_OK && j->handler;
+				/* an object that closed its batch made a trigger event */
+				runnable += j->result == STORE_OK && (j->obj ? j->obj->trigger_id[0] != '\0' : j->handler != NULL);
 			}
 			t->done(t);
 			t = next;   /* t may be freed from here on */

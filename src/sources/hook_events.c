@@ -19,12 +19,12 @@ enum MHD_Result hook_events_headers(struct http *h, struct MHD_Connection *c, st
 				      bool *answered)
 {
 	const struct config *cfg = &r->cfg->cfg;
-	const char *auth, *ct, *cl;
+	const char *auth, *ct;
 
 	*answered = true;
 	if (strcmp(cfg->auth, "none") != 0) {
 		auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-		switch (auth_check_bearer(auth, cfg->secrets, cfg->n_secrets)) {
+		switch (auth_check_bearer(auth, cfg->secrets.v, cfg->secrets.n)) {
 		case AUTH_MISSING:
 			return reply_detail(c, 401, "Authorization header is missing", "WWW-Authenticate", "Bearer");
 		case AUTH_INVALID:
@@ -36,25 +36,7 @@ enum MHD_Result hook_events_headers(struct http *h, struct MHD_Connection *c, st
 	ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
 	if (!content_type_ok(ct))
 		return reply_detail(c, 415, "Content-Type must be application/json", NULL, NULL);
-	cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-	if (cl) {
-		int64_t n;
-		if (parse_i64(cl, &n) == 0 && n > cfg->max_body) {
-			char msg[128];
-			snprintf(msg, sizeof(msg), "Request body larger than max_body (%lld bytes)",
-				 (long long)cfg->max_body);
-			return reply_detail(c, 413, msg, NULL, NULL);
-		}
-	}
-	/* Admission control before reading a byte of body. */
-	if (store_unfinished(h->st) >= cfg->max_queued) {
-		char msg[160];
-		snprintf(msg, sizeof(msg), "queue full: %lld unfinished events (max_queued); retry later",
-			 (long long)cfg->max_queued);
-		return reply_detail(c, 503, msg, MHD_HTTP_HEADER_RETRY_AFTER, HTTP_RETRY_AFTER_S);
-	}
-	*answered = false;
-	return MHD_YES;
+	return source_admission(h, c, cfg, answered);
 }
 
 /* The answer once the committer has stored (or refused) the event. */

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "lqs-hookd/config.h"
+#include "lqs-hookd/jsonx.h"
 #include "lqs-hookd/log.h"
 #include "lqs-hookd/lqs_check.h"
 #include "lqs-hookd/metrics.h"
@@ -453,16 +454,6 @@ bool sweeper_request(struct sweeper *sw, struct sweep_request *r)
 	return ok;
 }
 
-static json_t *time_or_null(int64_t ms)
-{
-	char t[32];
-
-	if (!ms)
-		return json_null();
-	iso8601_ms(ms, t);
-	return json_string(t);
-}
-
 static json_t *status_one(struct sweeper *sw, const struct config *cfg, const struct sweep_cfg *s)
 {
 	const char *handler = router_sweep_handler(cfg, s);
@@ -477,7 +468,7 @@ static json_t *status_one(struct sweeper *sw, const struct config *cfg, const st
 
 	if (r == STORE_OK) {
 		json_object_set_new(o, "last_run", json_pack("{s:o, s:o, s:I, s:I, s:I, s:s?, s:s?}", "started_at",
-				    time_or_null(rec.started_ms), "finished_at", time_or_null(rec.finished_ms), "found",
+				    json_time_or_null(rec.started_ms), "finished_at", json_time_or_null(rec.finished_ms), "found",
 				    (json_int_t)rec.found, "enqueued", (json_int_t)rec.enqueued, "duplicates",
 				    (json_int_t)rec.duplicates, "error", rec.error[0] ? rec.error : NULL, "owner",
 				    rec.owner[0] ? rec.owner : NULL));
@@ -493,7 +484,7 @@ static json_t *status_one(struct sweeper *sw, const struct config *cfg, const st
 	pthread_mutex_lock(&sw->mu);
 	sc = sched_of(sw, s->name);
 	json_object_set_new(o, "running", json_boolean(strcmp(sw->running, s->name) == 0));
-	json_object_set_new(o, "next_run_at", time_or_null(sc && s->enabled ? sc->next_ms : 0));
+	json_object_set_new(o, "next_run_at", json_time_or_null(sc && s->enabled ? sc->next_ms : 0));
 	json_object_set_new(o, "waiting", sc && (sc->paused || sc->refused) ? json_string(sc->pause_why) : json_null());
 	pthread_mutex_unlock(&sw->mu);
 	return o;

@@ -37,6 +37,12 @@ struct store_ops {
 	bool (*writable)(struct store *st);
 	enum store_result (*sweep_get)(struct store *st, const char *name, struct store_sweep *out);
 	enum store_result (*sweep_put)(struct store *st, const struct store_sweep *s);
+	int (*batches_close_due)(struct store *st, int64_t now, struct store_closed *closed, int max,
+				 int64_t *next_due_ms);
+	enum store_result (*batch_get)(struct store *st, const char *id, struct store_batch *out);
+	enum store_result (*batches_list)(struct store *st, const char *state, int64_t after_seq, int limit,
+					  struct store_batch **rows, size_t *n, int64_t *next_cursor);
+	int64_t (*batches_open)(struct store *st);
 };
 
 struct store {

@@ -172,3 +172,29 @@ enum store_result store_sweep_put(struct store *st, const struct store_sweep *s)
 {
 	return st->ops->sweep_put(st, s);
 }
+int store_batches_close_due(struct store *st, int64_t now, struct store_closed *closed, int max,
+			    int64_t *next_due_ms)
+{
+	*next_due_ms = 0;
+	return st->ops->batches_close_due(st, now, closed, max, next_due_ms);
+}
+void store_batch_clear(struct store_batch *b)
+{
+	free(b->prefix);
+	json_decref(b->keys);
+	memset(b, 0, sizeof(*b));
+}
+enum store_result store_batch_get(struct store *st, const char *id, struct store_batch *out)
+{
+	memset(out, 0, sizeof(*out));
+	return st->ops->batch_get(st, id, out);
+}
+enum store_result store_batches_list(struct store *st, const char *state, int64_t after_seq, int limit,
+				     struct store_batch **rows, size_t *n, int64_t *next_cursor)
+{
+	*rows = NULL;
+	*n = 0;
+	*next_cursor = 0;
+	return st->ops->batches_list(st, state, after_seq, limit, rows, n, next_cursor);
+}
+int64_t store_batches_open(struct store *st) { return st->ops->batches_open(st); }

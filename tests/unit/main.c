@@ -17,6 +17,8 @@ int main(void)
 	srunner_add_suite(sr, suite_stats());
 	srunner_add_suite(sr, suite_store());
 	srunner_add_suite(sr, suite_http());
+	srunner_add_suite(sr, suite_objects());
+	srunner_add_suite(sr, suite_batches());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -10,5 +10,7 @@ Suite *suite_lqs(void);
 Suite *suite_stats(void);
 Suite *suite_store(void);
 Suite *suite_http(void);
+Suite *suite_objects(void);
+Suite *suite_batches(void);
 
 #endif

@@ -98,6 +98,25 @@ START_TEST(bearer_check)
 }
 END_TEST
 
+/* POST /objects: the secret as is or base64-wrapped, or Basic. */
+START_TEST(objects_auth_forms)
+{
+	char *secrets[] = { "tok-1", "tok-2" };
+
+	ck_assert_int_eq(auth_check_objects(NULL, secrets, 2, NULL, NULL), AUTH_MISSING);
+	ck_assert_int_eq(auth_check_objects("Bearer tok-2", secrets, 2, NULL, NULL), AUTH_OK);
+	ck_assert_int_eq(auth_check_objects("bearer dG9rLTE=", secrets, 2, NULL, NULL), AUTH_OK);   /* base64(tok-1) */
+	ck_assert_int_eq(auth_check_objects("Bearer tok-3", secrets, 2, NULL, NULL), AUTH_INVALID);
+	ck_assert_int_eq(auth_check_objects("Bearer tok-3", secrets, 0, NULL, NULL), AUTH_INVALID);
+	/* base64("eb:pw") */
+	ck_assert_int_eq(auth_check_objects("Basic ZWI6cHc=", secrets, 2, "eb", "pw"), AUTH_OK);
+	ck_assert_int_eq(auth_check_objects("Basic ZWI6cHc=", secrets, 2, "eb", "px"), AUTH_INVALID);
+	ck_assert_int_eq(auth_check_objects("Basic ZWI6cHc=", secrets, 2, NULL, NULL), AUTH_INVALID);
+	ck_assert_int_eq(auth_check_objects("Basic !!", secrets, 2, "eb", "pw"), AUTH_INVALID);
+	ck_assert_int_eq(auth_check_objects("Digest x", secrets, 2, "eb", "pw"), AUTH_INVALID);
+}
+END_TEST
+
 START_TEST(bearer_huge_token)
 {
 	static char hdr[20000];
@@ -302,6 +321,7 @@ Suite *suite_auth(void)
 	tcase_add_test(t, base64_rejects_malformed);
 	tcase_add_test(t, bearer_check);
 	tcase_add_test(t, bearer_huge_token);
+	tcase_add_test(t, objects_auth_forms);
 	tcase_add_test(t, ct_equal_semantics);
 	tcase_add_test(t, api_key_bearer);
 	suite_add_tcase(s, t);

@@ -92,8 +92,8 @@ START_TEST(client_env_names)
 	setenv("LQS_DATASTORE_ID", "6F0C1C4E-8F5A-4D8E-9B3A-2F1D5C7E9A01", 1);
 	setenv("STATE_DIRECTORY", "/var/lib/lqs-hookd:/other", 1);
 	ck_assert_int_eq(config_load(&c, NULL, NULL, err, sizeof(err)), 0);
-	ck_assert_int_eq(c.n_secrets, 1);
-	ck_assert_str_eq(c.secrets[0], "s3");
+	ck_assert_int_eq(c.secrets.n, 1);
+	ck_assert_str_eq(c.secrets.v[0], "s3");
 	ck_assert_str_eq(c.api_url, "http://127.0.0.1:9");
 	ck_assert(c.retry_delay == 0.25);
 	ck_assert_int_eq(c.retry_count, 5);
@@ -114,15 +114,15 @@ START_TEST(precedence)
 	ck_assert_int_eq(config_load(&c, path, NULL, err, sizeof(err)), 0);
 	ck_assert_str_eq(c.listen, "127.0.0.1:1111");
 	ck_assert_int_eq(c.max_body, 1024);
-	ck_assert_str_eq(c.secrets[0], "from-file");
+	ck_assert_str_eq(c.secrets.v[0], "from-file");
 	config_free(&c);
 
 	setenv("LQS_HOOKD_LISTEN", "127.0.0.1:2222", 1);
 	setenv("LQS_EXPECTED_SECRET", "from-env", 1);
 	ck_assert_int_eq(config_load(&c, path, NULL, err, sizeof(err)), 0);
 	ck_assert_str_eq(c.listen, "127.0.0.1:2222");
-	ck_assert_int_eq(c.n_secrets, 1);
-	ck_assert_str_eq(c.secrets[0], "from-env");
+	ck_assert_int_eq(c.secrets.n, 1);
+	ck_assert_str_eq(c.secrets.v[0], "from-env");
 	config_free(&c);
 
 	ck_assert_int_eq(config_load(&c, path, &ov, err, sizeof(err)), 0);
@@ -251,6 +251,64 @@ START_TEST(sweep_sections)
 }
 END_TEST
 
+/* [watch NAME]: its keys and defaults, lists, what is refused, and the
+ * trigger's own keys checked against its handler. */
+START_TEST(watch_sections)
+{
+	struct config c;
+	char err[2048] = "";
+	const struct watch_cfg *w;
+	const char *path = write_file("w.conf", "[auth]\nauth = none\n"
+					       "[watch inst]\nbucket = my-bucket\nprefix = inst/, lab/\nprefix = more/\n"
+					       "suffix = .csv\nignore = raw/*, scratch/*\nevents = created, removed\n"
+					       "quiet = 2m\nmax_age = 1h\n"
+					       "[watch plain]\nbucket = b-2\n");
+
+	ck_assert_int_eq(config_load(&c, path, NULL, err, sizeof(err)), 0);
+	ck_assert_int_eq(router_check(&c, err, sizeof(err)), 0);
+	ck_assert_int_eq(c.n_watches, 2);
+	w = config_watch(&c, "inst");
+	ck_assert_int_eq(w->n_prefixes, 3);
+	ck_assert_str_eq(w->prefixes[2], "more/");
+	ck_assert_str_eq(w->ignore[1], "scratch/*");
+	ck_assert(w->on_created && w->on_removed && w->quiet == 120 && w->max_age == 3600);
+	w = config_watch(&c, "plain");
+	/* the defaults */
+	ck_assert(w->on_created && !w->on_removed && w->prefix_depth == 2 && w->count == 20 && w->quiet == 300 &&
+		  w->max_age == 0);
+	ck_assert_str_eq(w->marker, "_SUCCESS");
+	config_free(&c);
+
+	static const char *const bad[][2] = {
+		{ "[watch a]\nbucket = Not_A_Bucket!\n", ":4: bucket: 'Not_A_Bucket!' is not an S3 bucket name" },
+		{ "[watch a]\nbucket = bbb\nevents = moved\n", ":5: events: 'moved' is not created or removed" },
+		{ "[watch a]\nbucket = bbb\ncount = -1\n", ":5: count: '-1' is not a number from 0 to 1000000" },
+		{ "[watch a]\nbucket = bbb\nmarker = a/b\n", ":5: marker: 'a/b' is not a file name" },
+		{ "[watch a]\ncount = 2\n", ":4: watch 'a' needs a bucket" },
+		{ "[watch a]\nbucket = bbb\ncount = 0\nquiet = 0\nmarker =\n", ":4: watch 'a' never closes a batch" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char text[256], want[160];
+		int n = snprintf(text, sizeof(text), "[auth]\nauth = none\n%s", bad[i][0]);
+		ck_assert_int_eq(config_load_buffer(&c, "b.conf", text, (size_t)n, NULL, err, sizeof(err)), -1);
+		snprintf(want, sizeof(want), "b.conf%s", bad[i][1]);
+		ck_assert_msg(strstr(err, want) != NULL, "case %zu: %s", i, err);
+		config_free(&c);
+	}
+	/* a key no trigger takes, and an unknown trigger */
+	path = write_file("t.conf", "[auth]\nauth = none\n[watch a]\nbucket = bbb\nurl = http://x\n");
+	ck_assert_int_eq(config_load(&c, path, NULL, err, sizeof(err)), 0);
+	ck_assert_int_eq(router_check(&c, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "watch 'a': unknown key 'url'"));
+	config_free(&c);
+	path = write_file("t.conf", "[auth]\nauth = none\n[watch a]\nbucket = bbb\ntrigger = nope\n");
+	ck_assert_int_eq(config_load(&c, path, NULL, err, sizeof(err)), 0);
+	ck_assert_int_eq(router_check(&c, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, ":5: trigger: unknown handler 'nope'"));
+	config_free(&c);
+}
+END_TEST
+
 START_TEST(durations_and_routes)
 {
 	struct config c;
@@ -283,9 +341,9 @@ START_TEST(secret_sources_and_hiding)
 				     "[lqs]\napi_key_secret = key-456\n", sf);
 	const char *path = write_file("s.conf", conf);
 	ck_assert_int_eq(config_load(&c, path, NULL, err, sizeof(err)), 0);
-	ck_assert_int_eq(c.n_secrets, 2);
-	ck_assert_str_eq(c.secrets[0], "first-secret");
-	ck_assert_str_eq(c.secrets[1], "second-secret");
+	ck_assert_int_eq(c.secrets.n, 2);
+	ck_assert_str_eq(c.secrets.v[0], "first-secret");
+	ck_assert_str_eq(c.secrets.v[1], "second-secret");
 	f = tmpfile();
 	config_print(&c, f);
 	rewind(f);
@@ -303,8 +361,8 @@ START_TEST(secret_sources_and_hiding)
 	write_file("secret", "cred-secret\n");
 	setenv("CREDENTIALS_DIRECTORY", tmpdir, 1);
 	ck_assert_int_eq(config_load(&c, NULL, NULL, err, sizeof(err)), 0);
-	ck_assert_int_eq(c.n_secrets, 1);
-	ck_assert_str_eq(c.secrets[0], "cred-secret");
+	ck_assert_int_eq(c.secrets.n, 1);
+	ck_assert_str_eq(c.secrets.v[0], "cred-secret");
 	config_free(&c);
 }
 END_TEST
@@ -371,9 +429,9 @@ START_TEST(inline_comments)
 	char err[1024] = "";
 
 	ck_assert_int_eq(config_load_buffer(&c, "t.conf", text, strlen(text), NULL, err, sizeof(err)), 0);
-	ck_assert_int_eq(c.n_secrets, 2);
-	ck_assert_str_eq(c.secrets[0], "abc");
-	ck_assert_str_eq(c.secrets[1], "d;e");
+	ck_assert_int_eq(c.secrets.n, 2);
+	ck_assert_str_eq(c.secrets.v[0], "abc");
+	ck_assert_str_eq(c.secrets.v[1], "d;e");
 	ck_assert_str_eq(c.admin_token, "tok");
 	ck_assert_str_eq(c.listen, "127.0.0.1:9000");
 	ck_assert_ptr_nonnull(c.warnings);
@@ -458,6 +516,7 @@ Suite *suite_config(void)
 	tcase_add_test(t, errors_have_file_and_line);
 	tcase_add_test(t, durations_and_routes);
 	tcase_add_test(t, sweep_sections);
+	tcase_add_test(t, watch_sections);
 	tcase_add_test(t, secret_sources_and_hiding);
 	tcase_add_test(t, listen_split);
 	tcase_add_test(t, check_config_catches_traps);

@@ -5,6 +5,8 @@
 #include "../../src/http/http_int.h"
 #include "suites.h"
 
+static const struct http_paths paths = { "/events", "/objects" };
+
 START_TEST(paths_and_methods)
 {
 	static const struct { const char *url, *method, *metric; unsigned status; const char *allow, *id; } cases[] = {
@@ -31,7 +33,7 @@ START_TEST(paths_and_methods)
 		char id[64] = "";
 		unsigned status = 0;
 		const char *allow = NULL;
-		const struct endpoint *e = endpoint_find(cases[i].url, cases[i].method, "/events", id, sizeof(id),
+		const struct endpoint *e = endpoint_find(cases[i].url, cases[i].method, &paths, id, sizeof(id),
 							 &status, &allow);
 		if (cases[i].metric) {
 			ck_assert_msg(e != NULL, "case %zu: %s %s", i, cases[i].method, cases[i].url);
@@ -49,7 +51,7 @@ START_TEST(paths_and_methods)
 		char id[8];
 		unsigned status;
 		const char *allow;
-		const struct endpoint *e = endpoint_find("/hooks/lqs/0123456789abcdef/history", "GET", "/hooks/lqs", id,
+		const struct endpoint *e = endpoint_find("/hooks/lqs/0123456789abcdef/history", "GET", &(struct http_paths){ "/hooks/lqs", "/objects" }, id,
 							 sizeof(id), &status, &allow);
 		ck_assert_ptr_nonnull(e);
 		ck_assert_str_eq(e->metric, "history");
@@ -60,14 +62,14 @@ START_TEST(paths_and_methods)
 		char id[64];
 		unsigned status;
 		const char *allow;
-		ck_assert_int_eq(endpoint_find("/events", "POST", "/events", id, sizeof(id), &status, &allow)->access,
+		ck_assert_int_eq(endpoint_find("/events", "POST", &paths, id, sizeof(id), &status, &allow)->access,
 				 ACCESS_HOOK);
-		ck_assert_int_eq(endpoint_find("/metrics", "GET", "/events", id, sizeof(id), &status, &allow)->access,
+		ck_assert_int_eq(endpoint_find("/metrics", "GET", &paths, id, sizeof(id), &status, &allow)->access,
 				 ACCESS_ADMIN);
-		ck_assert_int_eq(endpoint_find("/readyz", "GET", "/events", id, sizeof(id), &status, &allow)->access,
+		ck_assert_int_eq(endpoint_find("/readyz", "GET", &paths, id, sizeof(id), &status, &allow)->access,
 				 ACCESS_OPEN);
-		ck_assert(endpoint_find("/events", "POST", "/events", id, sizeof(id), &status, &allow)->body);
-		ck_assert(!endpoint_find("/events", "GET", "/events", id, sizeof(id), &status, &allow)->body);
+		ck_assert(endpoint_find("/events", "POST", &paths, id, sizeof(id), &status, &allow)->body);
+		ck_assert(!endpoint_find("/events", "GET", &paths, id, sizeof(id), &status, &allow)->body);
 	}
 }
 END_TEST

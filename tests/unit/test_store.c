@@ -323,7 +323,7 @@ START_TEST(batch_commit_then_sync)
 END_TEST
 
 /* A version 3 store (dedupe through its own hash index, no flags,
- * progress, leases, sources or sweeps) opens as version 7: the index is gone, the columns
+ * progress, leases, sources, sweeps or objects) opens as version 8: the index is gone, the columns
  * are there, and earlier deliveries are still recognised. */
 START_TEST(upgrade_from_v3)
 {
@@ -340,7 +340,7 @@ START_TEST(upgrade_from_v3)
 	ck_assert_int_eq(sqlite3_exec(db, "CREATE INDEX events_dedupe_hash ON events(dedupe_hash, received_at);"
 					  "ALTER TABLE events DROP COLUMN flags; ALTER TABLE events DROP COLUMN progress;"
 					  "ALTER TABLE events DROP COLUMN owner; ALTER TABLE events DROP COLUMN lease_until;"
-					  "ALTER TABLE events DROP COLUMN source; DROP TABLE sweeps;"
+					  "ALTER TABLE events DROP COLUMN source; DROP TABLE sweeps; DROP TABLE objects; DROP TABLE batches;"
 					  "PRAGMA user_version = 3;", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	ck_assert_int_eq(store_open(&st, path, err, sizeof(err)), 0);
@@ -352,7 +352,7 @@ START_TEST(upgrade_from_v3)
 					      -1, &s, NULL), SQLITE_OK);
 	ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
 	ck_assert_int_eq(sqlite3_column_int(s, 0), 0);
-	ck_assert_int_eq(sqlite3_column_int(s, 1), 7);
+	ck_assert_int_eq(sqlite3_column_int(s, 1), 8);
 	sqlite3_finalize(s);
 	sqlite3_close(db);
 	ck_assert_ptr_null(get(id1)->progress);
@@ -373,7 +373,7 @@ START_TEST(newer_schema_refused)
 	ck_assert_int_eq(sqlite3_exec(db, "PRAGMA user_version = 99;", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	ck_assert_int_eq(store_open(&st, path, err, sizeof(err)), -1);
-	ck_assert_ptr_nonnull(strstr(err, "schema version 99, newer than this lqs-hookd knows (7)"));
+	ck_assert_ptr_nonnull(strstr(err, "schema version 99, newer than this lqs-hookd knows (8)"));
 }
 END_TEST
 

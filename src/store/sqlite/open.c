@@ -46,6 +46,10 @@ static const struct store_ops sqlite_ops = {
 	.writable = sq_writable,
 	.sweep_get = sq_sweep_get,
 	.sweep_put = sq_sweep_put,
+	.batches_close_due = sq_batches_close_due,
+	.batch_get = sq_batch_get,
+	.batches_list = sq_batches_list,
+	.batches_open = sq_batches_open,
 };
 
 static const char *const schema =
@@ -103,7 +107,49 @@ static const char *const schema =
 	"  error TEXT,"
 	"  owner TEXT"
 	");"
-	"PRAGMA user_version = 7;";
+	"CREATE TABLE IF NOT EXISTS objects ("
+	"  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  id TEXT NOT NULL UNIQUE,"
+	"  received_at INTEGER NOT NULL,"
+	"  dedupe_key TEXT NOT NULL UNIQUE,"
+	"  bucket TEXT NOT NULL,"
+	"  key TEXT NOT NULL,"
+	"  kind TEXT NOT NULL,"
+	"  size INTEGER,"
+	"  etag TEXT,"
+	"  version_id TEXT,"
+	"  sequencer TEXT,"
+	"  event_name TEXT,"
+	"  event_at INTEGER,"
+	"  format TEXT,"
+	"  watch TEXT,"
+	"  role TEXT NOT NULL,"
+	"  batch_id TEXT"
+	");"
+	"CREATE INDEX IF NOT EXISTS objects_batch ON objects(batch_id, seq) WHERE batch_id IS NOT NULL;"
+	"CREATE TABLE IF NOT EXISTS batches ("
+	"  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  id TEXT NOT NULL UNIQUE,"
+	"  watch TEXT NOT NULL,"
+	"  bucket TEXT NOT NULL,"
+	"  prefix TEXT NOT NULL,"
+	"  state TEXT NOT NULL,"
+	"  opened_at INTEGER NOT NULL,"
+	"  last_object_at INTEGER NOT NULL,"
+	"  closed_at INTEGER,"
+	"  due_at INTEGER,"
+	"  objects INTEGER NOT NULL DEFAULT 0,"
+	"  trigger TEXT,"
+	"  count_limit INTEGER NOT NULL DEFAULT 0,"
+	"  quiet_ms INTEGER NOT NULL DEFAULT 0,"
+	"  max_age_ms INTEGER NOT NULL DEFAULT 0,"
+	"  reason TEXT,"
+	"  trigger_event_id TEXT"
+	");"
+	/* one open batch per (watch, bucket, prefix): closing is exactly once */
+	"CREATE UNIQUE INDEX IF NOT EXISTS batches_open ON batches(watch, bucket, prefix) WHERE state = 'open';"
+	"CREATE INDEX IF NOT EXISTS batches_due ON batches(due_at) WHERE state = 'open' AND due_at IS NOT NULL;"
+	"PRAGMA user_version = 8;";
 
 /* Version 1 stores indexed the whole dedupe key and kept an index for
  * pruning; version 2 indexes a 64-bit hash of the key instead. Rows from
@@ -128,8 +174,10 @@ static const char *const migrate_5_to_6 =
 /* Version 7: where an event came from (NULL: a hook; "sweep:NAME"), and
  * the sweeps table (created by the schema itself). */
 static const char *const migrate_6_to_7 = "ALTER TABLE events ADD COLUMN source TEXT;";
+/* Version 8: object events and their batches (tables the schema creates). */
+static const char *const migrate_7_to_8 = "";
 /* The newest schema this build knows; a newer store is refused. */
-#define STORE_SCHEMA_VERSION 7
+#define STORE_SCHEMA_VERSION 8
 /* Version 3 replaced the (state, ...) indexes by partial ones. */
 static const char *const migrate_2_to_3 =
 	"DROP INDEX IF EXISTS events_runnable;"
@@ -298,7 +346,7 @@ int sqlite_store_open(struct store **out, const char *path, char *err, size_t er
 	{
 		static const char *const *const steps[] = { NULL, &migrate_1_to_2, &migrate_2_to_3,
 							   &migrate_3_to_4, &migrate_4_to_5, &migrate_5_to_6,
-							   &migrate_6_to_7 };
+							   &migrate_6_to_7, &migrate_7_to_8 };
 		int64_t v = sq_scalar(st, "PRAGMA user_version");
 		for (; v >= 1 && v < STORE_SCHEMA_VERSION; v++) {
 			char sql[1024];

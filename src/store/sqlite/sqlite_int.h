@@ -118,6 +118,13 @@ int sq_prune(struct store *b, int64_t completed_before_ms, int64_t failed_before
 int sq_stats(struct store *b, struct store_stats *out);
 int64_t sq_unfinished(struct store *b);
 bool sq_writable(struct store *b);
+/* objects.c */
+enum store_result sq_object_put(struct sq *st, struct store_item *it, int64_t now, int64_t *added);
+int sq_batches_close_due(struct store *b, int64_t now, struct store_closed *closed, int max, int64_t *next_due_ms);
+enum store_result sq_batch_get(struct store *b, const char *id, struct store_batch *out);
+enum store_result sq_batches_list(struct store *b, const char *state, int64_t after_seq, int limit,
+				  struct store_batch **rows, size_t *n, int64_t *next_cursor);
+int64_t sq_batches_open(struct store *b);
 /* sweeps.c */
 enum store_result sq_sweep_get(struct store *b, const char *name, struct store_sweep *out);
 enum store_result sq_sweep_put(struct store *b, const struct store_sweep *s);

@@ -140,8 +140,11 @@ void sq_submit(struct store *b, struct store_item *items, size_t n, const struct
 			items[i].result = failure;
 			continue;
 		}
-		items[i].result = items[i].body ? enqueue_one(st, &items[i], now, dedupe_ms, max_queued, &added)
-						 : STORE_ERROR;
+		if (items[i].obj)
+			items[i].result = sq_object_put(st, &items[i], now, &added);
+		else
+			items[i].result = items[i].body ? enqueue_one(st, &items[i], now, dedupe_ms, max_queued, &added)
+							 : STORE_ERROR;
 		if (items[i].result == STORE_NOSPACE || items[i].result == STORE_ERROR)
 			failure = items[i].result;
 	}
