@@ -4,5 +4,6 @@
 #include "lqs-hookd/router.h"
 
 extern const struct handler_def handler_digestion_stats;
+extern const struct handler_def handler_http_trigger;
 
 #endif

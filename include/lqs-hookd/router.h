@@ -53,6 +53,9 @@ struct handler_def {
 	/* The keys it takes in a [watch] (or [route]) section, NULL-terminated
 	 * (NULL: none). */
 	const char *const *settings;
+	/* Whether those settings hold together; -1 with why when not. NULL: no
+	 * check. */
+	int (*check)(const json_t *settings, char *why, size_t whylen);
 	/* Called once when the event is FAILED for good (may be NULL). */
 	void (*on_failure)(struct handler_ctx *ctx, const struct handler_out *failure);
 };

@@ -8,6 +8,7 @@
 
 static const struct handler_def *const handlers[] = {
 	&handler_digestion_stats,
+	&handler_http_trigger,
 };
 
 #define N_HANDLERS (sizeof(handlers) / sizeof(handlers[0]))
@@ -38,7 +39,13 @@ int router_check(const struct config *cfg, char *err, size_t errlen)
 {
 	for (int i = 0; i < cfg->n_routes; i++) {
 		const struct route *r = &cfg->routes[i];
-		if (router_handler_find(r->handler))
+		const struct handler_def *h = router_handler_find(r->handler);
+		if (h && h->batches) {
+			snprintf(err, errlen, "%s:%d: handler: '%s' runs closed batches (a [watch] trigger), not hook "
+				 "events\n", cfg->path ? cfg->path : "config", r->handler_line, r->handler);
+			return -1;
+		}
+		if (h)
 			continue;
 		if (r->handler_line)
 			snprintf(err, errlen, "%s:%d: handler: unknown handler '%s' (known: %s)\n",
@@ -54,6 +61,11 @@ int router_check(const struct config *cfg, char *err, size_t errlen)
 	for (int i = 0; i < cfg->n_sweeps; i++) {
 		const struct sweep_cfg *s = &cfg->sweeps[i];
 		const char *where = cfg->path ? cfg->path : "config";
+		if (s->handler[0] && router_handler_find(s->handler) && router_handler_find(s->handler)->batches) {
+			snprintf(err, errlen, "%s:%d: handler: '%s' runs closed batches, not the events a sweep finds\n",
+				 where, s->handler_line, s->handler);
+			return -1;
+		}
 		if (s->handler[0] && !router_handler_find(s->handler)) {
 			snprintf(err, errlen, "%s:%d: handler: unknown handler '%s' (known: %s)\n", where,
 				 s->handler_line, s->handler, router_handler_names());
@@ -73,6 +85,7 @@ static int watch_check(const struct config *cfg, const struct watch_cfg *w, char
 {
 	const char *where = cfg->path ? cfg->path : "config", *k;
 	const struct handler_def *h = w->trigger[0] ? router_handler_find(w->trigger) : NULL;
+	char why[512];
 	json_t *v;
 
 	if (w->trigger[0] && !h) {
@@ -83,6 +96,10 @@ static int watch_check(const struct config *cfg, const struct watch_cfg *w, char
 	if (h && !h->batches) {
 		snprintf(err, errlen, "%s:%d: trigger: handler '%s' does not run batches\n", where, w->trigger_line,
 			 w->trigger);
+		return -1;
+	}
+	if (h && h->check && h->check(w->settings, why, sizeof(why)) != 0) {
+		snprintf(err, errlen, "%s: watch '%s': trigger %s: %s\n", where, w->name, w->trigger, why);
 		return -1;
 	}
 	json_object_foreach(w->settings, k, v) {

@@ -89,6 +89,13 @@ static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, char
 	return ret;
 }
 
+static enum MHD_Result send_text_dup(struct MHD_Connection *c, const char *text)
+{
+	char *t = strdup(text);
+
+	return t ? send_text(c, 200, t, 0) : MHD_NO;
+}
+
 /* A response from memory that lives as long as the process. */
 static enum MHD_Result send_static(struct MHD_Connection *c, char *text, size_t len)
 {
@@ -334,6 +341,19 @@ static void record(const char *method, const char *url, const char *query, const
 		json_object_set_new(r, "body", b ? b : json_string(body->data));
 	}
 	json_array_append_new(M.requests, r);
+}
+
+static enum MHD_Result header_into(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	(void)kind;
+	char lower[128];
+	size_t i;
+
+	for (i = 0; key[i] && i + 1 < sizeof(lower); i++)
+		lower[i] = (char)((key[i] >= 'A' && key[i] <= 'Z') ? key[i] + 32 : key[i]);
+	lower[i] = '\0';
+	json_object_set_new(cls, lower, json_string(value ? value : ""));
+	return MHD_YES;
 }
 
 static int qint(struct MHD_Connection *c, const char *name, int def)
@@ -668,7 +688,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	lqs = strstr(url, "/lqs/");
 	res = NULL;
 	ds[0] = '\0';
-	if (lqs) {
+	if (strncmp(url, "/target/", 8) == 0) {
+		/* a REST target (a workflow's execute call): recorded, no API key */
+		res = url + 1;
+	} else if (lqs) {
 		const char *api = strstr(lqs + 5, "/api/");
 		if (api && (size_t)(api - (lqs + 5)) < sizeof(ds)) {
 			memcpy(ds, lqs + 5, (size_t)(api - (lqs + 5)));
@@ -690,6 +713,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 				buf_printf(&q, "%s%s=%s", q.len ? "&" : "", keys[i], v);
 		}
 		record(method, url, q.data, res, auth, &r->body);
+		if (res && strncmp(res, "target/", 7) == 0) {
+			json_t *h = json_object();
+			MHD_get_connection_values(c, MHD_HEADER_KIND, header_into, h);
+			json_object_set_new(json_array_get(M.requests, json_array_size(M.requests) - 1), "headers", h);
+		}
 		buf_free(&q);
 	}
 	struct fault *f = res ? fault_match(method, res) : NULL;
@@ -716,6 +744,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 				  "fault injected by lqs-mock", fcopy.retry_after);
 	if (!res)
 		return send_error(c, 404, "NotFound", "not a LogQS API path", 0);
+	if (strncmp(res, "target/", 7) == 0)
+		return send_text_dup(c, "162");   /* an execution id, as a workflow's execute answers */
 	if (!M.bearer[0] || !auth || strcmp(auth, M.bearer) != 0)
 		return send_error(c, 401, "Unauthorized", "invalid API key", 0);
 	if (M.datastore_id[0] && strcmp(ds, M.datastore_id) != 0)

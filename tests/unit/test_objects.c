@@ -6,6 +6,7 @@
 
 #include "lqs-hookd/config.h"
 #include "lqs-hookd/objects.h"
+#include "lqs-hookd/trigger.h"
 #include "lqs-hookd/watch.h"
 #include "lqs-hookd/util.h"
 #include "suites.h"
@@ -246,6 +247,40 @@ START_TEST(watches_and_paths)
 }
 END_TEST
 
+/* A REST trigger's body from its template. */
+START_TEST(trigger_templates)
+{
+	json_t *batch = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:[{s:s}, {s:s}]}", "batch_id", "b-1", "watch",
+				  "w", "bucket", "bkt", "prefix", "run \"42\"/", "path", "s3://bkt/run \"42\"/", "reason",
+				  "marker", "closed_at", "2026-12-02T18:00:00.000Z", "count", 2, "objects", "key", "a.csv",
+				  "key", "b\\c.csv");
+	char why[256], *out;
+	json_t *doc;
+
+	out = trigger_render("{\"workflowId\": 7, \"programParameters\": \"--var datapath={path}\", \"n\": {count}, "
+			     "\"keys\": {keys}, \"{literal\": \"{}\"}", batch, why, sizeof(why));
+	ck_assert_ptr_nonnull(out);
+	doc = json_loads(out, 0, NULL);
+	ck_assert_ptr_nonnull(doc);   /* text is escaped: quotes and backslashes stay JSON */
+	ck_assert_str_eq(json_string_value(json_object_get(doc, "programParameters")), "--var datapath=s3://bkt/run \"42\"/");
+	ck_assert_int_eq(json_integer_value(json_object_get(doc, "n")), 2);
+	ck_assert_str_eq(json_string_value(json_array_get(json_object_get(doc, "keys"), 1)), "b\\c.csv");
+	ck_assert_str_eq(json_string_value(json_object_get(doc, "{literal")), "{}");
+	json_decref(doc);
+	free(out);
+	out = trigger_render(trigger_default_body, batch, why, sizeof(why));
+	doc = json_loads(out, 0, NULL);
+	ck_assert_str_eq(json_string_value(json_object_get(doc, "detail-type")), "package-objects-ready");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(doc, "detail"), "prefix")), "run \"42\"/");
+	ck_assert_str_eq(json_string_value(json_object_get(doc, "time")), "2026-12-02T18:00:00.000Z");
+	json_decref(doc);
+	free(out);
+	ck_assert_ptr_null(trigger_render("{\"a\": \"{nope}\"}", batch, why, sizeof(why)));
+	ck_assert_ptr_nonnull(strstr(why, "unknown placeholder {nope}"));
+	json_decref(batch);
+}
+END_TEST
+
 Suite *suite_objects(void)
 {
 	Suite *s = suite_create("objects");
@@ -257,6 +292,7 @@ Suite *suite_objects(void)
 	tcase_add_test(t, sns_envelopes);
 	tcase_add_test(t, errors_name_the_field);
 	tcase_add_test(t, watches_and_paths);
+	tcase_add_test(t, trigger_templates);
 	suite_add_tcase(s, t);
 	return s;
 }
