@@ -292,6 +292,16 @@ int sq_batches_close_due(struct store *b, int64_t now, struct store_closed *clos
 	sqlite3_stmt *s;
 
 	pthread_mutex_lock(&st->lock);
+	/* a read first: no write transaction (nor its lock on the file) a
+	 * second while nothing is due, which is nearly always */
+	*next_due_ms = sq_scalar(st, "SELECT coalesce(min(due_at), 0) FROM batches INDEXED BY batches_due "
+				 "WHERE state='open' AND due_at IS NOT NULL");
+	if (*next_due_ms <= 0 || *next_due_ms > now) {
+		if (*next_due_ms < 0)
+			*next_due_ms = 0;
+		pthread_mutex_unlock(&st->lock);
+		return 0;
+	}
 	if (sq_exec(st, SQL_BEGIN) != SQLITE_OK) {
 		pthread_mutex_unlock(&st->lock);
 		return -1;
