@@ -48,6 +48,11 @@ int lqs_get(struct lqs_client *c, const char *path, json_t **data, struct lqs_er
 int lqs_patch(struct lqs_client *c, const char *path, json_t *body, json_t **data,
 	      struct lqs_error *err);
 
+/* Create a resource (POST). A retried POST whose first answer was lost may
+ * have created it already: callers that must not create twice look first. */
+int lqs_post(struct lqs_client *c, const char *path, json_t *body, json_t **data, struct lqs_error *err);
+/* A query value as the client writes it: percent-encoded, '/' kept. */
+char *lqs_query_escape(const char *s);
 /* List every page of a collection; cb sees each item (borrowed) and returns
  * 0 to go on, non-zero to stop with that value. */
 typedef int (*lqs_item_fn)(void *ctx, json_t *item);

@@ -415,6 +415,11 @@ int lqs_patch(struct lqs_client *c, const char *path, json_t *body, json_t **dat
 	return request_one(c, "PATCH", path, body, data, err);
 }
 
+int lqs_post(struct lqs_client *c, const char *path, json_t *body, json_t **data, struct lqs_error *err)
+{
+	return request_one(c, "POST", path, body, data, err);
+}
+
 int lqs_list(struct lqs_client *c, const char *path, const char *filter, lqs_item_fn cb, void *ctx,
 	     struct lqs_error *err)
 {
@@ -509,4 +514,20 @@ int lqs_get_many_raw(struct lqs_client *c, char *const *paths, size_t n, lqs_raw
 	struct raw_sink raw = { cb, ctx };
 
 	return run_batch(c, "GET", (const char *const *)paths, n, NULL, NULL, NULL, err, &raw);
+}
+
+char *lqs_query_escape(const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	struct buf b;
+
+	buf_init(&b, 0);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		    strchr("-._~/", *p))
+			buf_append(&b, p, 1);
+		else
+			buf_printf(&b, "%%%c%c", hex[*p >> 4], hex[*p & 15]);
+	}
+	return b.data ? buf_steal(&b) : strdup("");
 }

@@ -241,14 +241,6 @@ static int on_fetched_part(void *ctx, size_t i, struct buf *body)
 				r->err, sizeof(r->err));
 }
 
-static enum handler_status from_lqs(const struct lqs_error *e, struct handler_out *out)
-{
-	str_copy(out->error_name, e->name[0] ? e->name : "LogQSError", sizeof(out->error_name));
-	str_copy(out->error, e->message, sizeof(out->error));
-	out->retry_after = e->retry_after;
-	return e->retryable ? HANDLER_RETRY : HANDLER_FAIL;
-}
-
 static enum handler_status fail(struct handler_out *out, const char *name, const char *msg)
 {
 	str_copy(out->error_name, name, sizeof(out->error_name));
@@ -268,7 +260,7 @@ static enum handler_status write_context(struct handler_ctx *ctx, const char *lo
 	/* Read-modify-write of the context: one writer per log at a time. */
 	ctx->lock(ctx, log_id);
 	if (lqs_get(ctx->lqs, path, &log, &e)) {
-		st = from_lqs(&e, out);
+		st = handler_from_lqs(&e, out);
 		goto out;
 	}
 	if (!json_is_object(log)) {
@@ -287,7 +279,7 @@ static enum handler_status write_context(struct handler_ctx *ctx, const char *lo
 	json_object_set(context, "digestion_stats", stats);
 	body = json_pack("{s:o}", "context", context);
 	if (lqs_patch(ctx->lqs, path, body, &patched, &e))
-		st = from_lqs(&e, out);
+		st = handler_from_lqs(&e, out);
 	json_decref(body);
 	json_decref(patched);
 out:
@@ -349,7 +341,7 @@ static enum handler_status read_parts(struct handler_ctx *ctx, struct run *r, st
 	snprintf(path, sizeof(path), "digestions/%s/parts", r->digestion_id);
 	progress(r, "listing parts");
 	if (lqs_list(ctx->lqs, path, NULL, on_listed_part, r, &e))
-		return e.name[0] ? from_lqs(&e, out) : fail(out, "InvalidPartData", r->err);
+		return e.name[0] ? handler_from_lqs(&e, out) : fail(out, "InvalidPartData", r->err);
 	if (r->n_fetch >= HELPER_MIN_PARTS)
 		helper_start(&r->helper, r->fetch);
 	progress(r, "fetching parts");
@@ -358,7 +350,7 @@ static enum handler_status read_parts(struct handler_ctx *ctx, struct run *r, st
 		/* a bad part seen by the helper is the reason the worker stopped */
 		if (!e.name[0] && !r->err[0] && helper_finish(&r->helper, herr, sizeof(herr)))
 			str_copy(r->err, herr, sizeof(r->err));
-		return e.name[0] ? from_lqs(&e, out) : fail(out, "InvalidPartData", r->err[0] ? r->err : "malformed part");
+		return e.name[0] ? handler_from_lqs(&e, out) : fail(out, "InvalidPartData", r->err[0] ? r->err : "malformed part");
 	}
 	if (helper_finish(&r->helper, r->err, sizeof(r->err)))
 		return fail(out, "InvalidPartData", r->err);
@@ -383,7 +375,7 @@ static enum handler_status complete(struct handler_ctx *ctx, const char *rid, bo
 	body = was_failed ? json_pack("{s:s, s:n, s:n}", "state", "completed", "error_name", "error_message")
 			  : json_pack("{s:s}", "state", "completed");
 	if (lqs_patch(ctx->lqs, path, body, &patched, &e))
-		st = from_lqs(&e, out);
+		st = handler_from_lqs(&e, out);
 	json_decref(body);
 	json_decref(patched);
 	return st;
@@ -423,7 +415,7 @@ static enum handler_status stats_run(struct handler_ctx *ctx, struct handler_out
 	/* 1. The digestion, and whether there is anything to do. */
 	snprintf(path, sizeof(path), "digestions/%s", rid);
 	if (lqs_get(ctx->lqs, path, &dig, &e))
-		return from_lqs(&e, out);
+		return handler_from_lqs(&e, out);
 	if (check_digestion(ctx, rid, dig, log, &was_failed, out, &st) == GO) {
 		/* 2–3. Every part's index. */
 		st = read_parts(ctx, &r, out);

@@ -5,10 +5,13 @@
 
 #include "lqs-hookd/config.h"
 #include "lqs-hookd/handlers.h"
+#include "lqs-hookd/lqs.h"
+#include "lqs-hookd/util.h"
 
 static const struct handler_def *const handlers[] = {
 	&handler_digestion_stats,
 	&handler_http_trigger,
+	&handler_lqs_ingest,
 };
 
 #define N_HANDLERS (sizeof(handlers) / sizeof(handlers[0]))
@@ -130,4 +133,12 @@ const char *router_route(const struct config *cfg, const char *process_type, con
 			return r->handler;
 	}
 	return NULL;
+}
+
+enum handler_status handler_from_lqs(const struct lqs_error *e, struct handler_out *out)
+{
+	str_copy(out->error_name, e->name[0] ? e->name : "LogQSError", sizeof(out->error_name));
+	str_copy(out->error, e->message, sizeof(out->error));
+	out->retry_after = e->retry_after;
+	return e->retryable ? HANDLER_RETRY : HANDLER_FAIL;
 }

@@ -253,3 +253,21 @@ history_ms() {
 		sed -E 's/^([0-9-]+)T([0-9:]+)\.([0-9]{3})Z$/\1 \2 \3/' |
 		{ read -r d t ms; echo $(( $(date -u -d "$d $t" +%s) * 1000 + 10#$ms )); }
 }
+
+# POST /objects, with OBJ_TOKEN as its bearer when set (CT overrides the
+# Content-Type): CODE, BODY.
+opost() {
+	local data=$1 out="$T_DIR/resp.$RANDOM" auth=()
+	shift
+	[ -n "${OBJ_TOKEN:-}" ] && auth=(-H "Authorization: Bearer $OBJ_TOKEN")
+	CODE=$(curl -s -o "$out" -w '%{http_code}' --max-time 10 -X POST "$BASE/objects" \
+		-H "Content-Type: ${CT:-application/json}" "${auth[@]}" "$@" --data-binary "$data")
+	BODY=$(cat "$out")
+}
+# An S3 notification of one object: KEY (form-encoded) SEQUENCER [EVENT].
+s3_record() {
+	printf '{"Records":[{"eventVersion":"2.1","eventSource":"aws:s3","awsRegion":"eu-west-1","eventTime":"2024-05-01T10:00:00.123Z","eventName":"%s","s3":{"s3SchemaVersion":"1.0","bucket":{"name":"my-bucket","arn":"arn:aws:s3:::my-bucket"},"object":{"key":"%s","size":1024,"eTag":"d41d8cd98f00b204e9800998ecf8427e","sequencer":"%s"}}}]}' \
+		"${3:-ObjectCreated:Put}" "$1" "$2"
+}
+# The trigger event of the batch the last answer's first object joined.
+last_trigger() { curl -s "$BASE/batches/$(jq -r '.objects[0].batch_id' <<<"$BODY")" | jq -r .trigger_event_id; }

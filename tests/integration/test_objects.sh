@@ -37,30 +37,19 @@ start_hookd "$T_DIR/o.db" --config "$T_DIR/o.conf"
 OAUTH="Authorization: Bearer $TOK"
 
 # opost BODY [curl args...]: POST /objects with the token; CODE and BODY.
-opost() {
-	local data=$1 out="$T_DIR/resp.$RANDOM"
-	shift
-	CODE=$(curl -s -o "$out" -w '%{http_code}' --max-time 10 -X POST "$BASE/objects" \
-		-H "Content-Type: ${CT:-application/json}" "$@" --data-binary "$data")
-	BODY=$(cat "$out")
-}
-s3() { # KEY(form-encoded) SEQUENCER [EVENT]
-	printf '{"Records":[{"eventVersion":"2.1","eventSource":"aws:s3","awsRegion":"eu-west-1","eventTime":"2024-05-01T10:00:00.123Z","eventName":"%s","s3":{"s3SchemaVersion":"1.0","bucket":{"name":"my-bucket","arn":"arn:aws:s3:::my-bucket"},"object":{"key":"%s","size":1024,"eTag":"d41d8cd98f00b204e9800998ecf8427e","sequencer":"%s"}}}]}' \
-		"${3:-ObjectCreated:Put}" "$1" "$2"
-}
 eb() { # KEY(raw) SEQUENCER
 	printf '{"version":"0","id":"5f1e","detail-type":"Object Created","source":"aws.s3","account":"1","time":"2024-05-01T10:00:00Z","region":"eu-west-1","resources":["arn:aws:s3:::my-bucket"],"detail":{"version":"0","bucket":{"name":"my-bucket"},"object":{"key":"%s","size":5,"etag":"e1","sequencer":"%s"},"reason":"PutObject"}}' "$1" "$2"
 }
 batch_of() { jq -r '.objects[0].batch_id' <<<"$BODY"; }
 
 # --- credentials, media type, size, errors ---
-opost "$(s3 inst/a.csv 01)"
+opost "$(s3_record inst/a.csv 01)"
 check "no Authorization: 401" "$CODE $(jq -r .detail <<<"$BODY")" "401 Authorization header is missing"
-opost "$(s3 inst/a.csv 01)" -H "Authorization: Bearer wrong"
+opost "$(s3_record inst/a.csv 01)" -H "Authorization: Bearer wrong"
 check "a wrong token: 401" "$CODE" 401
-opost "$(s3 inst/a.csv 01)" -H "Authorization: Basic $(printf 'eb:nope' | base64)"
+opost "$(s3_record inst/a.csv 01)" -H "Authorization: Basic $(printf 'eb:nope' | base64)"
 check "a wrong Basic password: 401" "$CODE" 401
-CT=application/xml opost "$(s3 inst/a.csv 01)" -H "$OAUTH"
+CT=application/xml opost "$(s3_record inst/a.csv 01)" -H "$OAUTH"
 check "application/xml: 415" "$CODE" 415
 opost '{"Records":[' -H "$OAUTH"
 check "not JSON: 400" "$CODE" 400
@@ -76,16 +65,16 @@ check "s3:TestEvent: 200, ignored" "$CODE $(jq -r .status <<<"$BODY")" "200 igno
 check "nothing rejected was stored" "$(curl -s "$BASE/batches" | jq '.data | length')" 0
 
 # --- each format and its key encoding; a batch of 3 closes on count ---
-opost "$(s3 'inst/exp1/a+b%2Bc%3D1%25+%C3%A9.csv' 01)" -H "$OAUTH"
+opost "$(s3_record 'inst/exp1/a+b%2Bc%3D1%25+%C3%A9.csv' 01)" -H "$OAUTH"
 check "S3 notification (bearer token): 202" "$CODE $(jq -r '.objects[0] | [.outcome, .key] | @tsv' <<<"$BODY")" \
 	"202 stored	inst/exp1/a b+c=1% é.csv"
 B1=$(batch_of)
-opost "$(s3 'inst/exp1/a+b%2Bc%3D1%25+%C3%A9.csv' 01)" -H "$OAUTH"
+opost "$(s3_record 'inst/exp1/a+b%2Bc%3D1%25+%C3%A9.csv' 01)" -H "$OAUTH"
 check "the same notification again: 200 duplicate" "$CODE $(jq -r '.objects[0].outcome' <<<"$BODY")" "200 duplicate"
 opost "$(eb 'inst/exp1/r a+w%20.csv' 02)" -H "Authorization: Basic $(printf 'eb:eb-pass' | base64)"
 check "EventBridge (Basic, raw key): 202, same batch" "$CODE $(jq -r '.objects[0] | [.key, .batch_id] | @tsv' <<<"$BODY")" \
 	"202 inst/exp1/r a+w%20.csv	$B1"
-sns=$(jq -n --arg m "$(s3 'inst/exp1/sub/d.csv' 03)" '{Type:"Notification",MessageId:"m1",TopicArn:"arn:aws:sns:eu-west-1:1:t",Subject:"Amazon S3 Notification",Message:$m,Timestamp:"2024-05-01T10:00:00Z"}')
+sns=$(jq -n --arg m "$(s3_record 'inst/exp1/sub/d.csv' 03)" '{Type:"Notification",MessageId:"m1",TopicArn:"arn:aws:sns:eu-west-1:1:t",Subject:"Amazon S3 Notification",Message:$m,Timestamp:"2024-05-01T10:00:00Z"}')
 CT=text/plain opost "$sns" -H "$OAUTH" -H 'x-amz-sns-message-type: Notification'
 check "SNS envelope (text/plain): 202, the third object closes the batch" \
 	"$CODE $(jq -r '.objects[0] | [.batch_id, (.closed_batch_trigger != null)] | @tsv' <<<"$BODY")" "202 $B1	true"
@@ -98,31 +87,31 @@ get "/events/$trig"
 check "its trigger event: the batch, its keys (no trigger: finished, not routed)" \
 	"$(jq -c '[.source, .event.reason, .event.count, .event.objects[2].key, .state, .result.status]' <<<"$BODY")" \
 	'["batch","count",3,"inst/exp1/sub/d.csv","completed","not_routed"]'
-opost "$(s3 'inst/exp1/e.csv' 04)" -H "$OAUTH"
+opost "$(s3_record 'inst/exp1/e.csv' 04)" -H "$OAUTH"
 check "the next object opens the next batch" "$(batch_of | grep -vc "$B1")" 1
-CT=text/plain opost "$(s3 'inst/exp2/raw.csv' 05)" -H "$OAUTH" -H 'x-amz-sns-rawdelivery: true'
+CT=text/plain opost "$(s3_record 'inst/exp2/raw.csv' 05)" -H "$OAUTH" -H 'x-amz-sns-rawdelivery: true'
 check "SNS raw delivery: 202" "$CODE" 202
 
 # --- marker, ignore, no watch, removals ---
-opost "$(s3 'inst/exp2/_SUCCESS' 06)" -H "$OAUTH"
+opost "$(s3_record 'inst/exp2/_SUCCESS' 06)" -H "$OAUTH"
 check "the marker closes its folder's batch at once" "$CODE $(jq -r '.objects[0].outcome' <<<"$BODY")" "202 marker"
 get "/batches/$(batch_of)"
 check "closed on the marker; the marker is not one of its objects" \
 	"$(jq -c '[.close_reason, .objects, [.keys[] | .role]]' <<<"$BODY")" '["marker",1,["member","marker"]]'
-opost "$(s3 'inst/scratch/x.csv' 07)" -H "$OAUTH"
+opost "$(s3_record 'inst/scratch/x.csv' 07)" -H "$OAUTH"
 check "an ignored path matches no watch: stored, not routed" "$(jq -r '.objects[0].outcome' <<<"$BODY")" not_routed
-opost "$(s3 'elsewhere/x.csv' 08)" -H "$OAUTH"
+opost "$(s3_record 'elsewhere/x.csv' 08)" -H "$OAUTH"
 check "no watch: stored, not routed" "$(jq -r '.objects[0].outcome' <<<"$BODY")" not_routed
-opost "$(s3 'inst/exp1/e.csv' 09 ObjectRemoved:Delete)" -H "$OAUTH"
+opost "$(s3_record 'inst/exp1/e.csv' 09 ObjectRemoved:Delete)" -H "$OAUTH"
 check "a removal the watch does not take: not routed" "$(jq -r '.objects[0].outcome' <<<"$BODY")" not_routed
 
 # --- timers: quiet, max_age ---
-opost "$(s3 'slow/run1/a.csv' 10)" -H "$OAUTH"
+opost "$(s3_record 'slow/run1/a.csv' 10)" -H "$OAUTH"
 SLOW=$(batch_of)
-opost "$(s3 'capped/run1/a.csv' 11)" -H "$OAUTH"
+opost "$(s3_record 'capped/run1/a.csv' 11)" -H "$OAUTH"
 CAPPED=$(batch_of)
 sleep 0.6
-opost "$(s3 'capped/run1/b.csv' 12)" -H "$OAUTH"
+opost "$(s3_record 'capped/run1/b.csv' 12)" -H "$OAUTH"
 wait_until 5 bash -c "curl -s '$BASE/batches/$SLOW' | jq -e '.state == \"closed\"'" || fail "quiet batch closed"
 wait_until 5 bash -c "curl -s '$BASE/batches/$CAPPED' | jq -e '.state == \"closed\"'" || fail "max_age batch closed"
 check "quiet: closed a second after its last object" "$(curl -s "$BASE/batches/$SLOW" | jq -r '[.close_reason, .objects] | @tsv')" "quiet	1"
@@ -142,14 +131,14 @@ check "metric: batches open" "$(curl -s "$BASE/metrics" | awk '$1 == "lqs_hookd_
 stop_hookd TERM
 sed -i 's/^count = 3$/count = 5/' "$T_DIR/o.conf"
 start_hookd "$T_DIR/k.db" --config "$T_DIR/o.conf"
-for i in 1 2 3; do opost "$(s3 "inst/crash/f$i.csv" "c$i")" -H "$OAUTH"; done
+for i in 1 2 3; do opost "$(s3_record "inst/crash/f$i.csv" "c$i")" -H "$OAUTH"; done
 check "3 of 5 stored" "$CODE" 202
 CRASH=$(batch_of)
 stop_hookd KILL
 start_hookd "$T_DIR/k.db" --config "$T_DIR/o.conf"
-opost "$(s3 "inst/crash/f3.csv" "c3")" -H "$OAUTH"
+opost "$(s3_record "inst/crash/f3.csv" "c3")" -H "$OAUTH"
 check "after the crash, a notification seen before is still a duplicate" "$CODE" 200
-for i in 4 5; do opost "$(s3 "inst/crash/f$i.csv" "c$i")" -H "$OAUTH"; done
+for i in 4 5; do opost "$(s3_record "inst/crash/f$i.csv" "c$i")" -H "$OAUTH"; done
 get "/batches/$CRASH"
 check "one batch, closed on count with the 5 keys" "$(jq -c '[.close_reason, .objects, [.keys[].key]]' <<<"$BODY")" \
 	'["count",5,["inst/crash/f1.csv","inst/crash/f2.csv","inst/crash/f3.csv","inst/crash/f4.csv","inst/crash/f5.csv"]]'
@@ -157,7 +146,7 @@ check "exactly one trigger event for it" \
 	"$(all_events process_type=batch | jq -r --arg b "$CRASH" 'select(.event.batch_id == $b) | .event_id' | wc -l)" 1
 
 # --- kill -9 with a batch open whose quiet time passes while down ---
-opost "$(s3 'slow/run2/a.csv' 20)" -H "$OAUTH"
+opost "$(s3_record 'slow/run2/a.csv' 20)" -H "$OAUTH"
 DOWN=$(batch_of)
 stop_hookd KILL
 sleep 1.2
@@ -171,7 +160,7 @@ check "SIGTERM: exit 0" "$HOOKD_RC" 0
 # --- no credentials configured: closed, and said so ---
 printf '[watch w]\nbucket = my-bucket\n' >"$T_DIR/n.conf"
 start_hookd "$T_DIR/n.db" --config "$T_DIR/n.conf"
-opost "$(s3 a.csv 01)" -H "$OAUTH"
+opost "$(s3_record a.csv 01)" -H "$OAUTH"
 check "no objects_secret: 401 saying what to set" "$CODE $(jq -r .detail <<<"$BODY")" \
 	"401 no credentials are configured for this path (objects_secret, or objects_basic_user and objects_basic_password)"
 stop_hookd TERM

@@ -7,7 +7,7 @@
 . "$(dirname "$0")/lib.sh"
 
 start_mock
-TOK=obj-token
+OBJ_TOKEN=obj-token; TOK=$OBJ_TOKEN
 printf 'eyJhbGciOi.jwt.token\n' >"$T_DIR/target.token"
 hide "$TOK" eyJhbGciOi.jwt.token
 cat >"$T_DIR/t.conf" <<CONF
@@ -37,22 +37,14 @@ url = $MOCK/target/events
 headers = {"X-Source": "lqs-hookd"}
 CONF
 HOOKD_ENV="LQS_RETRY_COUNT=1" start_hookd "$T_DIR/t.db" --config "$T_DIR/t.conf"
-opost() {
-	local out="$T_DIR/resp.$RANDOM"
-	CODE=$(curl -s -o "$out" -w '%{http_code}' --max-time 10 -X POST "$BASE/objects" -H 'Content-Type: application/json' \
-		-H "Authorization: Bearer $TOK" --data-binary "$1")
-	BODY=$(cat "$out")
-}
-s3() { printf '{"Records":[{"eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"my-bucket"},"object":{"key":"%s","size":1,"sequencer":"%s"}}}]}' "$1" "$2"; }
 targets() { curl -s "$MOCK/_mock/requests" | jq -c --arg p "$1" '[.requests[] | select(.path == $p)]'; }
-trigger_of() { curl -s "$BASE/batches/$(jq -r '.objects[0].batch_id' <<<"$BODY")" | jq -r .trigger_event_id; }
 
 # --- _SUCCESS → one workflow execution with the folder ---
-opost "$(s3 'datasets/run+42/part-0000.csv' 01)"
+opost "$(s3_record 'datasets/run+42/part-0000.csv' 01)"
 check "a data file the watch does not take (suffix)" "$(jq -r '.objects[0].outcome' <<<"$BODY")" not_routed
-opost "$(s3 'datasets/run+42/_SUCCESS' 02)"
+opost "$(s3_record 'datasets/run+42/_SUCCESS' 02)"
 check "the marker: 202, batch closed" "$CODE $(jq -r '.objects[0].outcome' <<<"$BODY")" "202 marker"
-ev=$(trigger_of)
+ev=$(last_trigger)
 wait_done "$ev" 10 || fail "trigger event finished"
 get "/events/$ev"
 check "the trigger completed with the target's answer" "$(jq -c '[.state, .handler, .result.status, .result.answer]' <<<"$BODY")" \
@@ -66,8 +58,8 @@ check "JSON" "$(jq -r '.[0].headers["content-type"]' <<<"$calls")" application/j
 
 # --- 3 objects → the default event, with headers; a failing target is retried ---
 mock_fault '{"method":"POST","path":"target/events","status":503,"count":2}'
-for i in 1 2 3; do opost "$(s3 "instruments/cam1/f$i.bin" "i$i")"; done
-ev=$(trigger_of)
+for i in 1 2 3; do opost "$(s3_record "instruments/cam1/f$i.bin" "i$i")"; done
+ev=$(last_trigger)
 wait_done "$ev" 15 || fail "trigger after the target recovered"
 calls=$(targets target/events)
 check "503, 503, then 200: the trigger completed" "$(jq -c '[.[] | .at] | length' <<<"$calls") $(curl -s "$BASE/events/$ev" | jq -r .state)" \
@@ -79,8 +71,8 @@ check "the configured header" "$(jq -r '.[-1].headers["x-source"]' <<<"$calls")"
 
 # --- a target that refuses (400): a dead letter, replayed once fixed ---
 mock_fault '{"method":"POST","path":"target/events","status":400,"count":-1}'
-for i in 4 5 6; do opost "$(s3 "instruments/cam2/f$i.bin" "i$i")"; done
-ev=$(trigger_of)
+for i in 4 5 6; do opost "$(s3_record "instruments/cam2/f$i.bin" "i$i")"; done
+ev=$(last_trigger)
 wait_done "$ev" 10 || fail "refused trigger finished"
 check "400: failed, the error says who answered what" "$(curl -s "$BASE/events/$ev" | jq -r '[.state, .error] | @tsv')" \
 	"failed	HTTP400: trigger POST $MOCK/target/events: HTTP 400: {\"message\":\"[Injected] fault injected by lqs-mock\"}"
@@ -91,8 +83,8 @@ check "replayed: completed" "$(curl -s "$BASE/events/$ev" | jq -r .state)" compl
 
 # --- kill -9 while the trigger waits for its target: called once, after ---
 mock_fault '{"method":"POST","path":"target/events","status":503,"count":-1}'
-for i in 7 8 9; do opost "$(s3 "instruments/cam3/f$i.bin" "i$i")"; done
-ev=$(trigger_of)
+for i in 7 8 9; do opost "$(s3_record "instruments/cam3/f$i.bin" "i$i")"; done
+ev=$(last_trigger)
 wait_until 10 bash -c "curl -s '$BASE/events/$ev' | jq -e '.state == \"retrying\"'" || fail "trigger retrying"
 stop_hookd KILL
 curl -s -X DELETE "$MOCK/_mock/faults" >/dev/null

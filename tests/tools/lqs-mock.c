@@ -23,6 +23,7 @@
 #include "lqs-hookd/auth.h"
 #include "lqs-hookd/buf.h"
 #include "lqs-hookd/util.h"
+#include "mock.h"
 
 #define MOCK_MAX_BODY (16 * 1024 * 1024)
 #define MOCK_MAX_FAULTS 64
@@ -110,7 +111,7 @@ static enum MHD_Result send_static(struct MHD_Connection *c, char *text, size_t 
 	return ret;
 }
 
-static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, json_t *doc)
+enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, json_t *doc)
 {
 	char *text = json_dumps(doc, JSON_COMPACT);
 
@@ -120,7 +121,7 @@ static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, json
 	return send_text(c, status, text, 0);
 }
 
-static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, const char *kind,
+enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, const char *kind,
 				  const char *msg, int retry_after)
 {
 	char text[600];
@@ -281,8 +282,9 @@ static int load_fixture(const char *path)
 {
 	json_error_t jerr;
 	json_t *f = json_load_file(path, 0, &jerr), *arr, *v;
-	const char *names[3][2] = { { "logs", "logs" }, { "digestions", "digestions" },
-				    { "digestion_parts", "parts" } };
+	const char *names[6][2] = { { "logs", "logs" }, { "digestions", "digestions" },
+				    { "digestion_parts", "parts" }, { "objectStores", "objectStores" },
+				    { "groups", "groups" }, { "ingestions", "ingestions" } };
 	size_t i;
 
 	if (!f) {
@@ -296,7 +298,7 @@ static int load_fixture(const char *path)
 		auth_basic_bearer(json_string_value(json_object_get(f, "api_key_id")),
 				  json_string_value(json_object_get(f, "api_key_secret")), M.bearer,
 				  sizeof(M.bearer));
-	for (int k = 0; k < 3; k++) {
+	for (int k = 0; k < 6; k++) {
 		arr = json_object_get(f, names[k][0]);
 		json_array_foreach(arr, i, v) {
 			json_t *id = json_object_get(v, "id");
@@ -356,7 +358,7 @@ static enum MHD_Result header_into(void *cls, enum MHD_ValueKind kind, const cha
 	return MHD_YES;
 }
 
-static int qint(struct MHD_Connection *c, const char *name, int def)
+int qint(struct MHD_Connection *c, const char *name, int def)
 {
 	const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name);
 	int64_t n;
@@ -364,7 +366,7 @@ static int qint(struct MHD_Connection *c, const char *name, int def)
 	return v && parse_i64(v, &n) == 0 && n >= 0 && n < 1000000000 ? (int)n : def;
 }
 
-static json_t *list_envelope(json_t *items, int offset, int limit, int count)
+json_t *list_envelope(json_t *items, int offset, int limit, int count)
 {
 	return json_pack("{s:i, s:i, s:s, s:s, s:i, s:o}", "offset", offset, "limit", limit, "order",
 			 "created_at", "sort", "ASC", "count", count, "data", items);
@@ -426,16 +428,6 @@ static enum MHD_Result list_parts(struct MHD_Connection *c, const char *dig_id)
 	return send_json(c, 200, list_envelope(items, offset, limit, count));
 }
 
-static int cmp_created(const void *a, const void *b)
-{
-	json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
-	int c = strcmp(json_string_value(json_object_get(x, "created_at")) ?: "",
-		       json_string_value(json_object_get(y, "created_at")) ?: "");
-
-	return c ? c : strcmp(json_string_value(json_object_get(x, "id")) ?: "",
-			      json_string_value(json_object_get(y, "id")) ?: "");
-}
-
 /* GET digestions: the state and updated_at_lte filters, ordered by
  * created_at, paged like every list. */
 static enum MHD_Result list_digestions(struct MHD_Connection *c)
@@ -465,7 +457,7 @@ static enum MHD_Result list_digestions(struct MHD_Connection *c)
 			continue;
 		sel[n++] = v;
 	}
-	qsort(sel, n, sizeof(*sel), cmp_created);
+	qsort(sel, n, sizeof(*sel), mock_cmp_created);
 	for (size_t i = (size_t)offset; i < n && i < (size_t)offset + (size_t)limit; i++)
 		json_array_append(items, sel[i]);
 	free(sel);
@@ -572,6 +564,11 @@ static enum MHD_Result api(struct MHD_Connection *c, const char *method, const c
 		if (!json_object_get(json_object_get(M.ds, "digestions"), a))
 			return send_error(c, 404, "NotFound", "digestion not found", 0);
 		return list_parts(c, a);
+	}
+	{
+		enum MHD_Result ret;
+		if (mock_collection(c, method, res, body, M.ds, &ret))
+			return ret;
 	}
 	if (strcmp(res, "digestions") == 0) {
 		if (strcmp(method, "GET") != 0)
@@ -706,7 +703,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		struct buf q;
 		buf_init(&q, 4096);
 		const char *keys[] = { "include_count", "offset", "limit", "order", "sort", "state", "updated_at_lte",
-				       NULL };
+				       "bucket_name", "name", "group_id", "log_id", "object_store_id", "object_key", NULL };
 		for (int i = 0; keys[i]; i++) {
 			const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, keys[i]);
 			if (v)
@@ -819,7 +816,8 @@ int main(int argc, char **argv)
 	struct sigaction sig;
 	int opt;
 
-	M.ds = json_pack("{s:{}, s:{}, s:{}}", "logs", "digestions", "parts");
+	M.ds = json_pack("{s:{}, s:{}, s:{}, s:{}, s:{}, s:{}}", "logs", "digestions", "parts", "objectStores", "groups",
+			 "ingestions");
 	M.requests = json_array();
 	while ((opt = getopt_long(argc, argv, "p:f:h", opts, NULL)) != -1) {
 		switch (opt) {

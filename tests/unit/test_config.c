@@ -172,7 +172,7 @@ START_TEST(errors_have_file_and_line)
 	path = write_file("g.conf", "[route x]\nprocess_type = digestion\nstate = finalizing\nhandler = nope\n");
 	ck_assert_int_eq(config_load(&c, path, NULL, err, sizeof(err)), 0);
 	ck_assert_int_eq(router_check(&c, err, sizeof(err)), -1);
-	ck_assert_msg(strstr(err, "g.conf:4: handler: unknown handler 'nope' (known: digestion_stats, http_trigger)"), "got: %s", err);
+	ck_assert_msg(strstr(err, "g.conf:4: handler: unknown handler 'nope' (known: digestion_stats, http_trigger, lqs_ingest)"), "got: %s", err);
 	config_free(&c);
 	path = write_file("h.conf", "[route x]\nhandler = No-Such\n");
 	ck_assert_int_eq(config_load(&c, path, NULL, err, sizeof(err)), -1);
