@@ -14,7 +14,7 @@ CMAKE_FLAGS ?=
 # machine that already has them never needs root.
 DEB_PACKAGES = build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev \
 	libcurl4-openssl-dev uuid-dev libsqlite3-dev libinih-dev check libsubunit-dev \
-	libsystemd-dev curl jq sqlite3 procps iproute2 clang libclang-rt-14-dev systemd dpkg-dev file lintian binutils util-linux
+	libsystemd-dev libssl-dev openssl curl jq sqlite3 procps iproute2 clang libclang-rt-14-dev systemd dpkg-dev file lintian binutils util-linux
 
 CLANG    ?= build-clang
 FUZZ     ?= build-fuzz

@@ -53,6 +53,7 @@
 #include "lqs-hookd/lqs_check.h"
 #include "lqs-hookd/metrics.h"
 #include "lqs-hookd/router.h"
+#include "lqs-hookd/sns.h"
 #include "lqs-hookd/store.h"
 #include "lqs-hookd/sweep.h"
 #include "lqs-hookd/util.h"
@@ -470,6 +471,7 @@ static int run_daemon(struct daemon *d, struct config *cfg)
 	config_put(ref);
 	http_quiesce(d->h);
 	stop(d, HTTP_DRAIN_S, drain);
+	sns_cache_clear();
 	config_uninstall();
 	curl_global_cleanup();
 	log_info("stopped");

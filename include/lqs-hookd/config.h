@@ -125,6 +125,9 @@ struct config {
 	char *objects_basic_user;
 	char *objects_basic_password;
 	int64_t max_records;
+	char *sns_topics;
+	char *sns_cert_host;
+	char *sns_ca_file;
 	/* [log] */
 	char *log_level;
 	char *log_format;

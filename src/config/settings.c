@@ -131,6 +131,12 @@ const struct setting settings[] = {
 	  "User name of HTTP Basic authentication for POST objects_path (an EventBridge API destination's Basic option); needs objects_basic_password." },
 	{ "objects", "objects_basic_password", T_SECRET, OFF(objects_basic_password), NULL, NOBOUND, NULL, NULL,
 	  "Password of HTTP Basic authentication for POST objects_path." },
+	{ "objects", "sns_topics", T_STRING, OFF(sns_topics), NULL, NOBOUND, NULL, NULL,
+	  "SNS topics (TopicArn, comma-separated) whose messages POST objects_path takes; SNS messages of others get 403." },
+	{ "objects", "sns_cert_host", T_STRING, OFF(sns_cert_host), "sns.*.amazonaws.com", NOBOUND, NULL, NULL,
+	  "Host (a glob) an SNS message's SigningCertURL and SubscribeURL must name; the certificate is fetched over HTTPS only." },
+	{ "objects", "sns_ca_file", T_STRING, OFF(sns_ca_file), NULL, NOBOUND, NULL, NULL,
+	  "CA bundle for fetching SNS signing certificates and confirming subscriptions (unset: the system's)." },
 	{ "objects", "max_records", T_INT, OFF(max_records), "1000", 1, 10000, NULL, NULL,
 	  "Object records one POST objects_path may carry; more gets 422." },
 

@@ -12,6 +12,7 @@
 #include "lqs-hookd/auth.h"
 #include "lqs-hookd/log.h"
 #include "lqs-hookd/metrics.h"
+#include "lqs-hookd/sns.h"
 #include "lqs-hookd/util.h"
 #include "lqs-hookd/watch.h"
 
@@ -165,20 +166,27 @@ static enum MHD_Result nothing_to_store(struct MHD_Connection *c, struct req *r)
 {
 	const char *url = json_string_value(json_object_get(r->objs.sns, "SubscribeURL"));
 
+	const char *topic = json_string_value(json_object_get(r->objs.sns, "TopicArn"));
+	char why[600];
+
 	switch (r->objs.kind) {
 	case OBJECTS_TEST_EVENT:
 		metrics_object_received("ignored");
 		return reply_json(c, 200, json_pack("{s:s, s:s}", "status", "ignored", "reason", "s3:TestEvent"), NULL, NULL);
 	case OBJECTS_SNS_CONFIRM:
+		/* signed by SNS and from an allowed topic (checked before): confirm */
+		if (sns_confirm(&r->cfg->cfg, r->objs.sns, why, sizeof(why)) != 0) {
+			log_warn("SNS subscription to %s NOT confirmed: %s", topic, why);
+			reply_set_reason("SNS subscription not confirmed");
+			return reply_detail(c, 502, why, NULL, NULL);
+		}
+		log_info("SNS subscription to %s confirmed", topic);
+		return reply_json(c, 200, json_pack("{s:s, s:s}", "status", "confirmed", "topic", topic), NULL, NULL);
 	case OBJECTS_SNS_UNSUBSCRIBE:
-		/* confirming needs the message's signature checked first; until
-		 * then an operator confirms by hand, from this line */
-		log_warn("SNS %s for topic %s: not confirmed by lqs-hookd; confirm it yourself%s%s",
-			 r->objs.kind == OBJECTS_SNS_CONFIRM ? "SubscriptionConfirmation" : "UnsubscribeConfirmation",
-			 json_string_value(json_object_get(r->objs.sns, "TopicArn")), url ? " by visiting " : "",
-			 url ? url : "");
-		return reply_json(c, 200, json_pack("{s:s, s:s}", "status", "ignored", "reason",
-						    "SNS subscription messages are not confirmed by lqs-hookd yet"), NULL, NULL);
+		log_warn("SNS UnsubscribeConfirmation for %s: this endpoint no longer receives that topic%s%s", topic,
+			 url ? "; to subscribe again, visit " : "", url ? url : "");
+		return reply_json(c, 200, json_pack("{s:s, s:s}", "status", "ignored", "reason", "unsubscribed"), NULL,
+				  NULL);
 	default:
 		metrics_object_received("ignored");
 		return reply_json(c, 200, json_pack("{s:s, s:s, s:I}", "status", "ignored", "reason",
@@ -213,6 +221,14 @@ enum MHD_Result object_events_receive(struct http *h, struct MHD_Connection *c, 
 		return reply_detail(c, 500, "Internal Server Error", NULL, NULL);
 	case OBJECTS_OK:
 		break;
+	}
+	/* an SNS envelope is signed: checked before anything it says is used */
+	if (r->objs.sns) {
+		char why[600];
+		if (sns_verify(cfg, r->objs.sns, why, sizeof(why)) != 0) {
+			reply_set_reason(why);
+			return reply_detail(c, 403, why, NULL, NULL);
+		}
 	}
 	if (r->objs.kind != OBJECTS_RECORDS || r->objs.n == 0)
 		return nothing_to_store(c, r);

@@ -125,7 +125,9 @@ start_hookd() {
 	local secret_env="LQS_EXPECTED_SECRET=$SECRET"
 	[ -n "${NO_ENV_SECRET:-}" ] && secret_env="LQS_HOOKD_UNUSED=1"
 	# shellcheck disable=SC2086
-	env "$secret_env" LQS_RETRY_DELAY=0.05 ${HOOKD_ENV:-} \
+	# LogQS at a closed loopback port unless the test names one (HOOKD_ENV
+	# comes later and wins): a test never reaches the internet
+	env "$secret_env" LQS_RETRY_DELAY=0.05 LQS_API_URL=http://127.0.0.1:9 ${HOOKD_ENV:-} \
 		"$LQS_HOOKD" --listen 127.0.0.1:0 --store "$store" "$@" 2>"$HOOKD_LOG" &
 	HOOKD_PID=$!
 	T_PIDS+=("$HOOKD_PID")

@@ -6,6 +6,8 @@
 . "$(dirname "$0")/lib.sh"
 
 TOK=obj-token
+# LogQS is not part of this test: a closed port, so nothing leaves the host
+NO_LQS=$(quiet_port)
 cat >"$T_DIR/o.conf" <<CONF
 [objects]
 objects_secret = $TOK
@@ -33,7 +35,7 @@ quiet = 1h
 max_age = 1s
 CONF
 hide "$TOK" eb-pass
-start_hookd "$T_DIR/o.db" --config "$T_DIR/o.conf"
+HOOKD_ENV="LQS_API_URL=http://127.0.0.1:$NO_LQS" start_hookd "$T_DIR/o.db" --config "$T_DIR/o.conf"
 OAUTH="Authorization: Bearer $TOK"
 
 # opost BODY [curl args...]: POST /objects with the token; CODE and BODY.
@@ -76,7 +78,10 @@ check "EventBridge (Basic, raw key): 202, same batch" "$CODE $(jq -r '.objects[0
 	"202 inst/exp1/r a+w%20.csv	$B1"
 sns=$(jq -n --arg m "$(s3_record 'inst/exp1/sub/d.csv' 03)" '{Type:"Notification",MessageId:"m1",TopicArn:"arn:aws:sns:eu-west-1:1:t",Subject:"Amazon S3 Notification",Message:$m,Timestamp:"2024-05-01T10:00:00Z"}')
 CT=text/plain opost "$sns" -H "$OAUTH" -H 'x-amz-sns-message-type: Notification'
-check "SNS envelope (text/plain): 202, the third object closes the batch" \
+check "an SNS envelope from a topic not in sns_topics: 403, nothing stored" "$CODE $(jq -r .detail <<<"$BODY")" \
+	"403 SNS topic arn:aws:sns:eu-west-1:1:t is not in sns_topics"
+CT=text/plain opost "$(s3_record 'inst/exp1/sub/d.csv' 03)" -H "$OAUTH" -H 'x-amz-sns-rawdelivery: true'
+check "SNS raw delivery (text/plain): 202, the third object closes the batch" \
 	"$CODE $(jq -r '.objects[0] | [.batch_id, (.closed_batch_trigger != null)] | @tsv' <<<"$BODY")" "202 $B1	true"
 get "/batches/$B1"
 check "batch: closed on count, 3 keys as S3 holds them" \
@@ -89,8 +94,8 @@ check "its trigger event: the batch, its keys (no trigger: finished, not routed)
 	'["batch","count",3,"inst/exp1/sub/d.csv","completed","not_routed"]'
 opost "$(s3_record 'inst/exp1/e.csv' 04)" -H "$OAUTH"
 check "the next object opens the next batch" "$(batch_of | grep -vc "$B1")" 1
-CT=text/plain opost "$(s3_record 'inst/exp2/raw.csv' 05)" -H "$OAUTH" -H 'x-amz-sns-rawdelivery: true'
-check "SNS raw delivery: 202" "$CODE" 202
+opost "$(s3_record 'inst/exp2/raw.csv' 05)" -H "$OAUTH"
+check "another folder: 202" "$CODE" 202
 
 # --- marker, ignore, no watch, removals ---
 opost "$(s3_record 'inst/exp2/_SUCCESS' 06)" -H "$OAUTH"
@@ -130,12 +135,12 @@ check "metric: batches open" "$(curl -s "$BASE/metrics" | awk '$1 == "lqs_hookd_
 # --- kill -9 after 3 of 5 objects, then the rest: one trigger, 5 keys ---
 stop_hookd TERM
 sed -i 's/^count = 3$/count = 5/' "$T_DIR/o.conf"
-start_hookd "$T_DIR/k.db" --config "$T_DIR/o.conf"
+HOOKD_ENV="LQS_API_URL=http://127.0.0.1:$NO_LQS" start_hookd "$T_DIR/k.db" --config "$T_DIR/o.conf"
 for i in 1 2 3; do opost "$(s3_record "inst/crash/f$i.csv" "c$i")" -H "$OAUTH"; done
 check "3 of 5 stored" "$CODE" 202
 CRASH=$(batch_of)
 stop_hookd KILL
-start_hookd "$T_DIR/k.db" --config "$T_DIR/o.conf"
+HOOKD_ENV="LQS_API_URL=http://127.0.0.1:$NO_LQS" start_hookd "$T_DIR/k.db" --config "$T_DIR/o.conf"
 opost "$(s3_record "inst/crash/f3.csv" "c3")" -H "$OAUTH"
 check "after the crash, a notification seen before is still a duplicate" "$CODE" 200
 for i in 4 5; do opost "$(s3_record "inst/crash/f$i.csv" "c$i")" -H "$OAUTH"; done
@@ -150,7 +155,7 @@ opost "$(s3_record 'slow/run2/a.csv' 20)" -H "$OAUTH"
 DOWN=$(batch_of)
 stop_hookd KILL
 sleep 1.2
-start_hookd "$T_DIR/k.db" --config "$T_DIR/o.conf"
+HOOKD_ENV="LQS_API_URL=http://127.0.0.1:$NO_LQS" start_hookd "$T_DIR/k.db" --config "$T_DIR/o.conf"
 wait_until 5 bash -c "curl -s '$BASE/batches/$DOWN' | jq -e '.state == \"closed\"'" || fail "closed after the restart"
 check "closed at start, once" \
 	"$(all_events process_type=batch | jq -r --arg b "$DOWN" 'select(.event.batch_id == $b) | .event.reason' | tr '\n' ' ')" "quiet "
@@ -159,7 +164,7 @@ check "SIGTERM: exit 0" "$HOOKD_RC" 0
 
 # --- no credentials configured: closed, and said so ---
 printf '[watch w]\nbucket = my-bucket\n' >"$T_DIR/n.conf"
-start_hookd "$T_DIR/n.db" --config "$T_DIR/n.conf"
+HOOKD_ENV="LQS_API_URL=http://127.0.0.1:$NO_LQS" start_hookd "$T_DIR/n.db" --config "$T_DIR/n.conf"
 opost "$(s3_record a.csv 01)" -H "$OAUTH"
 check "no objects_secret: 401 saying what to set" "$CODE $(jq -r .detail <<<"$BODY")" \
 	"401 no credentials are configured for this path (objects_secret, or objects_basic_user and objects_basic_password)"

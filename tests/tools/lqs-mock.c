@@ -56,6 +56,9 @@ static struct {
 	size_t *syn_cache_len;
 	char syn_digestion[37], syn_log[37];   /* the first one */
 	json_t *syn_expected;
+	char static_path[256];         /* --static PATH=FILE: GET PATH answers FILE */
+	char *static_body;
+	size_t static_len;
 	volatile sig_atomic_t stop;
 } M = { .mu = PTHREAD_MUTEX_INITIALIZER, .max_page = 100, .list_index_max = 100, .record_bodies = true };
 
@@ -674,6 +677,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	if (r->too_big)
 		return send_error(c, 413, "TooLarge", "body too large", 0);
 
+	if (M.static_body && strcmp(url, M.static_path) == 0) {
+		pthread_mutex_lock(&M.mu);
+		record(method, url, NULL, NULL, NULL, &r->body);
+		pthread_mutex_unlock(&M.mu);
+		return send_static(c, M.static_body, M.static_len);
+	}
 	pthread_mutex_lock(&M.mu);
 	if (strncmp(url, "/_mock/", 7) == 0) {
 		ret = control(c, method, url, &r->body);
@@ -790,7 +799,9 @@ static void usage(FILE *out)
 		"Serves a LogQS datastore on 127.0.0.1 and prints PORT=<port> once listening.\n"
 		"Control: GET/DELETE /_mock/requests, POST/DELETE /_mock/faults,\n"
 		"         GET /_mock/state, GET /_mock/expected (synthetic stats),\n"
-		"         POST /_mock/digestions (add or age digestions: age_s, updated_age_s).\n");
+		"         POST /_mock/digestions (add or age digestions: age_s, updated_age_s).\n"
+		"Also: --tls-cert FILE --tls-key FILE (HTTPS), --static PATH=FILE (GET PATH answers FILE),\n"
+		"      /target/... (a REST target: recorded, answered 200).\n");
 }
 
 int main(int argc, char **argv)
@@ -805,11 +816,16 @@ int main(int argc, char **argv)
 		{ "max-page", required_argument, NULL, 'm' },
 		{ "list-index-max", required_argument, NULL, 'x' },
 		{ "no-record-bodies", no_argument, NULL, 'n' },
+		{ "tls-cert", required_argument, NULL, 'C' },
+		{ "tls-key", required_argument, NULL, 'K' },
+		{ "static", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int64_t port = 0, v;
 	const char *fixture = NULL, *key_id = NULL, *key_secret = NULL, *synthetic = NULL;
+	char *tls_cert = NULL, *tls_key = NULL;
+	size_t len;
 	struct MHD_Daemon *d;
 	struct sockaddr_in sa;
 	const union MHD_DaemonInfo *di;
@@ -830,6 +846,18 @@ int main(int argc, char **argv)
 		case 'm': if (parse_i64(optarg, &v) || v < 1) { usage(stderr); return 2; } M.max_page = (int)v; break;
 		case 'x': if (parse_i64(optarg, &v) || v < 0) { usage(stderr); return 2; } M.list_index_max = (int)v; break;
 		case 'n': M.record_bodies = false; break;
+		case 'C': tls_cert = file_read_all(optarg, 1 << 20, &len); if (!tls_cert) { perror(optarg); return 2; } break;
+		case 'K': tls_key = file_read_all(optarg, 1 << 20, &len); if (!tls_key) { perror(optarg); return 2; } break;
+		case 'T': {
+			const char *eq = strchr(optarg, '=');
+			if (!eq || (size_t)(eq - optarg) >= sizeof(M.static_path) ||
+			    !(M.static_body = file_read_all(eq + 1, 1 << 20, &M.static_len))) {
+				fprintf(stderr, "lqs-mock: --static PATH=FILE\n");
+				return 2;
+			}
+			snprintf(M.static_path, sizeof(M.static_path), "%.*s", (int)(eq - optarg), optarg);
+			break;
+		}
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -853,9 +881,16 @@ int main(int argc, char **argv)
 	sa.sin_family = AF_INET;
 	sa.sin_port = htons((uint16_t)port);
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
+	/* --tls-cert and --tls-key: HTTPS (a signer's certificate host, say) */
+	struct MHD_OptionItem tls_opts[] = { { MHD_OPTION_HTTPS_MEM_CERT, 0, tls_cert },
+					     { MHD_OPTION_HTTPS_MEM_KEY, 0, tls_key },
+					     { MHD_OPTION_END, 0, NULL } };
+	struct MHD_OptionItem no_opts[] = { { MHD_OPTION_END, 0, NULL } };
+	d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
+				     (tls_cert && tls_key ? MHD_USE_TLS : 0),
 			     (uint16_t)port, NULL, NULL, on_request, NULL,
 			     MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+			     MHD_OPTION_ARRAY, tls_cert && tls_key ? tls_opts : no_opts,
 			     MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
 			     MHD_OPTION_CONNECTION_TIMEOUT, 60u,
 			     MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
