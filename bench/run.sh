@@ -45,7 +45,7 @@ hookd() {
 	wait_for 10 curl -s "http://127.0.0.1:$port/healthz" || { echo "lqs-hookd did not start"; tail "$WORK/hookd.log"; exit 1; }
 }
 
-# BENCH_ONLY=receive|digestion|backlog runs one section (default: all)
+# BENCH_ONLY=receive|digestion|backlog|objects runs one section (default: all)
 only() { [ -z "${BENCH_ONLY:-}" ] || [ "$BENCH_ONLY" = "$1" ]; }
 
 # ---------------------------------------------------------------- receive
@@ -209,6 +209,46 @@ for _ in $(seq 1 1200); do
 done
 secs=$(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')
 say "- 100 000 events from start to all FINISHED: ${secs} s (left unfinished: $left), peak RSS $(rss_mib "$HPID") MiB"
+kill "$HPID"; wait "$HPID" 2>/dev/null
+fi
+
+# ---------------------------------------------------------------- objects
+if only objects; then
+say ""
+say "### Object intake beside /events (wrk -t 1, 16 connections, ${DUR} s per row, same daemon)"
+say ""
+say "| path | records/request | requests/s | records/s | p50 ms | p99 ms | errors | records/s ÷ /events |"
+say "|---|---|---|---|---|---|---|---|"
+cat >"$WORK/objects.conf" <<EOF2
+[objects]
+objects_secret = bench-token
+[watch bench]
+bucket = bench-bucket
+count = 0
+quiet = 1h
+[route nothing]
+process_type = digestion_part
+state = archived
+handler = digestion_stats
+EOF2
+port=$(free_port)
+hookd objects "$port" "$WORK/o.db" LQS_HOOKD_CONFIG="$WORK/objects.conf" LQS_API_URL=http://127.0.0.1:9
+BENCH_AUTH=$AUTH_B64 wrk -t 1 -c 16 -d 1 -s "$SRC/bench/post_event.lua" "http://127.0.0.1:$port" >/dev/null 2>&1
+line=$(BENCH_AUTH=$AUTH_B64 wrk -t 1 -c 16 -d "${DUR}s" --timeout 5s -s "$SRC/bench/post_event.lua" \
+	"http://127.0.0.1:$port" 2>&1 | grep '^RESULT')
+eval "$(sed 's/^RESULT //' <<<"$line")"
+base=$rps
+say "| POST /events | 1 | $rps | $rps | $p50_ms | $p99_ms | $errors | 1.00 |"
+for per in 1 10; do
+	line=$(BENCH_TOKEN=bench-token BENCH_RECORDS=$per wrk -t 1 -c 16 -d "${DUR}s" --timeout 5s \
+		-s "$SRC/bench/post_objects.lua" "http://127.0.0.1:$port" 2>&1 | grep '^RESULT')
+	rps=0 p50_ms=- p99_ms=- errors=all
+	eval "$(sed 's/^RESULT //' <<<"$line")"
+	recs=$((rps * per))
+	say "| POST /objects | $per | $rps | $recs | $p50_ms | $p99_ms | $errors | $(awk -v a="$recs" -v b="$base" 'BEGIN { printf "%.2f", a / b }') |"
+done
+say ""
+say "- stored: $(sqlite3 "$WORK/o.db" "select count(*) from objects") objects in $(sqlite3 "$WORK/o.db" "select count(*) from batches") batches; peak RSS $(rss_mib "$HPID") MiB"
 kill "$HPID"; wait "$HPID" 2>/dev/null
 fi
 

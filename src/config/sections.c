@@ -208,7 +208,7 @@ static int watch_section(struct config *cfg, const char *wname, const char *name
 int section_apply(struct config *cfg, const char *section, const char *name, const char *value, int lineno,
 		  char *why, size_t whylen)
 {
-	const char *sname, *kind = section_kind(section, &sname);
+	const char *sname = "", *kind = section_kind(section, &sname);
 	struct route *r = NULL;
 
 	if (kind && strcmp(kind, "sweep") == 0)
