@@ -2,6 +2,7 @@
 #   make          build into build/ (binary build/lqs-hookd)
 #   make test     install missing packages, build, run every test (plain + ASan/UBSan)
 #   make demo     run the main job end to end against the bundled mock LogQS
+#   make demo-objects  the step before LogQS: S3 object events to a log and a workflow
 #   make install  install (honours PREFIX and DESTDIR)
 
 PREFIX   ?= /usr/local
@@ -21,7 +22,7 @@ FUZZ     ?= build-fuzz
 # Seconds each fuzzer runs: 50 s in CI (six fuzzers), a short smoke run elsewhere.
 FUZZ_SECONDS ?= $(if $(CI),50,10)
 
-.PHONY: all build deps promtool package fuzz bench test test-plain test-asan test-clang demo install clean
+.PHONY: all build deps promtool package fuzz bench test test-plain test-asan test-clang demo demo-objects install clean
 
 all: build
 
@@ -91,6 +92,12 @@ demo: deps
 	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
 	cmake --build $(BUILD) -j $(JOBS)
 	./scripts/demo.sh $(BUILD)
+	@printf '\nNext, the step before LogQS (S3 object events to a LogQS log and a REST workflow): make demo-objects\n'
+
+demo-objects: deps
+	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
+	cmake --build $(BUILD) -j $(JOBS)
+	./scripts/demo-objects.sh $(BUILD)
 
 # A .deb for /usr (configuration under /etc), built in its own tree.
 PKG ?= build-pkg
