@@ -30,6 +30,7 @@ struct route {
 	char handler[64];
 	int line;              /* where the file began it (0: built in) */
 	int handler_line;      /* where the file named the handler (0: built in) */
+	json_t *settings;      /* the handler's own keys (strings; owned), or NULL */
 };
 
 /* [sweep NAME]: a scheduled look at LogQS for resources left in a state

@@ -48,6 +48,8 @@ struct handler_def {
 	const char *name;
 	const char *description;
 	enum handler_status (*run)(struct handler_ctx *ctx, struct handler_out *out);
+	/* It runs LogQS hook events (a [route], a sweep's events). */
+	bool events;
 	/* It runs the trigger events of closed batches (a [watch] trigger). */
 	bool batches;
 	/* The keys it takes in a [watch] (or [route]) section, NULL-terminated
@@ -67,6 +69,9 @@ const struct handler_def *router_handler_find(const char *name);
 int router_check(const struct config *cfg, char *err, size_t errlen);
 /* Comma-separated names of the compiled-in handlers. */
 const char *router_handler_names(void);
+/* The route of (process_type, state), or NULL. */
+struct route;
+const struct route *router_route_of(const struct config *cfg, const char *process_type, const char *state);
 /* The handler configured for (process_type, state), or NULL. */
 const char *router_route(const struct config *cfg, const char *process_type, const char *state);
 /* The handler a sweep's events go to: its own, or the route's (NULL: none). */

@@ -55,8 +55,11 @@ static int route_set(struct route *r, const char *name, const char *value, int l
 		r->handler_line = lineno;
 		return handler_name(value, r->handler, sizeof(r->handler), why, whylen);
 	}
-	snprintf(why, whylen, "unknown key '%s' in a route section (process_type, state, handler)", name);
-	return -1;
+	/* the handler's own settings: its definition says which it takes */
+	if (!r->settings)
+		r->settings = json_object();
+	json_object_set_new(r->settings, name, json_string(value));
+	return 0;
 }
 
 static int duration_in(const char *name, const char *value, double min, double *out, char *why, size_t whylen)
@@ -453,4 +456,8 @@ void watches_free(struct config *cfg)
 	free(cfg->watches);
 	cfg->watches = NULL;
 	cfg->n_watches = 0;
+	for (int i = 0; i < cfg->n_routes; i++) {
+		json_decref(cfg->routes[i].settings);
+		cfg->routes[i].settings = NULL;
+	}
 }

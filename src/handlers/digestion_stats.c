@@ -462,5 +462,6 @@ const struct handler_def handler_digestion_stats = {
 	.name = "digestion_stats",
 	.description = "record statistics of a digestion into its log's context, then complete it",
 	.run = stats_run,
+	.events = true,
 	.on_failure = stats_on_failure,
 };

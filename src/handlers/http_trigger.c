@@ -34,8 +34,12 @@ static int trigger_check(const json_t *s, char *why, size_t whylen)
 {
 	const char *url = setting(s, "url"), *method = setting(s, "method"), *body = setting(s, "body");
 	const char *headers = setting(s, "headers"), *token = setting(s, "token_file");
-	json_t *batch = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:[]}", "bucket", "b", "prefix", "p/", "path",
-				  "s3://b/p/", "batch_id", "x", "closed_at", "t", "count", 1, "objects");
+	/* a sample with every field a batch or a hook event has */
+	json_t *batch = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:[], s:s, s:s, s:s, s:s, s:n, s:n, s:n, s:n}",
+				  "bucket", "b", "prefix", "p/", "path", "s3://b/p/", "batch_id", "x", "reason", "count",
+				  "watch", "w", "closed_at", "t", "count", 1, "objects", "resource_id", "r", "process_type",
+				  "digestion", "current_state", "finalizing", "previous_state", "processing", "workflow_id",
+				  "hook_id", "datastore_id", "datastore_endpoint");
 	char *rendered;
 	json_t *h = NULL;
 	int rc = -1;
@@ -144,7 +148,12 @@ static enum handler_status trigger_run(struct handler_ctx *ctx, struct handler_o
 {
 	const char *watch = json_string_value(json_object_get(ctx->event, "watch"));
 	const struct watch_cfg *w = watch ? config_watch(ctx->cfg, watch) : NULL;
-	const json_t *s = w ? w->settings : NULL;
+	/* a closed batch has its watch's settings; a hook event its route's */
+	const struct route *rt = watch ? NULL
+			       : router_route_of(ctx->cfg, json_string_value(json_object_get(ctx->event, "process_type")) ?: "",
+						 json_string_value(json_object_get(ctx->event, "current_state")) ?: "");
+	const json_t *s = w ? w->settings : rt ? rt->settings : NULL;
+	const char *dflt = watch ? trigger_default_body : trigger_default_event_body;
 	struct call c = { .url = setting(s, "url") };
 	struct hc_options o = { .max_parallel = 1, .max_response = TRIGGER_MAX_RESPONSE,
 				.timeout_ms = (long)(ctx->cfg->request_timeout * 1000.0),
@@ -156,12 +165,12 @@ static enum handler_status trigger_run(struct handler_ctx *ctx, struct handler_o
 	int rc;
 
 	if (!c.url) {
-		snprintf(out->error, sizeof(out->error), "watch '%s' is no longer configured with a url",
-			 watch ? watch : "?");
+		snprintf(out->error, sizeof(out->error), "%s '%s' is no longer configured with a url",
+			 watch ? "watch" : "the route of", watch ? watch : "this event");
 		str_copy(out->error_name, "NotConfigured", sizeof(out->error_name));
 		return HANDLER_FAIL;
 	}
-	body = trigger_render(setting(s, "body") ? setting(s, "body") : trigger_default_body, ctx->event, out->error,
+	body = trigger_render(setting(s, "body") ? setting(s, "body") : dflt, ctx->event, out->error,
 			      sizeof(out->error));
 	headers = body ? headers_of(s, out->error, sizeof(out->error)) : NULL;
 	if (!body || !headers) {
@@ -193,8 +202,9 @@ static enum handler_status trigger_run(struct handler_ctx *ctx, struct handler_o
 
 const struct handler_def handler_http_trigger = {
 	.name = "http_trigger",
-	.description = "call a REST endpoint with a JSON body rendered from a closed batch",
+	.description = "call a REST endpoint with a JSON body rendered from a closed batch or a hook event",
 	.run = trigger_run,
+	.events = true,
 	.batches = true,
 	.settings = trigger_settings,
 	.check = trigger_check,

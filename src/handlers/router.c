@@ -1,5 +1,6 @@
 #include "lqs-hookd/router.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -37,19 +38,24 @@ const char *router_handler_names(void)
 }
 
 static int watch_check(const struct config *cfg, const struct watch_cfg *w, char *err, size_t errlen);
+static int settings_check(const struct config *cfg, const struct handler_def *h, json_t *settings,
+			  const char *kind, const char *name, char *err, size_t errlen);
 
 int router_check(const struct config *cfg, char *err, size_t errlen)
 {
 	for (int i = 0; i < cfg->n_routes; i++) {
 		const struct route *r = &cfg->routes[i];
 		const struct handler_def *h = router_handler_find(r->handler);
-		if (h && h->batches) {
+		if (h && !h->events) {
 			snprintf(err, errlen, "%s:%d: handler: '%s' runs closed batches (a [watch] trigger), not hook "
 				 "events\n", cfg->path ? cfg->path : "config", r->handler_line, r->handler);
 			return -1;
 		}
-		if (h)
+		if (h) {
+			if (settings_check(cfg, h, r->settings, "route", r->name, err, errlen))
+				return -1;
 			continue;
+		}
 		if (r->handler_line)
 			snprintf(err, errlen, "%s:%d: handler: unknown handler '%s' (known: %s)\n",
 				 cfg->path ? cfg->path : "config", r->handler_line, r->handler, router_handler_names());
@@ -64,7 +70,7 @@ int router_check(const struct config *cfg, char *err, size_t errlen)
 	for (int i = 0; i < cfg->n_sweeps; i++) {
 		const struct sweep_cfg *s = &cfg->sweeps[i];
 		const char *where = cfg->path ? cfg->path : "config";
-		if (s->handler[0] && router_handler_find(s->handler) && router_handler_find(s->handler)->batches) {
+		if (s->handler[0] && router_handler_find(s->handler) && !router_handler_find(s->handler)->events) {
 			snprintf(err, errlen, "%s:%d: handler: '%s' runs closed batches, not the events a sweep finds\n",
 				 where, s->handler_line, s->handler);
 			return -1;
@@ -83,12 +89,38 @@ int router_check(const struct config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
+/* A handler's own keys in a section: each one it takes, and together
+ * what its check accepts (a handler with settings is always checked). */
+static int settings_check(const struct config *cfg, const struct handler_def *h, json_t *settings,
+			  const char *kind, const char *name, char *err, size_t errlen)
+{
+	const char *where = cfg->path ? cfg->path : "config", *k;
+	char why[512];
+	json_t *v;
+
+	json_object_foreach(settings, k, v) {
+		bool known = false;
+		for (const char *const *s = h->settings; s && *s && !known; s++)
+			known = strcmp(*s, k) == 0;
+		if (!known) {
+			snprintf(err, errlen, "%s: %s '%s': unknown key '%s' (not a setting of %s)\n", where, kind, name, k,
+				 h->name);
+			return -1;
+		}
+	}
+	if (h->check && h->check(settings, why, sizeof(why)) != 0) {
+		snprintf(err, errlen, "%s: %s '%s': %s %s: %s\n", where, kind, name,
+			 strcmp(kind, "watch") == 0 ? "trigger" : "handler", h->name, why);
+		return -1;
+	}
+	return 0;
+}
+
 /* A watch's trigger exists and takes the watch's other keys. */
 static int watch_check(const struct config *cfg, const struct watch_cfg *w, char *err, size_t errlen)
 {
 	const char *where = cfg->path ? cfg->path : "config", *k;
 	const struct handler_def *h = w->trigger[0] ? router_handler_find(w->trigger) : NULL;
-	char why[512];
 	json_t *v;
 
 	if (w->trigger[0] && !h) {
@@ -101,28 +133,31 @@ static int watch_check(const struct config *cfg, const struct watch_cfg *w, char
 			 w->trigger);
 		return -1;
 	}
-	if (h && h->check && h->check(w->settings, why, sizeof(why)) != 0) {
-		snprintf(err, errlen, "%s: watch '%s': trigger %s: %s\n", where, w->name, w->trigger, why);
-		return -1;
-	}
-	json_object_foreach(w->settings, k, v) {
-		bool known = false;
-		for (const char *const *s = h ? h->settings : NULL; s && *s && !known; s++)
-			known = strcmp(*s, k) == 0;
-		if (!known) {
-			snprintf(err, errlen, "%s: watch '%s': unknown key '%s'%s%s%s\n", where, w->name, k,
-				 h ? " (not a setting of trigger " : " (no trigger takes it: bucket, prefix, suffix, "
-				 "ignore, events, prefix_depth, count, quiet, max_age, marker, trigger",
-				 h ? w->trigger : "", h ? ")" : ")");
+	if (!h) {
+		json_object_foreach(w->settings, k, v) {
+			snprintf(err, errlen, "%s: watch '%s': unknown key '%s' (no trigger takes it: bucket, prefix, "
+				 "suffix, ignore, events, prefix_depth, count, quiet, max_age, marker, trigger)\n", where,
+				 w->name, k);
 			return -1;
 		}
+		return 0;
 	}
-	return 0;
+	return settings_check(cfg, h, w->settings, "watch", w->name, err, errlen);
 }
 
 const char *router_sweep_handler(const struct config *cfg, const struct sweep_cfg *s)
 {
 	return s->handler[0] ? s->handler : router_route(cfg, s->process_type, s->state);
+}
+
+const struct route *router_route_of(const struct config *cfg, const char *process_type, const char *state)
+{
+	for (int i = 0; i < cfg->n_routes; i++) {
+		const struct route *r = &cfg->routes[i];
+		if (strcmp(r->process_type, process_type) == 0 && strcmp(r->state, state) == 0)
+			return r;
+	}
+	return NULL;
 }
 
 const char *router_route(const struct config *cfg, const char *process_type, const char *state)

@@ -12,6 +12,8 @@ const char trigger_default_body[] =
 	"\"time\":\"{time}\",\"resources\":[\"arn:aws:s3:::{bucket}\"],\"detail\":{\"version\":\"0.1\","
 	"\"bucket\":\"{bucket}\",\"prefix\":\"{prefix}\",\"count\":{count},\"reason\":\"{reason}\"}}";
 
+const char trigger_default_event_body[] = "{event}";
+
 /* Text as the inside of a JSON string. */
 static void append_escaped(struct buf *b, const char *s)
 {
@@ -26,13 +28,17 @@ static void append_escaped(struct buf *b, const char *s)
 
 static int placeholder(struct buf *b, const char *name, size_t n, json_t *batch)
 {
-	static const char *const text[] = { "bucket", "prefix", "path", "batch_id", "reason", "watch", NULL };
+	char key[64];
+	json_t *v;
 
-	for (int i = 0; text[i]; i++)
-		if (strlen(text[i]) == n && strncmp(name, text[i], n) == 0) {
-			append_escaped(b, json_string_value(json_object_get(batch, text[i])));
-			return 0;
-		}
+	if (n == 5 && strncmp(name, "event", 5) == 0) {
+		/* the whole document: a hook event forwarded as LogQS sent it */
+		char *enc = json_dumps(batch, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		if (enc)
+			buf_append(b, enc, strlen(enc));
+		free(enc);
+		return 0;
+	}
 	if (n == 4 && strncmp(name, "time", 4) == 0) {
 		append_escaped(b, json_string_value(json_object_get(batch, "closed_at")));
 		return 0;
@@ -54,7 +60,19 @@ static int placeholder(struct buf *b, const char *name, size_t n, json_t *batch)
 		free(enc);
 		return 0;
 	}
-	return -1;
+	/* any other field of the batch or the event, by name */
+	if (n >= sizeof(key))
+		return -1;
+	memcpy(key, name, n);
+	key[n] = '\0';
+	v = json_object_get(batch, key);
+	if (json_is_string(v) || json_is_null(v))
+		append_escaped(b, json_string_value(v));
+	else if (json_is_integer(v))
+		buf_printf(b, "%lld", (long long)json_integer_value(v));
+	else
+		return -1;
+	return 0;
 }
 
 char *trigger_render(const char *tpl, json_t *batch, char *why, size_t whylen)
@@ -81,7 +99,9 @@ char *trigger_render(const char *tpl, json_t *batch, char *why, size_t whylen)
 		}
 		if (placeholder(&b, close, n, batch) != 0) {
 			snprintf(why, whylen, "unknown placeholder {%.*s} (known: {bucket}, {prefix}, {path}, {count}, "
-				 "{keys}, {batch_id}, {time}, {reason}, {watch})", (int)n, close);
+				 "{keys}, {batch_id}, {time}, {reason}, {watch}; for hook events {event}, {resource_id}, "
+				 "{process_type}, {current_state}, {previous_state}, {workflow_id}, {datastore_id}, "
+				 "{hook_id})", (int)(n < 40 ? n : 40), close);
 			buf_free(&b);
 			return NULL;
 		}

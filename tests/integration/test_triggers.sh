@@ -28,6 +28,13 @@ body = {"workflowId": 7, "programParameters": "--var datapath={path}"}
 token_file = $T_DIR/target.token
 token_header = token
 
+[route forward]
+process_type = digestion
+state = completed
+handler = http_trigger
+url = $MOCK/target/hooks
+body = {"digestion": "{resource_id}", "state": "{current_state}", "as_sent": {event}}
+
 [watch instruments]
 bucket = my-bucket
 prefix = instruments/
@@ -96,13 +103,31 @@ check "after kill -9: completed, one successful call" \
 	"completed 1"
 check "one trigger event for that batch" \
 	"$(all_events process_type=batch | jq -r 'select(.event.prefix == "instruments/cam3/") | .event_id' | wc -l)" 1
+
+# --- on a [route]: a LogQS hook event forwarded to another system ---
+post "$(event_json completed digestion 7e6d5c4b-3a29-4187-a6b5-c4d3e2f1a0b9 finalizing)" -H "$AUTH"
+check "a hook event routed to http_trigger: 202" "$CODE" 202
+ev=$(jq -r .event_id <<<"$BODY")
+wait_done "$ev" 10 || fail "forwarded"
+check "it completed" "$(curl -s "$BASE/events/$ev" | jq -r '[.handler, .state] | @tsv')" "http_trigger	completed"
+check "the target got the event's fields and the event as LogQS sent it" \
+	"$(targets target/hooks | jq -c '.[0].body | [.digestion, .state, .as_sent.previous_state, .as_sent.hook_id]')" \
+	'["7e6d5c4b-3a29-4187-a6b5-c4d3e2f1a0b9","completed","finalizing",null]'
 stop_hookd TERM
+printf '[route r]\nprocess_type = digestion\nstate = completed\nhandler = digestion_stats\nurl = http://x/\n' >"$T_DIR/bad.conf"
+out=$(LQS_EXPECTED_SECRET=x "$LQS_HOOKD" --check-config -c "$T_DIR/bad.conf" 2>&1); rc=$?
+check "--check-config: a key the route's handler does not take" "$rc $out" \
+	"1 $T_DIR/bad.conf: route 'r': unknown key 'url' (not a setting of digestion_stats)"
+printf '[route r]\nprocess_type = digestion\nstate = completed\nhandler = lqs_ingest\n' >"$T_DIR/bad.conf"
+out=$(LQS_EXPECTED_SECRET=x "$LQS_HOOKD" --check-config -c "$T_DIR/bad.conf" 2>&1); rc=$?
+check "--check-config: a batch-only handler on a route" "$rc $out" \
+	"1 $T_DIR/bad.conf:4: handler: 'lqs_ingest' runs closed batches (a [watch] trigger), not hook events"
 
 # --- the configuration is checked: a bad template, a missing url ---
 printf '[watch w]\nbucket = bbb\ntrigger = http_trigger\nurl = http://x/\nbody = {"a": "{nope}"}\n' >"$T_DIR/bad.conf"
 out=$(LQS_EXPECTED_SECRET=x "$LQS_HOOKD" --check-config -c "$T_DIR/bad.conf" 2>&1); rc=$?
 check "--check-config: an unknown placeholder" "$rc $out" \
-	"1 $T_DIR/bad.conf: watch 'w': trigger http_trigger: unknown placeholder {nope} (known: {bucket}, {prefix}, {path}, {count}, {keys}, {batch_id}, {time}, {reason}, {watch})"
+	"1 $T_DIR/bad.conf: watch 'w': trigger http_trigger: unknown placeholder {nope} (known: {bucket}, {prefix}, {path}, {count}, {keys}, {batch_id}, {time}, {reason}, {watch}; for hook events {event}, {resource_id}, {process_type}, {current_state}, {previous_state}, {workflow_id}, {datastore_id}, {hook_id})"
 printf '[watch w]\nbucket = bbb\ntrigger = http_trigger\n' >"$T_DIR/bad.conf"
 out=$(LQS_EXPECTED_SECRET=x "$LQS_HOOKD" --check-config -c "$T_DIR/bad.conf" 2>&1); rc=$?
 check "--check-config: no url" "$rc $out" "1 $T_DIR/bad.conf: watch 'w': trigger http_trigger: url: an http:// or https:// URL is required"
