@@ -23,6 +23,8 @@
 /* Progress of a running attempt is written at most this often (a new step
  * is always written at once). */
 #define PROGRESS_INTERVAL_MS 500
+/* The largest result (as JSON) also kept in the outcome's history step. */
+#define HISTORY_RESULT_MAX 4096
 
 /* Per-attempt history: each LogQS call becomes a step. */
 struct attempt_trace {
@@ -241,6 +243,14 @@ static void attempt_record(const struct attempt_env *pool, const struct store_cl
 		char ts[32];
 		iso8601_ms(next_run, ts);
 		json_object_set_new(detail, "next_attempt_at", json_string(ts));
+	}
+	/* a small result goes into the history too (what a REST target
+	 * answered, say): a replay replaces the result, the history keeps it */
+	if (out->result) {
+		char *text = json_dumps(out->result, JSON_COMPACT);
+		if (text && strlen(text) <= HISTORY_RESULT_MAX)
+			json_object_set(detail, "result", out->result);
+		free(text);
 	}
 	/* the attempt's own row, then its LogQS calls, then the outcome */
 	adetail = json_pack("{s:i}", "attempt", c->attempt);

@@ -68,6 +68,22 @@ check "after kill -9: one log, 5 ingestions, each key once" \
 	"1 5 5"
 check "completed" "$(curl -s "$BASE/events/$ev" | jq -r .state)" completed
 
+# --- kill -9 once the batch is closed, before its trigger did anything ---
+mock_fault '{"method":"GET","path":"objectStores","delay_ms":3000,"count":1}'
+stores_calls() { curl -s "$MOCK/_mock/requests" | jq '[.requests[] | select(.path == "objectStores")] | length'; }
+before=$(stores_calls)
+for i in 1 2 3 4 5; do opost "$(s3_record "instruments/cam3/f$i.mcap" "c$i")"; done
+ev=$(last_trigger)
+wait_until 10 bash -c "[ \$(curl -s '$MOCK/_mock/requests' | jq '[.requests[] | select(.path == \"objectStores\")] | length') -gt $before ]" ||
+	fail "the trigger started (its first call hangs)"
+stop_hookd KILL
+check "killed before anything was created" "$(logs_named instruments/cam3)" 0
+HOOKD_ENV="$(mock_env)" start_hookd "$T_DIR/i.db" --config "$T_DIR/i.conf"
+wait_done "$ev" 20 || fail "the trigger ran after the restart"
+check "after the restart: exactly one log, 5 ingestions" \
+	"$(logs_named instruments/cam3) $(ingestions_of instruments/cam3 | jq length)" "1 5"
+check "one trigger event for the batch" "$(all_events process_type=batch | jq -r 'select(.event.prefix == "instruments/cam3/") | .event_id' | wc -l)" 1
+
 # --- no object store for the bucket: a dead letter that says why ---
 printf '[objects]\nobjects_secret = %s\n[watch other]\nbucket = lonely-bucket\ncount = 1\ntrigger = lqs_ingest\ngroup = G\n' "$TOK" \
 	>"$T_DIR/o.conf"

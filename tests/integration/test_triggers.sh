@@ -60,6 +60,9 @@ calls=$(targets target/api/v1/workflow/execute)
 check "one execute call" "$(jq length <<<"$calls")" 1
 check "its body: the folder as the workflow's parameter" "$(jq -c '.[0].body' <<<"$calls")" \
 	'{"workflowId":7,"programParameters":"--var datapath=s3://my-bucket/datasets/run 42/"}'
+check "the answer is in the history too" \
+	"$(curl -s "$BASE/events/$ev/history" | jq -c '[.history[] | select(.step == "outcome")][0].detail.result')" \
+	"{\"url\":\"$MOCK/target/api/v1/workflow/execute\",\"status\":200,\"answer\":162}"
 check "the token in its own header, from the file" "$(jq -r '.[0].headers.token' <<<"$calls")" eyJhbGciOi.jwt.token
 check "JSON" "$(jq -r '.[0].headers["content-type"]' <<<"$calls")" application/json
 
