@@ -22,7 +22,7 @@ FUZZ     ?= build-fuzz
 # Seconds each fuzzer runs: 50 s in CI (six fuzzers), a short smoke run elsewhere.
 FUZZ_SECONDS ?= $(if $(CI),50,10)
 
-.PHONY: all build deps promtool package fuzz bench test test-plain test-asan test-clang demo demo-objects install clean
+.PHONY: all build deps promtool pydeps package fuzz bench test test-plain test-asan test-clang demo demo-objects install clean
 
 all: build
 
@@ -31,7 +31,7 @@ all: build
 # up and start a Prometheus server on the machine.
 PROMTOOL_DIR = .tools
 
-deps: promtool
+deps: promtool pydeps
 	@missing=""; for p in $(DEB_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
 	done; \
@@ -40,6 +40,19 @@ deps: promtool
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 1; \
+	fi
+
+# moto's server mode (a real SQS for the tests) and boto3 (to set its queues
+# up): there on these machines; where they are not, pip installs them, or
+# Debian's packages when pip cannot.
+pydeps:
+	@if ! python3 -c 'import moto.server, boto3' 2>/dev/null; then \
+	  echo "installing moto and boto3 for the SQS tests"; \
+	  python3 -m pip install --quiet 'moto[server]' boto3 2>/dev/null || \
+	  { if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	      --no-install-recommends python3-moto python3-boto3 python3-flask python3-flask-cors >/dev/null; }; \
+	  python3 -c 'import moto.server, boto3' || { echo "moto and boto3 could not be installed"; exit 1; }; \
 	fi
 
 promtool:

@@ -20,6 +20,8 @@
  *   lqs-check   the LogQS settings check; its own mu.
  *   lqs-batch   closes batches of objects whose quiet or max_age time has
  *               come (with their trigger events); the store lock.
+ *   lqs-sqs     (pollers per [sqs]) receive from SQS, store through the
+ *               intake, delete what is durable; their own mu.
  *   lqs-sweep   runs the sweeps when due and when asked (POST /sweeps/NAME/run):
  *               its own mu, the store's advisory lock "sweep:NAME", and
  *               the intake, like any source.
@@ -54,6 +56,7 @@
 #include "lqs-hookd/metrics.h"
 #include "lqs-hookd/router.h"
 #include "lqs-hookd/sns.h"
+#include "lqs-hookd/sqs.h"
 #include "lqs-hookd/store.h"
 #include "lqs-hookd/sweep.h"
 #include "lqs-hookd/util.h"
@@ -266,6 +269,7 @@ struct daemon {
 	struct intake *in;
 	struct sweeper *sw;
 	struct batcher *bt;
+	struct sqs_pollers *sq;
 	struct http *h;
 	int sfd;
 };
@@ -326,6 +330,7 @@ static int start(struct daemon *d)
 		log_error("cannot start the sweeper");
 		goto out;
 	}
+	d->sq = sqs_start(d->in);
 	listen_fd = listen_fd_from_systemd();
 	d->h = http_start(d->st, d->w, d->in, d->sw, listen_fd, err, sizeof(err));
 	if (!d->h) {
@@ -342,8 +347,11 @@ out:
 /* The reverse of start; drain_s bounds how long running attempts may take. */
 static void stop(struct daemon *d, double http_drain_s, double drain_s)
 {
-	/* first: it answers the runs it was asked for, and it uses the intake */
+	/* first: they answer the runs asked for, stop receiving from SQS and
+	 * finish what they received; both use the intake */
 	sweeper_stop(d->sw);
+	sqs_stop(d->sq);
+	d->sq = NULL;
 	http_stop(d->h, http_drain_s);
 	sweeper_free(d->sw);   /* no request can reach it any more */
 	batcher_stop(d->bt);

@@ -14,6 +14,7 @@
 #define CONFIG_MAX_SWEEPS 16
 #define CONFIG_MAX_WATCHES 64
 #define WATCH_MAX_PATTERNS 16
+#define CONFIG_MAX_SQS 8
 /* The built-in sweep (off until enabled). */
 #define SWEEP_BUILTIN "digestion-finalizing"
 
@@ -69,6 +70,20 @@ struct watch_cfg {
 	char trigger[64];                     /* handler of the closed batch ("" : none) */
 	json_t *settings;                     /* the trigger's own keys (strings; owned) */
 	int line, trigger_line;
+};
+
+/* [sqs NAME]: a queue of S3 object events to pull. */
+struct sqs_cfg {
+	char name[64];
+	char queue_url[512];
+	char region[32];
+	char watch[64];            /* "" : route by the watches, as POST /objects */
+	int64_t pollers;
+	int64_t wait;              /* long-poll seconds, 0-20 */
+	int64_t max_messages;      /* 1-10 */
+	int64_t visibility_timeout;   /* seconds; 0: the queue's own */
+	char endpoint[512];        /* "" : the queue URL's scheme and host */
+	int line;
 };
 
 struct config {
@@ -140,6 +155,15 @@ struct config {
 	/* [sweep NAME] (the built-in one always present) */
 	struct sweep_cfg sweeps[CONFIG_MAX_SWEEPS];
 	int n_sweeps;
+	/* [aws] */
+	char *aws_access_key_id;
+	char *aws_secret_access_key;
+	char *aws_session_token;
+	bool aws_imds;
+	char *aws_imds_endpoint;
+	/* [sqs NAME] */
+	struct sqs_cfg sqs[CONFIG_MAX_SQS];
+	int n_sqs;
 	/* [watch NAME] (allocated) */
 	struct watch_cfg *watches;
 	int n_watches;
@@ -156,6 +180,7 @@ struct config {
 /* Secrets an operator command needs (bits of config_overrides.needs). */
 #define CONFIG_NEEDS_ADMIN_TOKEN 1u
 #define CONFIG_NEEDS_LQS_KEY 2u
+#define CONFIG_NEEDS_AWS 4u
 
 struct config_overrides {
 	const char *listen;

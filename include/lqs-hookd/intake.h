@@ -34,6 +34,9 @@ void intake_expect(struct intake *in);
 void intake_release(struct intake *in, bool submitted);
 /* Queue a submission; false (nothing queued) when stopping. */
 bool intake_submit(struct intake *in, struct intake_ticket *t);
+/* Submit from a thread of the caller's own (a sweep, a poller) and wait
+ * until every job has its result; false (nothing stored) when stopping. */
+bool intake_submit_wait(struct intake *in, struct store_item *items, size_t n);
 /* Commit and sync what is queued, run every ticket, end the threads;
  * later submissions are refused. */
 void intake_stop(struct intake *in);

@@ -26,6 +26,14 @@ void metrics_sweep_run(const char *sweep, const char *error_kind, int64_t found,
 void metrics_object_received(const char *outcome);
 /* reason: count, quiet, max_age, marker. */
 void metrics_batch_closed(const char *reason);
+/* The SQS pollers: messages received, left unreadable, deleted; errors by
+ * kind (auth, throttled, server, network, client, credentials); receive
+ * latency. Queue names are section names (no escaping needed). */
+void metrics_sqs_messages_received(const char *queue, int n);
+void metrics_sqs_message(const char *queue, const char *outcome);
+void metrics_sqs_deleted(const char *queue, int n);
+void metrics_sqs_error(const char *queue, const char *kind);
+void metrics_sqs_receive(const char *queue, double seconds);
 /* reason: max_connections. */
 void metrics_connection_refused(const char *reason);
 /* reason: header_timeout or read_timeout. */

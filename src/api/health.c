@@ -6,6 +6,7 @@
 
 #include "lqs-hookd/lqs_check.h"
 #include "lqs-hookd/metrics.h"
+#include "lqs-hookd/sqs.h"
 #include "lqs-hookd/worker.h"
 
 enum MHD_Result api_healthz(struct http *h, struct MHD_Connection *c, struct req *r)
@@ -23,6 +24,8 @@ enum MHD_Result api_readyz(struct http *h, struct MHD_Connection *c, struct req 
 		return reply_detail(c, 503, "workers are not running", NULL, NULL);
 	if (!store_writable(h->st))
 		return reply_detail(c, 503, "event store is not writable", NULL, NULL);
+	if (!sqs_running_ok(why, sizeof(why)))
+		return reply_json(c, 200, json_pack("{s:s, s:s}", "status", "ready", "warning", why), NULL, NULL);
 	if (lqs_check_state(why, sizeof(why)) == LQS_CHECK_FAILING) {
 		snprintf(msg, sizeof(msg), "LogQS check failed: %s", why);
 		if (r->cfg->cfg.readyz_requires_lqs)

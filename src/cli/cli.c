@@ -11,13 +11,14 @@
 #include "lqs-hookd/buf.h"
 #include "lqs-hookd/config.h"
 #include "lqs-hookd/lqs_check.h"
+#include "lqs-hookd/sqs.h"
 #include "lqs-hookd/util.h"
 #include "cli_int.h"
 
 /* Answers from the daemon are small; anything larger is not ours. */
 #define CLI_MAX_RESPONSE (16 * 1024 * 1024)
 
-static const char *const commands[] = { "status", "list", "replay", "check-lqs", "sweeps", "sweep", "batches", "batch",
+static const char *const commands[] = { "status", "list", "replay", "check-lqs", "check-sqs", "sweeps", "sweep", "batches", "batch",
 					NULL };
 
 bool cli_is_command(const char *arg)
@@ -37,6 +38,7 @@ static void cli_usage(FILE *out)
 		"       lqs-hookd replay --state failed|completed [--since T] [--handler NAME] [--dry-run]\n"
 		"                        [--format table|json]\n"
 		"       lqs-hookd check-lqs\n"
+		"       lqs-hookd check-sqs\n"
 		"       lqs-hookd sweeps [--format table|json]\n"
 		"       lqs-hookd sweep NAME [--now] [--format table|json]\n"
 		"       lqs-hookd batches [--state open|closed] [--limit N] [--format table|json]\n"
@@ -514,7 +516,9 @@ int cli_main(int argc, char **argv, const char *config_path, const char *listen)
 	}
 	/* a command reads only the secret it uses: an unreadable hook secret
 	 * file (root's, for the service) does not stop it */
-	ov.needs = strcmp(o.cmd, "check-lqs") == 0 ? CONFIG_NEEDS_LQS_KEY : CONFIG_NEEDS_ADMIN_TOKEN;
+	ov.needs = strcmp(o.cmd, "check-lqs") == 0   ? CONFIG_NEEDS_LQS_KEY
+		   : strcmp(o.cmd, "check-sqs") == 0 ? CONFIG_NEEDS_AWS
+						     : CONFIG_NEEDS_ADMIN_TOKEN;
 	if (config_load(&cfg, o.config_path, &ov, err, sizeof(err))) {
 		fputs(err, stderr);
 		config_free(&cfg);
@@ -525,6 +529,8 @@ int cli_main(int argc, char **argv, const char *config_path, const char *listen)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (strcmp(o.cmd, "check-lqs") == 0)
 		rc = check_lqs(&cfg);
+	else if (strcmp(o.cmd, "check-sqs") == 0)
+		rc = sqs_check(&cfg);
 	else if (o.bulk)
 		rc = replay_many(&cfg, o.listen, o.state, o.since, o.handler, o.dry_run, o.json_out);
 	else if (strcmp(o.cmd, "list") == 0)

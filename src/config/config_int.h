@@ -56,6 +56,9 @@ bool section_is_named(const char *section);
 int section_apply(struct config *cfg, const char *section, const char *name, const char *value, int lineno,
 		  char *why, size_t whylen);
 void watches_free(struct config *cfg);
+int sqs_section(struct config *cfg, const char *qname, const char *name, const char *value, int lineno, char *why,
+		size_t whylen);
+int sqs_finish(struct config *cfg, struct buf *err, const char *where);
 /* After loading: the built-in route and sweep, and each section's checks.
  * Returns how many errors it added to err (warnings go to warn). */
 int sections_finish(struct config *cfg, struct buf *err, struct buf *warn, const char *where);

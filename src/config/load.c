@@ -63,6 +63,8 @@ static bool client_skips(const struct config_overrides *ov, const struct setting
 		return !(ov->needs & CONFIG_NEEDS_ADMIN_TOKEN);
 	if (strcmp(s->name, "api_key_secret") == 0)
 		return !(ov->needs & CONFIG_NEEDS_LQS_KEY);
+	if (strcmp(s->section, "aws") == 0)
+		return !(ov->needs & CONFIG_NEEDS_AWS);
 	return s->type == T_SECRET || s->type == T_SECRETS;
 }
 

@@ -152,7 +152,7 @@ const struct sweep_cfg *config_sweep(const struct config *cfg, const char *name)
 /* "route NAME" or "sweep NAME": the kind (or NULL) and the name. */
 static const char *section_kind(const char *section, const char **name)
 {
-	static const char *const kinds[] = { "route", "sweep", "watch" };
+	static const char *const kinds[] = { "route", "sweep", "watch", "sqs" };
 
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
 		size_t n = strlen(kinds[i]);
@@ -218,6 +218,8 @@ int section_apply(struct config *cfg, const char *section, const char *name, con
 		return sweep_section(cfg, sname, name, value, lineno, why, whylen);
 	if (kind && strcmp(kind, "watch") == 0)
 		return watch_section(cfg, sname, name, value, lineno, why, whylen);
+	if (kind && strcmp(kind, "sqs") == 0)
+		return sqs_section(cfg, sname, name, value, lineno, why, whylen);
 	if (!*sname) {
 		snprintf(why, whylen, "a route section needs a name: [route NAME]");
 		return -1;
@@ -257,6 +259,7 @@ int sections_finish(struct config *cfg, struct buf *err, struct buf *warn, const
 			errors++;
 		}
 	}
+	errors += sqs_finish(cfg, err, where);
 	/* the built-in sweep is always listed, off until enabled */
 	if (!config_sweep(cfg, SWEEP_BUILTIN) && cfg->n_sweeps < CONFIG_MAX_SWEEPS)
 		sweep_defaults(&cfg->sweeps[cfg->n_sweeps++], SWEEP_BUILTIN);
@@ -460,4 +463,127 @@ void watches_free(struct config *cfg)
 		json_decref(cfg->routes[i].settings);
 		cfg->routes[i].settings = NULL;
 	}
+}
+
+/* ---- [sqs NAME] ---- */
+
+#define SQS_WAIT_S 20
+#define SQS_MAX_MESSAGES 10
+
+static int sqs_int(const char *name, const char *value, int64_t lo, int64_t hi, int64_t *out, char *why, size_t whylen)
+{
+	int64_t n;
+
+	if (parse_i64(value, &n) || n < lo || n > hi) {
+		snprintf(why, whylen, "%s: '%s' is not a number from %lld to %lld", name, value, (long long)lo,
+			 (long long)hi);
+		return -1;
+	}
+	*out = n;
+	return 0;
+}
+
+static int url_field(const char *name, const char *value, char *out, size_t n, char *why, size_t whylen)
+{
+	if ((strncmp(value, "https://", 8) != 0 && strncmp(value, "http://", 7) != 0) || strlen(value) >= n) {
+		snprintf(why, whylen, "%s: '%s' is not an http(s) URL", name, value);
+		return -1;
+	}
+	str_copy(out, value, n);
+	return 0;
+}
+
+static int sqs_set(struct sqs_cfg *q, const char *name, const char *value, char *why, size_t whylen)
+{
+	if (strcmp(name, "queue_url") == 0)
+		return url_field(name, value, q->queue_url, sizeof(q->queue_url), why, whylen);
+	if (strcmp(name, "endpoint") == 0)
+		return url_field(name, value, q->endpoint, sizeof(q->endpoint), why, whylen);
+	if (strcmp(name, "region") == 0) {
+		if (!*value || strlen(value) >= sizeof(q->region) ||
+		    strspn(value, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(value)) {
+			snprintf(why, whylen, "region: '%s' is not an AWS region", value);
+			return -1;
+		}
+		str_copy(q->region, value, sizeof(q->region));
+		return 0;
+	}
+	if (strcmp(name, "watch") == 0) {
+		if (!sweep_name_ok(value)) {
+			snprintf(why, whylen, "watch: '%s' is not a watch name", value);
+			return -1;
+		}
+		str_copy(q->watch, value, sizeof(q->watch));
+		return 0;
+	}
+	if (strcmp(name, "pollers") == 0)
+		return sqs_int(name, value, 1, 16, &q->pollers, why, whylen);
+	if (strcmp(name, "wait") == 0)
+		return sqs_int(name, value, 0, 20, &q->wait, why, whylen);
+	if (strcmp(name, "max_messages") == 0)
+		return sqs_int(name, value, 1, 10, &q->max_messages, why, whylen);
+	if (strcmp(name, "visibility_timeout") == 0)
+		return sqs_int(name, value, 0, 43200, &q->visibility_timeout, why, whylen);
+	snprintf(why, whylen, "unknown key '%s' in an sqs section (queue_url, region, watch, pollers, wait, "
+		 "max_messages, visibility_timeout, endpoint)", name);
+	return -1;
+}
+
+int sqs_section(struct config *cfg, const char *qname, const char *name, const char *value, int lineno, char *why,
+		size_t whylen)
+{
+	struct sqs_cfg *q = NULL;
+
+	if (!sweep_name_ok(qname)) {
+		snprintf(why, whylen, "an sqs section needs a name of letters, digits, '-', '_' and '.': [sqs NAME]");
+		return -1;
+	}
+	for (int i = 0; i < cfg->n_sqs && !q; i++)
+		if (strcmp(cfg->sqs[i].name, qname) == 0)
+			q = &cfg->sqs[i];
+	if (!q) {
+		if (cfg->n_sqs >= CONFIG_MAX_SQS) {
+			snprintf(why, whylen, "at most %d sqs sections", CONFIG_MAX_SQS);
+			return -1;
+		}
+		q = &cfg->sqs[cfg->n_sqs++];
+		memset(q, 0, sizeof(*q));
+		str_copy(q->name, qname, sizeof(q->name));
+		q->pollers = 1;
+		q->wait = SQS_WAIT_S;
+		q->max_messages = SQS_MAX_MESSAGES;
+		q->line = lineno;
+	}
+	return sqs_set(q, name, value, why, whylen);
+}
+
+int sqs_finish(struct config *cfg, struct buf *err, const char *where)
+{
+	int errors = 0;
+
+	for (int i = 0; i < cfg->n_sqs; i++) {
+		struct sqs_cfg *q = &cfg->sqs[i];
+		if (!q->queue_url[0]) {
+			add_error(err, where, q->line, "sqs '%s' needs a queue_url", q->name);
+			errors++;
+		}
+		if (!q->region[0]) {
+			/* https://sqs.<region>.amazonaws.com/<account>/<queue> */
+			const char *h = strstr(q->queue_url, "://sqs.");
+			size_t n = h ? strcspn(h + 7, ".") : 0;
+			if (n && n < sizeof(q->region) && strncmp(h + 7 + n, ".amazonaws.com", 14) == 0) {
+				memcpy(q->region, h + 7, n);
+				q->region[n] = '\0';
+			} else {
+				add_error(err, where, q->line, "sqs '%s' needs a region (the queue URL does not name one)",
+					  q->name);
+				errors++;
+			}
+		}
+		if (q->watch[0] && !config_watch(cfg, q->watch)) {
+			add_error(err, where, q->line, "sqs '%s': no watch named '%s'", q->name, q->watch);
+			errors++;
+		}
+	}
+	return errors;
 }

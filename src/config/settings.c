@@ -140,6 +140,17 @@ const struct setting settings[] = {
 	{ "objects", "max_records", T_INT, OFF(max_records), "1000", 1, 10000, NULL, NULL,
 	  "Object records one POST objects_path may carry; more gets 422." },
 
+	{ "aws", "access_key_id", T_STRING, OFF(aws_access_key_id), NULL, NOBOUND, NULL, NULL,
+	  "AWS access key id for SQS; unset: AWS_ACCESS_KEY_ID, then the instance's role (IMDSv2)." },
+	{ "aws", "secret_access_key", T_SECRET, OFF(aws_secret_access_key), NULL, NOBOUND, NULL, NULL,
+	  "AWS secret access key (or secret_access_key_file); unset: AWS_SECRET_ACCESS_KEY, then the instance's role." },
+	{ "aws", "session_token", T_SECRET, OFF(aws_session_token), NULL, NOBOUND, NULL, NULL,
+	  "AWS session token of temporary credentials (or session_token_file); unset: AWS_SESSION_TOKEN." },
+	{ "aws", "imds", T_BOOL, OFF(aws_imds), "true", NOBOUND, NULL, NULL,
+	  "With no key configured or in the environment, take the EC2 instance role's credentials from IMDSv2." },
+	{ "aws", "imds_endpoint", T_STRING, OFF(aws_imds_endpoint), "http://169.254.169.254", NOBOUND, NULL, NULL,
+	  "Where the instance metadata service answers." },
+
 	{ "log", "log_level", T_ENUM, OFF(log_level), "info", NOBOUND, NULL, "error|warn|info|debug",
 	  "Least severe level logged." },
 	{ "log", "log_format", T_ENUM, OFF(log_format), "auto", NOBOUND, NULL, "auto|json|journal",

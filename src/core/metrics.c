@@ -57,6 +57,11 @@ static struct family f_senq = { "lqs_hookd_sweep_events_enqueued_total", "Events
 static struct family f_serr = { "lqs_hookd_sweep_errors_total", "Sweep runs that failed, by sweep and kind (lqs, auth, store, queue_full).", "counter", .n = 0 };
 static struct family f_objs = { "lqs_hookd_objects_received_total", "Object event records received, by outcome (stored, duplicate, marker, not_routed, ignored; rejected or unavailable: a request refused).", "counter", .n = 0 };
 static struct family f_bclosed = { "lqs_hookd_batches_closed_total", "Batches closed, by reason (count, quiet, max_age, marker).", "counter", .n = 0 };
+static struct family f_sqsrecv = { "lqs_hookd_sqs_messages_received_total", "SQS messages received, by queue.", "counter", .n = 0 };
+static struct family f_sqsleft = { "lqs_hookd_sqs_messages_left_total", "SQS messages left on the queue (unreadable: for its redrive policy), by queue and reason.", "counter", .n = 0 };
+static struct family f_sqsdel = { "lqs_hookd_sqs_messages_deleted_total", "SQS messages deleted once every record they held was durable, by queue.", "counter", .n = 0 };
+static struct family f_sqserr = { "lqs_hookd_sqs_poll_errors_total", "SQS calls that failed, by queue and kind (auth, throttled, server, network, client, credentials).", "counter", .n = 0 };
+static struct family f_sqslat = { "lqs_hookd_sqs_receive_duration_seconds", "Duration of SQS ReceiveMessage calls (long polls included), by queue.", "histogram", .n = 0 };
 static struct family f_cdur = { "lqs_hookd_lqs_call_duration_seconds", "Duration of LogQS API calls.", "histogram", .n = 0 };
 
 static struct series *series_get(struct family *f, const char *labels)
@@ -147,6 +152,46 @@ static atomic_int reload_last_ok = 1;
 void metrics_lqs_check(bool ok)
 {
 	atomic_store(&lqs_check_state, ok ? 1 : 0);
+}
+
+void metrics_sqs_messages_received(const char *queue, int n)
+{
+	char l[160];
+
+	snprintf(l, sizeof(l), "queue=\"%s\"", queue);
+	count(&f_sqsrecv, l, n);
+}
+
+void metrics_sqs_message(const char *queue, const char *outcome)
+{
+	char l[160];
+
+	snprintf(l, sizeof(l), "queue=\"%s\",reason=\"%s\"", queue, outcome);
+	count(&f_sqsleft, l, 1);
+}
+
+void metrics_sqs_deleted(const char *queue, int n)
+{
+	char l[160];
+
+	snprintf(l, sizeof(l), "queue=\"%s\"", queue);
+	count(&f_sqsdel, l, n);
+}
+
+void metrics_sqs_error(const char *queue, const char *kind)
+{
+	char l[160];
+
+	snprintf(l, sizeof(l), "queue=\"%s\",kind=\"%s\"", queue, kind);
+	count(&f_sqserr, l, 1);
+}
+
+void metrics_sqs_receive(const char *queue, double seconds)
+{
+	char l[160];
+
+	snprintf(l, sizeof(l), "queue=\"%s\"", queue);
+	observe(&f_sqslat, l, seconds);
 }
 
 void metrics_object_received(const char *outcome)
@@ -352,6 +397,11 @@ char *metrics_render(void)
 	render_family(&b, &f_cdur);
 	render_family(&b, &f_rdur);
 	render_family(&b, &f_reload);
+	render_family(&b, &f_sqsrecv);
+	render_family(&b, &f_sqsleft);
+	render_family(&b, &f_sqsdel);
+	render_family(&b, &f_sqserr);
+	render_family(&b, &f_sqslat);
 	render_family(&b, &f_objs);
 	render_family(&b, &f_bclosed);
 	render_family(&b, &f_sruns);

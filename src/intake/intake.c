@@ -279,3 +279,42 @@ void intake_free(struct intake *in)
 	pthread_cond_destroy(&in->sync_cv);
 	free(in);
 }
+
+struct wait_ticket {
+	struct intake_ticket t;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool done;
+};
+
+static void wait_ticket_done(struct intake_ticket *t)
+{
+	struct wait_ticket *w = t->ctx;
+
+	pthread_mutex_lock(&w->mu);
+	w->done = true;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+bool intake_submit_wait(struct intake *in, struct store_item *items, size_t n)
+{
+	struct wait_ticket w = { .t = { .jobs = items, .n = n, .done = wait_ticket_done } };
+	bool ok;
+
+	w.t.ctx = &w;
+	pthread_mutex_init(&w.mu, NULL);
+	pthread_cond_init(&w.cv, NULL);
+	intake_expect(in);
+	ok = intake_submit(in, &w.t);
+	if (ok) {
+		pthread_mutex_lock(&w.mu);
+		while (!w.done)
+			pthread_cond_wait(&w.cv, &w.mu);
+		pthread_mutex_unlock(&w.mu);
+	}
+	intake_release(in, true);
+	pthread_mutex_destroy(&w.mu);
+	pthread_cond_destroy(&w.cv);
+	return ok;
+}

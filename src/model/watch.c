@@ -2,6 +2,7 @@
 #include "lqs-hookd/watch.h"
 
 #include <fnmatch.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lqs-hookd/util.h"
@@ -58,24 +59,58 @@ int watch_batch_path(const char *key, int64_t depth, char *out, size_t n)
 	return 0;
 }
 
+bool watch_takes(const struct watch_cfg *w, const struct object_rec *r, char *path, size_t n, bool *marker)
+{
+	bool created = strcmp(r->kind, "created") == 0;
+
+	if (strcmp(w->bucket, r->bucket) != 0 || !(created ? w->on_created : w->on_removed))
+		return false;
+	if (!any_prefix(w, r->key) || ignored(w, r->key))
+		return false;
+	/* the marker closes its batch whatever the suffixes say: they choose
+	 * the batch's data, it is a signal */
+	*marker = is_marker(w, r);
+	if (!*marker && !any_suffix(w, r->key, r->key_len))
+		return false;
+	return watch_batch_path(r->key, w->prefix_depth, path, n) == 0;
+}
+
 const struct watch_cfg *watch_match(const struct config *cfg, const struct object_rec *r, char *path, size_t n,
 				    bool *marker)
 {
-	for (int i = 0; i < cfg->n_watches; i++) {
-		const struct watch_cfg *w = &cfg->watches[i];
-		bool created = strcmp(r->kind, "created") == 0;
-		if (strcmp(w->bucket, r->bucket) != 0 || !(created ? w->on_created : w->on_removed))
-			continue;
-		if (!any_prefix(w, r->key) || ignored(w, r->key))
-			continue;
-		/* the marker closes its batch whatever the suffixes say: they
-		 * choose the batch's data, it is a signal */
-		*marker = is_marker(w, r);
-		if (!*marker && !any_suffix(w, r->key, r->key_len))
-			continue;
-		if (watch_batch_path(r->key, w->prefix_depth, path, n) != 0)
-			continue;
-		return w;
-	}
+	for (int i = 0; i < cfg->n_watches; i++)
+		if (watch_takes(&cfg->watches[i], r, path, n, marker))
+			return &cfg->watches[i];
 	return NULL;
+}
+
+bool objects_route(const struct config *cfg, const struct objects_msg *m, const char *only, struct store_item *jobs,
+		   struct store_object *objs, char **paths)
+{
+	const struct watch_cfg *one = only && *only ? config_watch(cfg, only) : NULL;
+
+	for (size_t i = 0; i < m->n; i++) {
+		struct store_object *o = &objs[i];
+		const struct watch_cfg *w;
+		bool marker = false;
+		paths[i] = malloc(WATCH_PATH_MAX);
+		if (!paths[i])
+			return false;
+		if (only && *only)
+			w = one && watch_takes(one, &m->recs[i], paths[i], WATCH_PATH_MAX, &marker) ? one : NULL;
+		else
+			w = watch_match(cfg, &m->recs[i], paths[i], WATCH_PATH_MAX, &marker);
+		*o = (struct store_object){ .rec = &m->recs[i], .format = m->format };
+		if (w) {
+			o->watch = w->name;
+			o->prefix = paths[i];
+			o->marker = marker;
+			o->trigger = w->trigger[0] ? w->trigger : NULL;
+			o->count = w->count;
+			o->quiet_ms = (int64_t)(w->quiet * 1000.0);
+			o->max_age_ms = (int64_t)(w->max_age * 1000.0);
+		}
+		jobs[i] = (struct store_item){ .obj = o };
+	}
+	return true;
 }

@@ -16,9 +16,6 @@
 #include "lqs-hookd/util.h"
 #include "lqs-hookd/watch.h"
 
-/* Longest batch path kept (S3 keys are at most 1024 bytes). */
-#define OBJECT_PATH_MAX 1100
-
 static bool creds_configured(const struct config *cfg)
 {
 	return cfg->objects_secrets.n > 0 || (cfg->objects_basic_user && cfg->objects_basic_password);
@@ -138,27 +135,7 @@ static bool route_records(struct req *r, const struct config *cfg)
 	r->opaths = calloc(n, sizeof(*r->opaths));
 	if (!r->ojobs || !r->oobjs || !r->opaths)
 		return false;
-	for (size_t i = 0; i < n; i++) {
-		struct store_object *o = &r->oobjs[i];
-		const struct watch_cfg *w;
-		bool marker = false;
-		r->opaths[i] = malloc(OBJECT_PATH_MAX);
-		if (!r->opaths[i])
-			return false;
-		w = watch_match(cfg, &r->objs.recs[i], r->opaths[i], OBJECT_PATH_MAX, &marker);
-		*o = (struct store_object){ .rec = &r->objs.recs[i], .format = r->objs.format };
-		if (w) {
-			o->watch = w->name;
-			o->prefix = r->opaths[i];
-			o->marker = marker;
-			o->trigger = w->trigger[0] ? w->trigger : NULL;
-			o->count = w->count;
-			o->quiet_ms = (int64_t)(w->quiet * 1000.0);
-			o->max_age_ms = (int64_t)(w->max_age * 1000.0);
-		}
-		r->ojobs[i].obj = o;
-	}
-	return true;
+	return objects_route(cfg, &r->objs, NULL, r->ojobs, r->oobjs, r->opaths);
 }
 
 /* Messages with nothing to store: answered 200 at once. */

@@ -129,47 +129,6 @@ static int list_resources(const struct config *cfg, const struct sweep_cfg *s, c
 	return -1;
 }
 
-struct wait_ticket {
-	struct intake_ticket t;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	bool done;
-};
-
-static void ticket_done(struct intake_ticket *t)
-{
-	struct wait_ticket *w = t->ctx;
-
-	pthread_mutex_lock(&w->mu);
-	w->done = true;
-	pthread_cond_signal(&w->cv);
-	pthread_mutex_unlock(&w->mu);
-}
-
-/* Store one chunk through the intake and wait until it is durable.
- * false when the intake refused it (stopping). */
-static bool submit_wait(struct intake *in, struct store_item *items, size_t n)
-{
-	struct wait_ticket w = { .t = { .jobs = items, .n = n, .done = ticket_done } };
-	bool ok;
-
-	w.t.ctx = &w;
-	pthread_mutex_init(&w.mu, NULL);
-	pthread_cond_init(&w.cv, NULL);
-	intake_expect(in);
-	ok = intake_submit(in, &w.t);
-	if (ok) {
-		pthread_mutex_lock(&w.mu);
-		while (!w.done)
-			pthread_cond_wait(&w.cv, &w.mu);
-		pthread_mutex_unlock(&w.mu);
-	}
-	intake_release(in, true);
-	pthread_mutex_destroy(&w.mu);
-	pthread_cond_destroy(&w.cv);
-	return ok;
-}
-
 static void fill_event(struct event *ev, const struct found *f, const struct config *cfg, const struct sweep_cfg *s)
 {
 	char canon[37];
@@ -206,7 +165,7 @@ static void enqueue_chunk(struct intake *in, const struct config *cfg, const str
 		if (!items[i].body)
 			items[i].result = STORE_ERROR;
 	}
-	if (!submit_wait(in, items, n))
+	if (!intake_submit_wait(in, items, n))
 		for (size_t i = 0; i < n; i++)
 			items[i].result = STORE_ERROR;
 	for (size_t i = 0; i < n; i++) {

@@ -309,6 +309,38 @@ START_TEST(watch_sections)
 }
 END_TEST
 
+/* [sqs NAME]: its keys, the region from the queue URL, what is refused. */
+START_TEST(sqs_sections)
+{
+	struct config c;
+	char err[2048] = "";
+	static const char ok[] = "[auth]\nauth = none\n[watch w]\nbucket = bbb\n"
+				 "[sqs up]\nqueue_url = https://sqs.eu-west-1.amazonaws.com/123456789012/up\nwatch = w\n"
+				 "pollers = 2\nwait = 5\n";
+
+	ck_assert_int_eq(config_load_buffer(&c, "q.conf", ok, sizeof(ok) - 1, NULL, err, sizeof(err)), 0);
+	ck_assert_int_eq(c.n_sqs, 1);
+	ck_assert_str_eq(c.sqs[0].region, "eu-west-1");
+	ck_assert(c.sqs[0].pollers == 2 && c.sqs[0].wait == 5 && c.sqs[0].max_messages == 10);
+	ck_assert(c.aws_imds);
+	config_free(&c);
+	static const char *const bad[][2] = {
+		{ "[sqs a]\nqueue_url = ftp://x\n", "b.conf:4: queue_url: 'ftp://x' is not an http(s) URL" },
+		{ "[sqs a]\nqueue_url = http://127.0.0.1:1/1/q\n", "sqs 'a' needs a region" },
+		{ "[sqs a]\nqueue_url = http://x/1/q\nregion = r\nmax_messages = 11\n", ":6: max_messages: '11' is not a number from 1 to 10" },
+		{ "[sqs a]\nqueue_url = http://x/1/q\nregion = r\nwatch = nope\n", "sqs 'a': no watch named 'nope'" },
+		{ "[sqs a]\nregion = r\n", "sqs 'a' needs a queue_url" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char text[256];
+		int n = snprintf(text, sizeof(text), "[auth]\nauth = none\n%s", bad[i][0]);
+		ck_assert_int_eq(config_load_buffer(&c, "b.conf", text, (size_t)n, NULL, err, sizeof(err)), -1);
+		ck_assert_msg(strstr(err, bad[i][1]) != NULL, "case %zu: %s", i, err);
+		config_free(&c);
+	}
+}
+END_TEST
+
 START_TEST(durations_and_routes)
 {
 	struct config c;
@@ -517,6 +549,7 @@ Suite *suite_config(void)
 	tcase_add_test(t, durations_and_routes);
 	tcase_add_test(t, sweep_sections);
 	tcase_add_test(t, watch_sections);
+	tcase_add_test(t, sqs_sections);
 	tcase_add_test(t, secret_sources_and_hiding);
 	tcase_add_test(t, listen_split);
 	tcase_add_test(t, check_config_catches_traps);

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# SQS, against a real implementation (moto's server mode): S3, SNS-wrapped
+# and EventBridge bodies; a batch of 10 in one receive; a poison message that
+# ends in the dead-letter queue after its redrive count; a message delivered
+# twice and a kill -9 while messages are in flight (no double count, one
+# trigger); the endpoint down for a while; check-sqs.
+. "$(dirname "$0")/lib.sh"
+
+python3 -c 'import moto.server, boto3' 2>/dev/null || { echo "moto and boto3 are needed (make test installs them)"; exit 1; }
+MOTO_PORT=$(quiet_port)
+start_moto() {
+	python3 -m moto.server -H 127.0.0.1 -p "$MOTO_PORT" >"$T_DIR/moto.log" 2>&1 &
+	MOTO_PID=$!
+	T_PIDS+=("$MOTO_PID")
+	wait_until 20 curl -s -o /dev/null "http://127.0.0.1:$MOTO_PORT/" || { echo "moto did not start"; cat "$T_DIR/moto.log"; exit 1; }
+}
+start_moto
+EP="http://127.0.0.1:$MOTO_PORT"
+setup() { python3 "$LQS_SRC/tests/tools/sqs_setup.py" "$EP" "$@"; }
+Q=$(setup queues 2 2)
+export AWS_ACCESS_KEY_ID=test-key AWS_SECRET_ACCESS_KEY=test-secret
+hide test-secret
+
+s3body() { printf '{"Records":[{"eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"my-bucket"},"object":{"key":"%s","size":1,"sequencer":"%s"}}}]}' "$1" "$2"; }
+ebbody() { printf '{"version":"0","detail-type":"Object Created","source":"aws.s3","time":"2024-05-01T10:00:00Z","detail":{"bucket":{"name":"my-bucket"},"object":{"key":"%s","size":1,"sequencer":"%s"}}}' "$1" "$2"; }
+snsbody() { jq -cn --arg m "$(s3body "$1" "$2")" '{Type:"Notification",MessageId:"x",TopicArn:"arn:aws:sns:us-east-1:1:t",Message:$m,Timestamp:"2024-05-01T10:00:00.000Z"}'; }
+
+cat >"$T_DIR/q.conf" <<CONF
+[watch runs]
+bucket = my-bucket
+count = 10
+quiet = 1h
+
+[sqs uploads]
+queue_url = $Q
+region = us-east-1
+endpoint = $EP
+wait = 1
+CONF
+out=$("$LQS_HOOKD" -c "$T_DIR/q.conf" check-sqs); rc=$?
+check "check-sqs: the queue is reachable, the credentials work, a dead-letter queue is set" "$rc $out" \
+	"0 OK: sqs uploads: $Q reachable with the environment credentials; 0 message(s) waiting; a dead-letter queue is set"
+
+# --- three formats, ten messages, one receive; a poison one; one delivered twice ---
+{
+	for i in 1 2 3; do s3body "a/run1/s3-$i.csv" "s$i"; echo; done
+	for i in 1 2 3; do snsbody "a/run1/sns-$i.csv" "n$i"; echo; done
+	for i in 1 2 3; do ebbody "a/run1/eb-$i.csv" "e$i"; echo; done
+	echo 'this is not an object event'
+} >"$T_DIR/m1"
+setup send "$T_DIR/m1"
+s3body "a/run1/s3-1.csv" s1 >"$T_DIR/m2"; echo >>"$T_DIR/m2"
+setup send "$T_DIR/m2"   # the first notification again, as at-least-once delivery may
+start_hookd "$T_DIR/q.db" --config "$T_DIR/q.conf"
+wait_until 20 bash -c "[ \$(python3 '$LQS_SRC/tests/tools/sqs_setup.py' '$EP' count uploads-dlq) = 1 ]" ||
+	fail "the poison message reached the dead-letter queue"
+batch=$(curl -s "$BASE/batches" | jq -c '.data[] | select(.prefix == "a/run1/")')
+check "nine objects from S3, SNS and EventBridge bodies, the repeat counted once" \
+	"$(jq -r '.objects' <<<"$batch") $(curl -s "$BASE/batches/$(jq -r .batch_id <<<"$batch")" | jq -c '[.keys[].key] | sort | .[0:3]')" \
+	'9 ["a/run1/eb-1.csv","a/run1/eb-2.csv","a/run1/eb-3.csv"]'
+check "the queue is drained (the stored ones deleted, the poison one moved)" "$(setup count uploads)" 0
+metric() { curl -s "$BASE/metrics" | awk -v s="$1" '$1 == s {print $2}'; }
+check "metrics: received 11 + 1 (the poison one twice), deleted 10, left twice" \
+	"$(metric 'lqs_hookd_sqs_messages_received_total{queue="uploads"}') $(metric 'lqs_hookd_sqs_messages_deleted_total{queue="uploads"}') $(metric 'lqs_hookd_sqs_messages_left_total{queue="uploads",reason="unreadable"}')" \
+	"12 10 2"
+check_contains "the poison message is logged with its id" "$(cat "$HOOKD_LOG")" "is not an object event; left for the queue's redrive policy"
+
+# --- kill -9 while messages are in flight: nothing counted twice, one trigger ---
+for i in $(seq 1 10); do s3body "b/run2/f$i.csv" "k$i"; echo; done >"$T_DIR/m3"
+setup send "$T_DIR/m3"
+stop_hookd KILL
+start_hookd "$T_DIR/q.db" --config "$T_DIR/q.conf"
+wait_until 20 bash -c "curl -s '$BASE/batches' | jq -e '[.data[] | select(.prefix == \"b/run2/\" and .state == \"closed\")] | length == 1'" ||
+	fail "the second run's batch closed"
+check "ten objects, one batch, one trigger" \
+	"$(curl -s "$BASE/batches" | jq -r '[.data[] | select(.prefix == "b/run2/")] | [length, .[0].objects, .[0].close_reason] | @tsv') $(all_events process_type=batch | jq -r 'select(.event.prefix == "b/run2/") | .event_id' | wc -l)" \
+	"1	10	count 1"
+wait_until 10 bash -c "[ \$(python3 '$LQS_SRC/tests/tools/sqs_setup.py' '$EP' count uploads) = 0 ]" || fail "drained again"
+
+# --- the endpoint down for a while: errors counted, backed off, then it goes on ---
+kill "$MOTO_PID"; wait "$MOTO_PID" 2>/dev/null
+sleep 3
+check "network errors counted while SQS is down" "$([ "$(metric 'lqs_hookd_sqs_poll_errors_total{queue="uploads",kind="network"}')" -ge 1 ] && echo yes)" yes
+calls=$(metric 'lqs_hookd_sqs_poll_errors_total{queue="uploads",kind="network"}')
+[ "$calls" -le 4 ] && pass "it backs off (${calls} tries in 3 s)" || fail "it backs off" "$calls tries in 3 s"
+start_moto
+Q=$(setup queues 2 2)
+for i in 1 2; do s3body "c/run3/f$i.csv" "d$i"; echo; done >"$T_DIR/m4"
+setup send "$T_DIR/m4"
+wait_until 40 bash -c "curl -s '$BASE/batches' | jq -e '[.data[] | select(.prefix == \"c/run3/\") | .objects] == [2]'" ||
+	fail "receiving again once SQS is back"
+check_contains "it said so" "$(cat "$HOOKD_LOG")" '"sqs uploads: receiving"'
+stop_hookd TERM
+check "SIGTERM: exit 0" "$HOOKD_RC" 0
+
+finish
