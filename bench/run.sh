@@ -45,7 +45,8 @@ hookd() {
 	wait_for 10 curl -s "http://127.0.0.1:$port/healthz" || { echo "lqs-hookd did not start"; tail "$WORK/hookd.log"; exit 1; }
 }
 
-# BENCH_ONLY=receive|digestion|backlog|objects runs one section (default: all)
+# BENCH_ONLY=receive|digestion|backlog|objects|sqs runs one section (default: all);
+# BENCH_SQS_MESSAGES: the queue's size for the sqs section (default 10 000)
 only() { [ -z "${BENCH_ONLY:-}" ] || [ "$BENCH_ONLY" = "$1" ]; }
 
 # ---------------------------------------------------------------- receive
@@ -250,6 +251,56 @@ done
 say ""
 say "- stored: $(sqlite3 "$WORK/o.db" "select count(*) from objects") objects in $(sqlite3 "$WORK/o.db" "select count(*) from batches") batches; peak RSS $(rss_mib "$HPID") MiB"
 kill "$HPID"; wait "$HPID" 2>/dev/null
+fi
+
+# ---------------------------------------------------------------- sqs
+if only sqs; then
+say ""
+N=${BENCH_SQS_MESSAGES:-10000}
+say "### Draining an SQS queue (moto's server mode on the same machine; $N messages of one S3 record)"
+say ""
+mport=$(free_port)
+python3 -m moto.server -H 127.0.0.1 -p "$mport" >"$WORK/moto.log" 2>&1 &
+mpid=$!; PIDS+=("$mpid")
+wait_for 30 curl -s -o /dev/null "http://127.0.0.1:$mport/"
+MEP="http://127.0.0.1:$mport"
+Q=$(python3 "$SRC/tests/tools/sqs_setup.py" "$MEP" queues 60 5)
+for i in $(seq 1 "$N"); do
+	printf '{"Records":[{"eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"bench-bucket"},"object":{"key":"q/run%d/f%d.bin","size":1,"sequencer":"%x"}}}]}\n' \
+		$((i / 1000)) "$i" "$i"
+done >"$WORK/msgs"
+python3 "$SRC/tests/tools/sqs_setup.py" "$MEP" send "$WORK/msgs"
+for pollers in 1 4; do
+	cat >"$WORK/sqs.conf" <<EOF2
+[watch bench]
+bucket = bench-bucket
+count = 0
+quiet = 1h
+[sqs bench]
+queue_url = $Q
+region = us-east-1
+endpoint = $MEP
+wait = 1
+pollers = $pollers
+EOF2
+	rm -f "$WORK/s.db"*
+	[ "$pollers" = 4 ] && python3 "$SRC/tests/tools/sqs_setup.py" "$MEP" send "$WORK/msgs"
+	port=$(free_port)
+	t0=$(date +%s%N)
+	hookd sqs "$port" "$WORK/s.db" LQS_HOOKD_CONFIG="$WORK/sqs.conf" LQS_API_URL=http://127.0.0.1:9 \
+		AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench
+	for _ in $(seq 1 3000); do
+		n=$(sqlite3 "$WORK/s.db" "select count(*) from objects" 2>/dev/null || echo 0)
+		[ "$n" -ge "$N" ] && break
+		sleep 0.1
+	done
+	secs=$(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')
+	ticks=$(awk '{ print $14 + $15 }' "/proc/$HPID/stat")
+	hz=$(getconf CLK_TCK)
+	say "- $pollers poller(s): $N messages stored in ${secs} s ($(awk -v s="$secs" -v n="$N" 'BEGIN { printf "%.0f", n / s }') messages/s); the daemon's CPU: $(awk -v t="$ticks" -v h="$hz" -v n="$N" 'BEGIN { printf "%.0f", t / h * 1e6 / n }') µs per message; peak RSS $(rss_mib "$HPID") MiB; left on the queue: $(python3 "$SRC/tests/tools/sqs_setup.py" "$MEP" count uploads)"
+	kill "$HPID"; wait "$HPID" 2>/dev/null
+done
+kill "$mpid"; wait "$mpid" 2>/dev/null
 fi
 
 # ---------------------------------------------------------------- record

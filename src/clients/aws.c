@@ -212,9 +212,16 @@ void sqs_call(const struct sqs_cfg *q, const struct aws_creds *cr, const char *t
 		if (out->status < 200 || out->status >= 300) {
 			const char *type = json_string_value(json_object_get(out->doc, "__type"));
 			const char *msg = json_string_value(json_object_get(out->doc, "message"));
+			char raw[200] = "";
+			/* an answer that is not JSON (a proxy, an XML error): its start */
+			if (!out->doc && ans.data)
+				snprintf(raw, sizeof(raw), "%.180s", ans.data);
+			for (char *c = raw; *c; c++)
+				if (*c == '\n' || *c == '\r')
+					*c = ' ';
 			out->fail = classify(out->status, out->doc);
-			snprintf(out->error, sizeof(out->error), "SQS %s: HTTP %ld %s%s%.300s", target, out->status,
-				 type ? type : "", msg ? ": " : "", msg ? msg : "");
+			snprintf(out->error, sizeof(out->error), "SQS %s: HTTP %ld%s%s%s%.300s%s", target, out->status,
+				 type || raw[0] ? " " : "", type ? type : raw, msg ? ": " : "", msg ? msg : "", "");
 		}
 	}
 	curl_slist_free_all(h);

@@ -93,4 +93,37 @@ check_contains "it said so" "$(cat "$HOOKD_LOG")" '"sqs uploads: receiving"'
 stop_hookd TERM
 check "SIGTERM: exit 0" "$HOOKD_RC" 0
 
+# --- wrong credentials: moto with its IAM checks on, so signatures count ---
+kill "$MOTO_PID"; wait "$MOTO_PID" 2>/dev/null
+INITIAL_NO_AUTH_ACTION_COUNT=4 python3 -m moto.server -H 127.0.0.1 -p "$MOTO_PORT" >"$T_DIR/moto.log" 2>&1 &
+MOTO_PID=$!
+T_PIDS+=("$MOTO_PID")
+wait_until 20 bash -c "[ \$(curl -s -o /dev/null -w '%{http_code}' '$EP/') != 000 ]" || fail "moto with IAM checks"
+read -r KID KSECRET < <(setup iamuser)
+hide "$KSECRET"
+out=$(AWS_ACCESS_KEY_ID=AKIAWRONGWRONGWRONG AWS_SECRET_ACCESS_KEY=nope "$LQS_HOOKD" -c "$T_DIR/q.conf" check-sqs); rc=$?
+check_contains "check-sqs with a wrong key: refused, and says what to check" "$rc $out" \
+	"1 FAILED: sqs uploads: SQS GetQueueAttributes: HTTP 403"
+check_contains "... the credentials and the IAM policy" "$out" "(check the credentials and the IAM policy)"
+out=$(AWS_ACCESS_KEY_ID=$KID AWS_SECRET_ACCESS_KEY=$KSECRET "$LQS_HOOKD" -c "$T_DIR/q.conf" check-sqs); rc=$?
+check "check-sqs with the right key: the signature is checked and accepted" "$rc ${out:0:20}" "0 OK: sqs uploads: htt"
+AWS_ACCESS_KEY_ID=AKIAWRONGWRONGWRONG AWS_SECRET_ACCESS_KEY=nope start_hookd "$T_DIR/w.db" --config "$T_DIR/q.conf"
+wait_until 10 bash -c "curl -s '$BASE/metrics' | grep -q 'lqs_hookd_sqs_poll_errors_total{queue=\"uploads\",kind=\"auth\"}'" ||
+	fail "auth errors counted"
+check_contains "/readyz warns" "$(curl -s "$BASE/readyz")" "sqs uploads: SQS ReceiveMessage: HTTP 403"
+sleep 2
+check "refused: logged once, tried again a minute later (not spinning)" \
+	"$(grep -c 'AWS refused the credentials' "$HOOKD_LOG") $(metric 'lqs_hookd_sqs_poll_errors_total{queue="uploads",kind="auth"}')" "1 1"
+stop_hookd TERM
+
+# --- no key anywhere: the instance role, through IMDSv2 (token first) ---
+start_mock --imds "$KID:$KSECRET"
+printf '\n[aws]\nimds_endpoint = %s\n' "$MOCK" >>"$T_DIR/q.conf"
+out=$(env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY "$LQS_HOOKD" -c "$T_DIR/q.conf" check-sqs); rc=$?
+check "check-sqs with the instance role's credentials" "$rc ${out:0:19} $(grep -o 'with the [a-z]* credentials' <<<"$out")" \
+	"0 OK: sqs uploads: ht with the imds credentials"
+check "IMDSv2: a session token first, then the role, then its credentials, each with the token" \
+	"$(curl -s "$MOCK/_mock/requests" | jq -c '[.requests[] | [.method, .path, (.authorization != null)]]')" \
+	'[["PUT","latest/api/token",false],["GET","latest/meta-data/iam/security-credentials/",true],["GET","latest/meta-data/iam/security-credentials/hookd-role",true]]'
+
 finish

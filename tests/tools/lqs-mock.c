@@ -56,6 +56,7 @@ static struct {
 	size_t *syn_cache_len;
 	char syn_digestion[37], syn_log[37];   /* the first one */
 	json_t *syn_expected;
+	char imds_key[128], imds_secret[128];   /* --imds KEY:SECRET: an instance metadata service */
 	char static_path[256];         /* --static PATH=FILE: GET PATH answers FILE */
 	char *static_body;
 	size_t static_len;
@@ -647,6 +648,28 @@ static enum MHD_Result control(struct MHD_Connection *c, const char *method, con
 	return send_error(c, 404, "NotFound", "no such control endpoint", 0);
 }
 
+/* IMDSv2: a token for a PUT, then only with it: the role, its credentials. */
+static enum MHD_Result imds(struct MHD_Connection *c, const char *method, const char *url)
+{
+	const char *tok = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-aws-ec2-metadata-token");
+	char exp[32];
+
+	if (strcmp(url, "/latest/api/token") == 0)
+		return strcmp(method, "PUT") == 0 ? send_text_dup(c, "imds-session-token")
+						  : send_error(c, 405, "MethodNotAllowed", "PUT only", 0);
+	if (!tok || strcmp(tok, "imds-session-token") != 0)
+		return send_error(c, 401, "Unauthorized", "IMDSv2 token required", 0);
+	if (strcmp(url, "/latest/meta-data/iam/security-credentials/") == 0)
+		return send_text_dup(c, "hookd-role");
+	if (strcmp(url, "/latest/meta-data/iam/security-credentials/hookd-role") == 0) {
+		iso8601_ms(now_ms() + 6LL * 3600 * 1000, exp);
+		return send_json(c, 200, json_pack("{s:s, s:s, s:s, s:s, s:s}", "Code", "Success", "AccessKeyId",
+						   M.imds_key, "SecretAccessKey", M.imds_secret, "Token", "",
+						   "Expiration", exp));
+	}
+	return send_error(c, 404, "NotFound", "no such metadata", 0);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
 				  const char *method, const char *version, const char *upload,
 				  size_t *upload_size, void **con_cls)
@@ -677,6 +700,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	if (r->too_big)
 		return send_error(c, 413, "TooLarge", "body too large", 0);
 
+	if (M.imds_key[0] && strncmp(url, "/latest/", 8) == 0) {
+		pthread_mutex_lock(&M.mu);
+		record(method, url, NULL, url + 1, MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+									   "X-aws-ec2-metadata-token"), &r->body);
+		pthread_mutex_unlock(&M.mu);
+		return imds(c, method, url);
+	}
 	if (M.static_body && strcmp(url, M.static_path) == 0) {
 		pthread_mutex_lock(&M.mu);
 		record(method, url, NULL, NULL, NULL, &r->body);
@@ -801,6 +831,7 @@ static void usage(FILE *out)
 		"         GET /_mock/state, GET /_mock/expected (synthetic stats),\n"
 		"         POST /_mock/digestions (add or age digestions: age_s, updated_age_s).\n"
 		"Also: --tls-cert FILE --tls-key FILE (HTTPS), --static PATH=FILE (GET PATH answers FILE),\n"
+		"      --imds KEY:SECRET (an IMDSv2 instance metadata service with these credentials),\n"
 		"      /target/... (a REST target: recorded, answered 200).\n");
 }
 
@@ -819,6 +850,7 @@ int main(int argc, char **argv)
 		{ "tls-cert", required_argument, NULL, 'C' },
 		{ "tls-key", required_argument, NULL, 'K' },
 		{ "static", required_argument, NULL, 'T' },
+		{ "imds", required_argument, NULL, 'I' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -848,6 +880,16 @@ int main(int argc, char **argv)
 		case 'n': M.record_bodies = false; break;
 		case 'C': tls_cert = file_read_all(optarg, 1 << 20, &len); if (!tls_cert) { perror(optarg); return 2; } break;
 		case 'K': tls_key = file_read_all(optarg, 1 << 20, &len); if (!tls_key) { perror(optarg); return 2; } break;
+		case 'I': {
+			const char *colon = strchr(optarg, ':');
+			if (!colon || (size_t)(colon - optarg) >= sizeof(M.imds_key)) {
+				fprintf(stderr, "lqs-mock: --imds KEY:SECRET\n");
+				return 2;
+			}
+			snprintf(M.imds_key, sizeof(M.imds_key), "%.*s", (int)(colon - optarg), optarg);
+			str_copy(M.imds_secret, colon + 1, sizeof(M.imds_secret));
+			break;
+		}
 		case 'T': {
 			const char *eq = strchr(optarg, '=');
 			if (!eq || (size_t)(eq - optarg) >= sizeof(M.static_path) ||

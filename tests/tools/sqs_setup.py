@@ -3,6 +3,7 @@ counts out of them. usage: sqs_setup.py ENDPOINT COMMAND [ARGS...]
   queues VISIBILITY MAX_RECEIVES   create uploads + uploads-dlq; print the queue URL
   send FILE                        one message per line of FILE (the body)
   count QUEUE                      visible + in flight messages of QUEUE
+  iamuser                          (moto with IAM checks) a user, its key, the queue: print the key
 """
 import json
 import sys
@@ -18,7 +19,20 @@ def url(name):
     return sqs.get_queue_url(QueueName=name)["QueueUrl"]
 
 
-if cmd == "queues":
+if cmd == "iamuser":
+    # moto checks signatures once INITIAL_NO_AUTH_ACTION_COUNT actions are done:
+    # a user with a key that may do anything, and the queue, made before that
+    iam = boto3.client("iam", endpoint_url=ep, region_name="us-east-1", aws_access_key_id="x",
+                       aws_secret_access_key="x")
+    iam.create_user(UserName="hookd")
+    k = iam.create_access_key(UserName="hookd")["AccessKey"]
+    iam.put_user_policy(UserName="hookd", PolicyName="all", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+    s = boto3.client("sqs", endpoint_url=ep, region_name="us-east-1", aws_access_key_id=k["AccessKeyId"],
+                     aws_secret_access_key=k["SecretAccessKey"])
+    s.create_queue(QueueName="uploads")
+    print(k["AccessKeyId"], k["SecretAccessKey"])
+elif cmd == "queues":
     dlq = sqs.create_queue(QueueName="uploads-dlq")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     q = sqs.create_queue(QueueName="uploads", Attributes={
