@@ -134,12 +134,14 @@ static void store_messages(struct poller *p, const struct config *cfg, const str
 	free(jobs);
 }
 
-/* Delete what is stored, ten at a time. */
-static void delete_messages(struct poller *p, const struct sqs_cfg *q, const struct aws_creds *cr, struct msg *m,
-			    size_t n, const bool *stored)
+/* Delete what is stored (up to ten, one call). SQS_OK, or how the call
+ * failed (error says why). */
+static enum sqs_fail delete_messages(struct poller *p, const struct sqs_cfg *q, const struct aws_creds *cr,
+				     struct msg *m, size_t n, const bool *stored, char *error, size_t errlen)
 {
 	json_t *entries = json_array();
-	struct sqs_result res;
+	struct sqs_result res = { .fail = SQS_OK };
+	enum sqs_fail f = SQS_OK;
 	char id[32];
 
 	for (size_t i = 0; i < n; i++) {
@@ -150,15 +152,17 @@ static void delete_messages(struct poller *p, const struct sqs_cfg *q, const str
 	}
 	if (json_array_size(entries)) {
 		sqs_call(q, cr, "DeleteMessageBatch", json_pack("{s:O}", "Entries", entries), 30000, &res);
-		if (res.fail)
-			log_warn("sqs %s: %s; the messages come back after their visibility timeout, and are "
-				 "recognised as duplicates", p->name, res.error);
+		f = res.fail;
+		if (f)
+			snprintf(error, errlen, "%.380s; the messages come back after their visibility timeout and are "
+				 "recognised as duplicates", res.error);
 		else
 			metrics_sqs_deleted(p->name, (int)json_array_size(entries) -
 							     (int)json_array_size(json_object_get(res.doc, "Failed")));
 		sqs_result_clear(&res);
 	}
 	json_decref(entries);
+	return f;
 }
 
 static void set_state(struct poller *p, enum sqs_fail f, const char *error)
@@ -212,10 +216,9 @@ static int64_t poll_once(struct poller *p, const struct config *cfg, const struc
 		sqs_result_clear(&res);
 		return ms;
 	}
-	*fails = 0;
-	set_state(p, SQS_OK, NULL);
 	list = json_object_get(res.doc, "Messages");
 	n = json_array_size(list);
+	enum sqs_fail df = SQS_OK;
 	if (n) {
 		struct msg *m = calloc(n, sizeof(*m));
 		bool *stored = calloc(n, sizeof(*stored));
@@ -223,7 +226,7 @@ static int64_t poll_once(struct poller *p, const struct config *cfg, const struc
 			size_t total = read_messages(p, list, m, n);
 			metrics_sqs_messages_received(p->name, (int)n);
 			store_messages(p, cfg, q, m, n, total, stored);
-			delete_messages(p, q, cr, m, n, stored);
+			df = delete_messages(p, q, cr, m, n, stored, why, sizeof(why));
 		}
 		for (size_t i = 0; m && i < n; i++)
 			objects_msg_free(&m[i].objs);
@@ -231,6 +234,17 @@ static int64_t poll_once(struct poller *p, const struct config *cfg, const struc
 		free(stored);
 	}
 	sqs_result_clear(&res);
+	if (df) {
+		/* a delete that is not allowed is a policy to fix, not a blip */
+		int64_t ms = df == SQS_AUTH ? 60000 : (int64_t)(backoff_delay(SQS_BACKOFF_BASE_S, (*fails)++, 0.5) * 1000);
+		if (df != SQS_AUTH)
+			log_warn("sqs %s: %s", p->name, why);
+		set_state(p, df, why);
+		metrics_sqs_error(p->name, sqs_fail_name(df));
+		return ms;
+	}
+	*fails = 0;
+	set_state(p, SQS_OK, NULL);
 	return 0;
 }
 

@@ -95,12 +95,14 @@ check "SIGTERM: exit 0" "$HOOKD_RC" 0
 
 # --- wrong credentials: moto with its IAM checks on, so signatures count ---
 kill "$MOTO_PID"; wait "$MOTO_PID" 2>/dev/null
-INITIAL_NO_AUTH_ACTION_COUNT=4 python3 -m moto.server -H 127.0.0.1 -p "$MOTO_PORT" >"$T_DIR/moto.log" 2>&1 &
+INITIAL_NO_AUTH_ACTION_COUNT=3 python3 -m moto.server -H 127.0.0.1 -p "$MOTO_PORT" >"$T_DIR/moto.log" 2>&1 &
 MOTO_PID=$!
 T_PIDS+=("$MOTO_PID")
-wait_until 20 bash -c "[ \$(curl -s -o /dev/null -w '%{http_code}' '$EP/') != 000 ]" || fail "moto with IAM checks"
-read -r KID KSECRET < <(setup iamuser)
-hide "$KSECRET"
+# not probed with a request: every request counts against the three
+wait_until 20 bash -c "ss -Htln '( sport = :$MOTO_PORT )' | grep -q ." || fail "moto with IAM checks"
+sleep 0.5
+read -r KID KSECRET NDID NDSECRET < <(setup iamusers)
+hide "$KSECRET" "$NDSECRET"
 out=$(AWS_ACCESS_KEY_ID=AKIAWRONGWRONGWRONG AWS_SECRET_ACCESS_KEY=nope "$LQS_HOOKD" -c "$T_DIR/q.conf" check-sqs); rc=$?
 check_contains "check-sqs with a wrong key: refused, and says what to check" "$rc $out" \
 	"1 FAILED: sqs uploads: SQS GetQueueAttributes: HTTP 403"
@@ -114,6 +116,26 @@ check_contains "/readyz warns" "$(curl -s "$BASE/readyz")" "sqs uploads: SQS Rec
 sleep 2
 check "refused: logged once, tried again a minute later (not spinning)" \
 	"$(grep -c 'AWS refused the credentials' "$HOOKD_LOG") $(metric 'lqs_hookd_sqs_poll_errors_total{queue="uploads",kind="auth"}')" "1 1"
+stop_hookd TERM
+
+# --- received and stored, never deleted (the key may not delete), kill -9,
+#     then the right key: redelivered, recognised, counted once, one trigger ---
+for i in $(seq 1 10); do s3body "d/run4/f$i.csv" "r$i"; echo; done >"$T_DIR/m5"
+AWS_ACCESS_KEY_ID=$KID AWS_SECRET_ACCESS_KEY=$KSECRET setup send "$T_DIR/m5"
+AWS_ACCESS_KEY_ID=$NDID AWS_SECRET_ACCESS_KEY=$NDSECRET start_hookd "$T_DIR/r.db" --config "$T_DIR/q.conf"
+wait_until 15 bash -c "curl -s '$BASE/batches' | jq -e '[.data[] | select(.prefix == \"d/run4/\" and .state == \"closed\")] | length == 1'" ||
+	fail "stored without a delete"
+check_contains "the refused delete is said" "$(cat "$HOOKD_LOG")" "SQS DeleteMessageBatch: HTTP 403"
+check "nothing was deleted" "$(AWS_ACCESS_KEY_ID=$KID AWS_SECRET_ACCESS_KEY=$KSECRET setup count uploads)" 10
+stop_hookd KILL
+AWS_ACCESS_KEY_ID=$KID AWS_SECRET_ACCESS_KEY=$KSECRET start_hookd "$T_DIR/r.db" --config "$T_DIR/q.conf"
+wait_until 20 bash -c "[ \$(AWS_ACCESS_KEY_ID=$KID AWS_SECRET_ACCESS_KEY=$KSECRET python3 '$LQS_SRC/tests/tools/sqs_setup.py' '$EP' count uploads) = 0 ]" ||
+	fail "the redelivered messages were deleted"
+check "redelivered after kill -9: all ten recognised as duplicates" \
+	"$(curl -s "$BASE/metrics" | awk '$1 == "lqs_hookd_objects_received_total{outcome=\"duplicate\"}" {print $2}')" 10
+check "still one batch of ten, one trigger" \
+	"$(curl -s "$BASE/batches" | jq -r '[.data[] | select(.prefix == "d/run4/")] | [length, .[0].objects] | @tsv') $(all_events process_type=batch | jq -r 'select(.event.prefix == "d/run4/") | .event_id' | wc -l)" \
+	"1	10 1"
 stop_hookd TERM
 
 # --- no key anywhere: the instance role, through IMDSv2 (token first) ---
