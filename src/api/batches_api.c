@@ -39,7 +39,6 @@ enum MHD_Result api_batches_list(struct http *h, struct MHD_Connection *c, struc
 	int limit = BATCHES_PAGE_DEFAULT;
 	size_t k;
 	json_t *data;
-	char cur[32];
 
 	(void)r;
 	if (state && strcmp(state, "open") != 0 && strcmp(state, "closed") != 0)
@@ -60,9 +59,8 @@ enum MHD_Result api_batches_list(struct http *h, struct MHD_Connection *c, struc
 		store_batch_clear(&rows[i]);
 	}
 	free(rows);
-	snprintf(cur, sizeof(cur), "%lld", (long long)next);
-	return reply_json(c, 200, json_pack("{s:o, s:o}", "data", data, "next_cursor", next ? json_string(cur) : json_null()),
-			  NULL, NULL);
+	return reply_json(c, 200, json_pack("{s:o, s:o}", "data", data, "next_cursor", json_cursor_or_null(next)), NULL,
+			  NULL);
 }
 
 enum MHD_Result api_batch_get(struct http *h, struct MHD_Connection *c, struct req *r)

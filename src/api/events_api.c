@@ -137,16 +137,6 @@ static const char *query_filters(struct MHD_Connection *c, struct store_query *q
 	return NULL;
 }
 
-static json_t *cursor_json(int64_t next)
-{
-	char cur[32];
-
-	if (!next)
-		return json_null();
-	snprintf(cur, sizeof(cur), "%lld", (long long)next);
-	return json_string(cur);
-}
-
 enum MHD_Result api_events_list(struct http *h, struct MHD_Connection *c, struct req *r)
 {
 	(void)r;
@@ -169,7 +159,7 @@ enum MHD_Result api_events_list(struct http *h, struct MHD_Connection *c, struct
 		store_event_clear(&rows[i]);
 	}
 	free(rows);
-	return reply_json(c, 200, json_pack("{s:o, s:o}", "data", data, "next_cursor", cursor_json(next)), NULL, NULL);
+	return reply_json(c, 200, json_pack("{s:o, s:o}", "data", data, "next_cursor", json_cursor_or_null(next)), NULL, NULL);
 }
 
 /* POST /events/replay?state=failed[&since=…][&handler=…][&dry_run=true]:
@@ -205,7 +195,7 @@ enum MHD_Result api_events_replay_many(struct http *h, struct MHD_Connection *c,
 	}
 	return reply_json(c, dry_run ? 200 : 202,
 			  json_pack("{s:s, s:I, s:o, s:o}", "status", dry_run ? "dry_run" : "replayed", "count",
-				    (json_int_t)json_array_size(ids), "event_ids", ids, "next_cursor", cursor_json(next)),
+				    (json_int_t)json_array_size(ids), "event_ids", ids, "next_cursor", json_cursor_or_null(next)),
 			  NULL, NULL);
 }
 
@@ -270,7 +260,7 @@ enum MHD_Result api_event_history(struct http *h, struct MHD_Connection *c, stru
 			json_array_append_new(doc, step_json(&steps[i]));
 		store_steps_free(steps, k);
 		return reply_json(c, 200, json_pack("{s:s, s:o, s:o}", "event_id", id, "history", doc,
-						     "next_cursor", cursor_json(next)), NULL, NULL);
+						     "next_cursor", json_cursor_or_null(next)), NULL, NULL);
 	case STORE_NOTFOUND:
 		return reply_detail(c, 404, "event not found", NULL, NULL);
 	default:

@@ -1,5 +1,7 @@
 #include "lqs-hookd/jsonx.h"
 
+#include <stdio.h>
+
 #include "lqs-hookd/util.h"
 
 json_t *json_time_or_null(int64_t ms)
@@ -15,4 +17,14 @@ json_t *json_time_or_null(int64_t ms)
 json_t *json_str_or_null(const char *s)
 {
 	return s && *s ? json_string(s) : json_null();
+}
+
+json_t *json_cursor_or_null(int64_t next)
+{
+	char cur[32];
+
+	if (!next)
+		return json_null();
+	snprintf(cur, sizeof(cur), "%lld", (long long)next);
+	return json_string(cur);
 }

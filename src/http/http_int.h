@@ -142,6 +142,11 @@ bool content_type_ok(const char *ct);
 /* What the headers of a source's POST decide after its credentials and
  * media type: a declared body over max_body (413), a full queue (503). */
 enum MHD_Result source_admission(struct http *h, struct MHD_Connection *c, const struct config *cfg, bool *answered);
+/* Hand a request's jobs to the intake and suspend the connection until
+ * every one has its result (r->committed); when the intake is stopping,
+ * every job is refused and the connection resumed at once. */
+enum MHD_Result source_submit(struct http *h, struct MHD_Connection *c, struct req *r, struct store_item *jobs,
+			      size_t n);
 /* Whether a Content-Type is that media type (parameters allowed). */
 bool media_type_is(const char *ct, const char *type);
 /* NULL when the message framing is sound, else the 400 message:

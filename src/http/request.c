@@ -153,3 +153,30 @@ enum MHD_Result source_admission(struct http *h, struct MHD_Connection *c, const
 	*answered = false;
 	return MHD_YES;
 }
+
+/* The jobs have their results (durable, duplicates, or refused): the
+ * connection may answer. On the syncer's thread. */
+static void on_durable(struct intake_ticket *t)
+{
+	struct req *r = t->ctx;
+
+	r->committed = true;
+	MHD_resume_connection(r->conn);   /* r may be answered and freed from here on */
+}
+
+enum MHD_Result source_submit(struct http *h, struct MHD_Connection *c, struct req *r, struct store_item *jobs,
+			      size_t n)
+{
+	/* suspend before queueing, so the syncer's resume cannot come first */
+	r->conn = c;
+	r->submitted = true;
+	r->ticket = (struct intake_ticket){ .jobs = jobs, .n = n, .done = on_durable, .ctx = r };
+	MHD_suspend_connection(c);
+	if (!intake_submit(h->in, &r->ticket)) {
+		for (size_t i = 0; i < n; i++)
+			jobs[i].result = STORE_ERROR;
+		r->committed = true;
+		MHD_resume_connection(c);   /* answered (503) at the next call */
+	}
+	return MHD_YES;
+}

@@ -89,16 +89,6 @@ static void invalid_reason(json_t *errs)
 	reply_set_reason(reason);
 }
 
-/* The event has its result (durable, duplicate, or refused): the
- * connection may answer. */
-static void on_durable(struct intake_ticket *t)
-{
-	struct req *r = t->ctx;
-
-	r->committed = true;
-	MHD_resume_connection(r->conn);   /* r may be answered and freed from here on */
-}
-
 enum MHD_Result hook_events_receive(struct http *h, struct MHD_Connection *c, struct req *r)
 {
 	const struct config *cfg = &r->cfg->cfg;
@@ -131,17 +121,7 @@ enum MHD_Result hook_events_receive(struct http *h, struct MHD_Connection *c, st
 	r->item.body = store_event_body(&r->ev);
 	if (!r->item.body)
 		return reply_detail(c, 500, "Internal Server Error", NULL, NULL);
-	/* Suspend before queueing, so the syncer's resume cannot come first. */
-	r->conn = c;
-	r->submitted = true;
-	r->ticket = (struct intake_ticket){ .jobs = &r->item, .n = 1, .done = on_durable, .ctx = r };
-	MHD_suspend_connection(c);
-	if (!intake_submit(h->in, &r->ticket)) {
-		MHD_resume_connection(c);
-		r->item.result = STORE_ERROR;
-		r->committed = true;
-	}
-	return MHD_YES;
+	return source_submit(h, c, r, &r->item, 1);
 }
 
 /* What became of a POST /events, by the status it got. */

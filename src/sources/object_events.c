@@ -116,15 +116,6 @@ static enum MHD_Result objects_answer(struct MHD_Connection *c, struct req *r)
 			  NULL, NULL);
 }
 
-/* The records have their results (durable, duplicates, or refused). */
-static void on_objects_durable(struct intake_ticket *t)
-{
-	struct req *r = t->ctx;
-
-	r->committed = true;
-	MHD_resume_connection(r->conn);   /* r may be answered and freed from here on */
-}
-
 /* Each record to the first watch that takes it, as one job. */
 static bool route_records(struct req *r, const struct config *cfg)
 {
@@ -211,18 +202,7 @@ enum MHD_Result object_events_receive(struct http *h, struct MHD_Connection *c, 
 		return nothing_to_store(c, r);
 	if (!route_records(r, cfg))
 		return reply_detail(c, 500, "Internal Server Error", NULL, NULL);
-	/* suspend before queueing, so the syncer's resume cannot come first */
-	r->conn = c;
-	r->submitted = true;
-	r->ticket = (struct intake_ticket){ .jobs = r->ojobs, .n = r->objs.n, .done = on_objects_durable, .ctx = r };
-	MHD_suspend_connection(c);
-	if (!intake_submit(h->in, &r->ticket)) {
-		for (size_t i = 0; i < r->objs.n; i++)
-			r->ojobs[i].result = STORE_ERROR;
-		r->committed = true;
-		MHD_resume_connection(c);
-	}
-	return MHD_YES;
+	return source_submit(h, c, r, r->ojobs, r->objs.n);
 }
 
 void object_events_answered(struct req *r, unsigned status)
