@@ -45,7 +45,7 @@ hookd() {
 	wait_for 10 curl -s "http://127.0.0.1:$port/healthz" || { echo "lqs-hookd did not start"; tail "$WORK/hookd.log"; exit 1; }
 }
 
-# BENCH_ONLY=receive|digestion|backlog|objects|sqs runs one section (default: all);
+# BENCH_ONLY=receive|digestion|backlog|objects|sqs|stream runs one section (default: all);
 # BENCH_SQS_MESSAGES: the queue's size for the sqs section (default 10 000)
 only() { [ -z "${BENCH_ONLY:-}" ] || [ "$BENCH_ONLY" = "$1" ]; }
 
@@ -257,10 +257,10 @@ fi
 if only sqs; then
 say ""
 N=${BENCH_SQS_MESSAGES:-10000}
-say "### Draining an SQS queue (moto's server mode on the same machine; $N messages of one S3 record)"
+say "### Draining an SQS queue (moto's server mode, bench/moto_sqs.py, on the same machine; $N messages of one S3 record)"
 say ""
 mport=$(free_port)
-python3 -m moto.server -H 127.0.0.1 -p "$mport" >"$WORK/moto.log" 2>&1 &
+python3 "$SRC/bench/moto_sqs.py" -H 127.0.0.1 -p "$mport" >"$WORK/moto.log" 2>&1 &
 mpid=$!; PIDS+=("$mpid")
 wait_for 30 curl -s -o /dev/null "http://127.0.0.1:$mport/"
 MEP="http://127.0.0.1:$mport"
@@ -295,12 +295,64 @@ EOF2
 		sleep 0.1
 	done
 	secs=$(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')
+	# stored is not the end: the last deletes (and the deletes of what moto
+	# handed out twice) follow
+	for _ in $(seq 1 120); do
+		[ "$(python3 "$SRC/tests/tools/sqs_setup.py" "$MEP" count uploads)" = 0 ] && break
+		sleep 1
+	done
+	dsecs=$(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')
+	dups=$(curl -s "http://127.0.0.1:$port/metrics" | awk '$1 == "lqs_hookd_objects_received_total{outcome=\"duplicate\"}" {print $2}')
 	ticks=$(awk '{ print $14 + $15 }' "/proc/$HPID/stat")
 	hz=$(getconf CLK_TCK)
-	say "- $pollers poller(s): $N messages stored in ${secs} s ($(awk -v s="$secs" -v n="$N" 'BEGIN { printf "%.0f", n / s }') messages/s); the daemon's CPU: $(awk -v t="$ticks" -v h="$hz" -v n="$N" 'BEGIN { printf "%.0f", t / h * 1e6 / n }') µs per message; peak RSS $(rss_mib "$HPID") MiB; left on the queue: $(python3 "$SRC/tests/tools/sqs_setup.py" "$MEP" count uploads)"
+	say "- $pollers poller(s): $N messages stored in ${secs} s ($(awk -v s="$secs" -v n="$N" 'BEGIN { printf "%.0f", n / s }') messages/s); the daemon's CPU: $(awk -v t="$ticks" -v h="$hz" -v n="$N" 'BEGIN { printf "%.0f", t / h * 1e6 / n }') µs per message; peak RSS $(rss_mib "$HPID") MiB; the queue empty (every message deleted) after ${dsecs} s, $(python3 "$SRC/tests/tools/sqs_setup.py" "$MEP" count uploads) left; ${dups:-0} records received twice (recognised as duplicates)"
 	kill "$HPID"; wait "$HPID" 2>/dev/null
 done
 kill "$mpid"; wait "$mpid" 2>/dev/null
+fi
+
+# ---------------------------------------------------------------- stream
+if only stream; then
+say ""
+say "### /events with status stream subscribers (wrk -t 1 -c 16, ${DUR} s per row, one daemon, rows alternated)"
+say ""
+say "| subscribers | requests/s | p99 ms | cut during the row | peak RSS MiB |"
+say "|---|---|---|---|---|"
+port=$(free_port)
+hookd stream "$port" "$WORK/st.db" LQS_HOOKD_CONFIG="$WORK/noroute.conf"
+declare -a S0 S50
+for round in 1 2; do
+	for subs in 0 50; do
+		spids=()
+		if [ "$subs" = 50 ]; then
+			for _ in $(seq 1 49); do
+				curl -sN "http://127.0.0.1:$port/events/stream" >/dev/null &
+				spids+=($!)
+			done
+			# one that never reads (a tiny receive window): it must be cut,
+			# not slow anyone down
+			python3 "$SRC/tests/tools/stream_load.py" stall "$port" /events/stream - 600 &
+			spids+=($!)
+			PIDS+=("${spids[@]}")
+			wait_for 10 bash -c "curl -s http://127.0.0.1:$port/metrics | grep -q '^lqs_hookd_stream_subscribers 50'"
+		fi
+		sm() { curl -s "http://127.0.0.1:$port/metrics" | awk -v s="$1" '$1 == s {print $2}'; }
+		cut0=$(sm lqs_hookd_stream_cut_total) following=$(sm lqs_hookd_stream_subscribers)
+		line=$(BENCH_AUTH=$AUTH_B64 wrk -t 1 -c 16 -d "${DUR}s" --timeout 5s -s "$SRC/bench/post_event.lua" \
+			"http://127.0.0.1:$port" 2>&1 | grep '^RESULT')
+		rps=0 p99_ms=-
+		eval "$(sed 's/^RESULT //' <<<"$line")"
+		[ "$subs" = 0 ] && S0+=("$rps") || S50+=("$rps")
+		say "| $following (round $round) | $rps | $p99_ms | $(($(sm lqs_hookd_stream_cut_total) - cut0)) | $(rss_mib "$HPID") |"
+		if [ ${#spids[@]} -gt 0 ]; then
+			kill "${spids[@]}" 2>/dev/null
+			wait "${spids[@]}" 2>/dev/null
+		fi
+	done
+done
+kill "$HPID"; wait "$HPID" 2>/dev/null
+say ""
+say "- 50 subscribers (one stalled) / none: $(awk -v a="${S50[0]}" -v b="${S50[1]}" -v c="${S0[0]}" -v d="${S0[1]}" 'BEGIN { printf "%.2f", (a + b) / (c + d) }') (sum of the two rounds each)"
 fi
 
 # ---------------------------------------------------------------- record

@@ -99,6 +99,9 @@ struct config {
 	int64_t connection_memory_limit;
 	int64_t http_threads;
 	int64_t max_discard;
+	int64_t stream_max_subscribers;
+	int64_t stream_buffer;
+	double stream_heartbeat;
 	/* [auth] */
 	char *auth;                 /* "secret" or "none" */
 	struct secret_list secrets;
@@ -229,4 +232,8 @@ struct config_ref *config_current(void);
 void config_put(struct config_ref *r);
 /* Drop the installed configuration (at exit). */
 void config_uninstall(void);
+/* A duration as the configuration writes it ("30s", "10m", "1.5h", "250ms",
+ * a bare number of seconds); 0 on success. */
+int config_parse_duration(const char *s, double *out);
+
 #endif

@@ -34,6 +34,9 @@ void metrics_sqs_message(const char *queue, const char *outcome);
 void metrics_sqs_deleted(const char *queue, int n);
 void metrics_sqs_error(const char *queue, const char *kind);
 void metrics_sqs_receive(const char *queue, double seconds);
+void metrics_stream_subscribers(int n);
+void metrics_stream_cut(void);
+void metrics_stream_refused(void);
 /* reason: max_connections. */
 void metrics_connection_refused(const char *reason);
 /* reason: header_timeout or read_timeout. */

@@ -222,21 +222,34 @@ enum store_result store_list(struct store *st, const struct store_query *q, stru
 
 /* ---- the change feed: what changed, in order (a stream, an archive) ---- */
 
-/* A place in the feed: past received events, and past history steps. */
+/* A place in the feed: past received events, past history steps, past
+ * opened batches. */
 struct store_cursor {
-	int64_t received, steps;
+	int64_t received, steps, batches;
 };
 
 struct store_change {
 	struct store_cursor cursor;   /* pass back to get what follows */
-	char event_id[37];
-	char what[32];          /* "received", or a history step: attempt, outcome, replay, ... */
+	char event_id[37];      /* batch_opened: the batch's id */
+	/* "received", a history step (started, attempt, outcome, replay,
+	 * recovered, requeued, lqs_call), or "batch_opened" */
+	char what[32];
 	int64_t at_ms;
+	/* the event's (batch_opened: watch, prefix, "batch", the batch's state) */
+	char handler[64];
+	char resource_id[1024];
+	char process_type[16];
+	char event_state[16];   /* its state now */
+	char step_state[16];    /* outcome: the state it led to; batch_opened: the bucket */
+	int attempt;            /* started, attempt, outcome: its number (0: none) */
+	char error[512];        /* the step's error, cut */
 };
 /* Changes after the cursor (zeros: from the start), oldest first, at most
  * max. It costs the write path nothing: it reads what is stored anyway. */
 enum store_result store_changes(struct store *st, const struct store_cursor *after, struct store_change *out,
 				size_t max, size_t *n);
+/* The feed's end now: a cursor past everything stored. */
+enum store_result store_changes_head(struct store *st, struct store_cursor *head);
 
 /* ---- sweeps: when each last ran, shared by every daemon on the store ---- */
 

@@ -19,7 +19,7 @@
 #define CLI_MAX_RESPONSE (16 * 1024 * 1024)
 
 static const char *const commands[] = { "status", "list", "replay", "check-lqs", "check-sqs", "sweeps", "sweep", "batches", "batch",
-					NULL };
+					"watch", NULL };
 
 bool cli_is_command(const char *arg)
 {
@@ -33,6 +33,9 @@ static void cli_usage(FILE *out)
 {
 	fprintf(out,
 		"usage: lqs-hookd status <event_id> [--history] [--format table|json]\n"
+		"       lqs-hookd status <event_id> --watch [--timeout DURATION] [--format table|json]\n"
+		"       lqs-hookd watch [--state S[,S...]] [--handler NAME] [--resource-id ID] [--process-type T]\n"
+		"                       [--format table|json]\n"
 		"       lqs-hookd list [--state STATE] [--handler NAME] [--since T] [--limit N] [--format table|json]\n"
 		"       lqs-hookd replay <event_id> [--format table|json]\n"
 		"       lqs-hookd replay --state failed|completed [--since T] [--handler NAME] [--dry-run]\n"
@@ -48,7 +51,7 @@ static void cli_usage(FILE *out)
 }
 
 /* Append "&name=value" to a query, value percent-encoded. */
-static void query_add(struct buf *q, const char *name, const char *value)
+void query_add(struct buf *q, const char *name, const char *value)
 {
 	static const char hex[] = "0123456789ABCDEF";
 
@@ -75,45 +78,66 @@ static long call(const struct config *cfg, const char *listen, const char *metho
 	return cli_call(cfg, listen, method, path, CLI_TIMEOUT_MS, doc, err, errlen);
 }
 
-long cli_call(const struct config *cfg, const char *listen, const char *method, const char *path, long timeout_ms,
-	      json_t **doc, char *err, size_t errlen)
+CURL *cli_easy(const struct config *cfg, const char *listen, const char *path, struct curl_slist **h, char *url,
+	       size_t urllen, char *err, size_t errlen)
 {
-	char host[256], url[1024], auth[4200];
+	char host[256], auth[4200];
 	unsigned port;
 	CURL *e = curl_easy_init();
-	struct curl_slist *h = NULL;
-	struct buf body;
-	long status = 0;
-	CURLcode cc;
-	json_error_t jerr;
 
-	*doc = NULL;
+	*h = NULL;
 	if (!e || config_split_listen(listen, host, sizeof(host), &port)) {
 		snprintf(err, errlen, "listen: '%s' is not HOST:PORT", listen);
 		curl_easy_cleanup(e);
-		return 0;
+		return NULL;
 	}
 	/* A wildcard listen address is reached over loopback. */
 	if (!host[0] || strcmp(host, "0.0.0.0") == 0)
 		str_copy(host, "127.0.0.1", sizeof(host));
 	else if (strcmp(host, "::") == 0)
 		str_copy(host, "::1", sizeof(host));
-	snprintf(url, sizeof(url), strchr(host, ':') ? "http://[%s]:%u%s" : "http://%s:%u%s", host, port, path);
+	snprintf(url, urllen, strchr(host, ':') ? "http://[%s]:%u%s" : "http://%s:%u%s", host, port, path);
 	if (cfg->admin_token) {
 		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", cfg->admin_token);
-		h = curl_slist_append(h, auth);
+		*h = curl_slist_append(*h, auth);
 		secure_zero(auth, sizeof(auth));
 	}
-	buf_init(&body, CLI_MAX_RESPONSE);
 	curl_easy_setopt(e, CURLOPT_URL, url);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, *h);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	return e;
+}
+
+void cli_easy_done(CURL *e, struct curl_slist *h)
+{
+	if (h) {
+		secure_zero(h->data, strlen(h->data));
+		curl_slist_free_all(h);
+	}
+	curl_easy_cleanup(e);
+}
+
+long cli_call(const struct config *cfg, const char *listen, const char *method, const char *path, long timeout_ms,
+	      json_t **doc, char *err, size_t errlen)
+{
+	char url[1024];
+	struct curl_slist *h;
+	CURL *e = cli_easy(cfg, listen, path, &h, url, sizeof(url), err, errlen);
+	struct buf body;
+	long status = 0;
+	CURLcode cc;
+	json_error_t jerr;
+
+	*doc = NULL;
+	if (!e)
+		return 0;
+	buf_init(&body, CLI_MAX_RESPONSE);
 	curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
 	if (strcmp(method, "POST") == 0)
 		curl_easy_setopt(e, CURLOPT_POSTFIELDS, "");
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, &body);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	cc = curl_easy_perform(e);
 	if (cc != CURLE_OK) {
 		snprintf(err, errlen, "cannot reach lqs-hookd at %s: %s", url, curl_easy_strerror(cc));
@@ -123,12 +147,8 @@ long cli_call(const struct config *cfg, const char *listen, const char *method, 
 		if (!*doc)
 			snprintf(err, errlen, "lqs-hookd answered HTTP %ld with a body that is not JSON", status);
 	}
-	if (h) {
-		secure_zero(h->data, strlen(h->data));
-		curl_slist_free_all(h);
-	}
 	buf_free(&body);
-	curl_easy_cleanup(e);
+	cli_easy_done(e, h);
 	return status;
 }
 
@@ -356,6 +376,10 @@ static int cli_parse(int argc, char **argv, struct cli_opts *o)
 		{ "dry-run", no_argument, NULL, 'D' },
 		{ "limit", required_argument, NULL, 'n' },
 		{ "now", no_argument, NULL, 'N' },
+		{ "watch", no_argument, NULL, 'W' },
+		{ "timeout", required_argument, NULL, 'T' },
+		{ "resource-id", required_argument, NULL, 'R' },
+		{ "process-type", required_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -375,6 +399,15 @@ static int cli_parse(int argc, char **argv, struct cli_opts *o)
 		case 'S': o->since = optarg; break;
 		case 'D': o->dry_run = true; break;
 		case 'N': o->now = true; break;
+		case 'W': o->watch = true; break;
+		case 'R': o->resource_id = optarg; break;
+		case 'P': o->process_type = optarg; break;
+		case 'T':
+			if (config_parse_duration(optarg, &o->timeout_s) || o->timeout_s <= 0) {
+				fprintf(stderr, "lqs-hookd: --timeout takes a duration (30s, 10m, 1h)\n");
+				return 2;
+			}
+			break;
 		case 'n':
 			if (parse_i64(optarg, &o->limit) || o->limit < 1 || o->limit > 1000) {
 				fprintf(stderr, "lqs-hookd: --limit takes 1 to 1000\n");
@@ -397,6 +430,18 @@ static int cli_parse(int argc, char **argv, struct cli_opts *o)
 		if (o->bulk && optind != argc)
 			fprintf(stderr, "lqs-hookd: replay takes an event id or --state, not both\n");
 		cli_usage(stderr);
+		return 2;
+	}
+	if ((o->watch || o->timeout_s > 0) && (strcmp(o->cmd, "status") != 0 || o->history)) {
+		fprintf(stderr, "lqs-hookd: --watch and --timeout go with status ID (without --history)\n");
+		return 2;
+	}
+	if (o->timeout_s > 0 && !o->watch) {
+		fprintf(stderr, "lqs-hookd: --timeout goes with --watch\n");
+		return 2;
+	}
+	if ((o->resource_id || o->process_type) && strcmp(o->cmd, "watch") != 0) {
+		fprintf(stderr, "lqs-hookd: --resource-id and --process-type go with watch\n");
 		return 2;
 	}
 	if (o->now && strcmp(o->cmd, "sweep") != 0) {
@@ -541,6 +586,10 @@ int cli_main(int argc, char **argv, const char *config_path, const char *listen)
 		rc = cmd_batches(&cfg, &o);
 	else if (strcmp(o.cmd, "replay") == 0)
 		rc = cmd_replay_one(&cfg, &o, id);
+	else if (strcmp(o.cmd, "watch") == 0)
+		rc = cmd_watch(&cfg, &o);
+	else if (o.watch)
+		rc = cmd_status_watch(&cfg, &o, id);
 	else
 		rc = cmd_status(&cfg, &o, id);
 	config_free(&cfg);

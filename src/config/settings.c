@@ -50,6 +50,12 @@ const struct setting settings[] = {
 	  "Concurrent connections from one IP address (0: no per-IP limit)." },
 	{ "http", "connection_memory_limit", T_SIZE, OFF(connection_memory_limit), "32K", 4096, 1048576, NULL, NULL,
 	  "Per-connection memory for request line and headers; larger headers get 431." },
+	{ "http", "stream_max_subscribers", T_INT, OFF(stream_max_subscribers), "64", 0, 4096, NULL, NULL,
+	  "Clients following GET /events/stream at once; one more gets 503 (0: the stream is off)." },
+	{ "http", "stream_buffer", T_SIZE, OFF(stream_buffer), "1M", 4096, 268435456, NULL, NULL,
+	  "Bytes a stream subscriber may fall behind; a slower one is cut (it reconnects with Last-Event-ID)." },
+	{ "http", "stream_heartbeat", T_DURATION, OFF(stream_heartbeat), "15s", 1, 3600, NULL, NULL,
+	  "A comment line is sent to a quiet stream subscriber this often (keep it below connection_timeout)." },
 	{ "http", "http_threads", T_INT, OFF(http_threads), "2", 1, 64, NULL, NULL,
 	  "Threads serving HTTP (they validate and store, never call LogQS)." },
 
@@ -238,6 +244,11 @@ int parse_duration(const char *s, double *out)
 		return -1;
 	*out = v * mul;
 	return 0;
+}
+
+int config_parse_duration(const char *s, double *out)
+{
+	return parse_duration(s, out);
 }
 
 bool enum_ok(const char *choices, const char *v)

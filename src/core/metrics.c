@@ -58,9 +58,9 @@ static struct family f_serr = { "lqs_hookd_sweep_errors_total", "Sweep runs that
 static struct family f_objs = { "lqs_hookd_objects_received_total", "Object event records received, by outcome (stored, duplicate, marker, not_routed, ignored; rejected or unavailable: a request refused).", "counter", .n = 0 };
 static struct family f_bclosed = { "lqs_hookd_batches_closed_total", "Batches closed, by reason (count, quiet, max_age, marker).", "counter", .n = 0 };
 static struct family f_sqsrecv = { "lqs_hookd_sqs_messages_received_total", "SQS messages received, by queue.", "counter", .n = 0 };
-static struct family f_sqsleft = { "lqs_hookd_sqs_messages_left_total", "SQS messages left on the queue (unreadable: for its redrive policy), by queue and reason.", "counter", .n = 0 };
+static struct family f_sqsleft = { "lqs_hookd_sqs_messages_left_total", "SQS messages left on the queue (unreadable: for its redrive policy; store_refused: held until the store takes them), by queue and reason.", "counter", .n = 0 };
 static struct family f_sqsdel = { "lqs_hookd_sqs_messages_deleted_total", "SQS messages deleted once every record they held was durable, by queue.", "counter", .n = 0 };
-static struct family f_sqserr = { "lqs_hookd_sqs_poll_errors_total", "SQS calls that failed, by queue and kind (auth, throttled, server, network, client, credentials).", "counter", .n = 0 };
+static struct family f_sqserr = { "lqs_hookd_sqs_poll_errors_total", "SQS calls that failed, by queue and kind (auth, throttled, server, network, client, credentials, store).", "counter", .n = 0 };
 static struct family f_sqslat = { "lqs_hookd_sqs_receive_duration_seconds", "Duration of SQS ReceiveMessage calls (long polls included), by queue.", "histogram", .n = 0 };
 static struct family f_cdur = { "lqs_hookd_lqs_call_duration_seconds", "Duration of LogQS API calls.", "histogram", .n = 0 };
 
@@ -148,6 +148,23 @@ void metrics_receive_duration(double seconds)
 static _Atomic int lqs_check_state = -1;   /* -1 not yet known, 0 failing, 1 ok */
 static _Atomic int64_t reload_ok_ms, reload_last_ms;
 static atomic_int reload_last_ok = 1;
+static atomic_int stream_subs;
+static atomic_llong stream_cut, stream_refused;
+
+void metrics_stream_subscribers(int n)
+{
+	atomic_store(&stream_subs, n);
+}
+
+void metrics_stream_cut(void)
+{
+	atomic_fetch_add(&stream_cut, 1);
+}
+
+void metrics_stream_refused(void)
+{
+	atomic_fetch_add(&stream_refused, 1);
+}
 
 void metrics_lqs_check(bool ok)
 {
@@ -433,6 +450,18 @@ char *metrics_render(void)
 			   "lqs_hookd_config_last_reload_success_timestamp_seconds %.3f\n",
 			   lc, atomic_load(&reload_last_ok), (double)atomic_load(&reload_ok_ms) / 1000.0);
 	}
+	buf_printf(&b,
+		   "# HELP lqs_hookd_stream_subscribers Clients following GET /events/stream now.\n"
+		   "# TYPE lqs_hookd_stream_subscribers gauge\n"
+		   "lqs_hookd_stream_subscribers %d\n"
+		   "# HELP lqs_hookd_stream_cut_total Stream subscribers cut for reading too slowly (or at shutdown).\n"
+		   "# TYPE lqs_hookd_stream_cut_total counter\n"
+		   "lqs_hookd_stream_cut_total %lld\n"
+		   "# HELP lqs_hookd_stream_refused_total Stream subscriptions refused (stream_max_subscribers reached).\n"
+		   "# TYPE lqs_hookd_stream_refused_total counter\n"
+		   "lqs_hookd_stream_refused_total %lld\n",
+		   atomic_load(&stream_subs), (long long)atomic_load(&stream_cut),
+		   (long long)atomic_load(&stream_refused));
 	render_process(&b);
 	return buf_steal(&b);
 }

@@ -9,8 +9,9 @@ static const struct endpoint endpoints[] = {
 	{ "{events}", "POST", ACCESS_HOOK, true, "events", hook_events_headers, hook_events_receive,
 	  hook_events_answered },
 	{ "{events}", "GET", ACCESS_ADMIN, false, "events", NULL, api_events_list, NULL },
-	/* before {events}/{id}: ids are UUIDs, no event is called "replay" */
+	/* before {events}/{id}: ids are UUIDs, no event is called "replay" or "stream" */
 	{ "{events}/replay", "POST", ACCESS_ADMIN, false, "replay_many", NULL, api_events_replay_many, NULL },
+	{ "{events}/stream", "GET", ACCESS_ADMIN, false, "stream", NULL, api_events_stream, NULL },
 	{ "{events}/{id}", "GET", ACCESS_ADMIN, false, "event", NULL, api_event_get, NULL },
 	{ "{events}/{id}/history", "GET", ACCESS_ADMIN, false, "history", NULL, api_event_history, NULL },
 	{ "{events}/{id}/replay", "POST", ACCESS_ADMIN, false, "replay", NULL, api_event_replay, NULL },

@@ -48,6 +48,8 @@ struct http {
 	bool watchdog_started;
 	/* where validated events go; it answers through each request's ticket */
 	struct intake *in;
+	/* GET {events}/stream's subscribers and their feed; may be NULL */
+	struct stream_hub *hub;
 	/* runs sweeps (GET /sweeps, POST /sweeps/NAME/run); may be NULL */
 	struct sweeper *sw;
 	atomic_bool stopping;
@@ -136,6 +138,8 @@ void reply_reset(void);
 unsigned reply_status(void);
 const char *reply_reason(void);
 void reply_set_reason(const char *reason);
+/* For an answer queued without reply_* (a stream). */
+void reply_set_status(unsigned status);
 
 /* request.c: checks of a request that need no state. */
 bool content_type_ok(const char *ct);
@@ -158,6 +162,14 @@ bool client_is_loopback(struct MHD_Connection *c);
 void client_text(struct MHD_Connection *c, char *out, size_t n);
 /* Administration access; *allowed, or the refusal already answered. */
 enum MHD_Result admin_gate(struct MHD_Connection *c, const struct config *cfg, bool *allowed);
+
+/* stream.c: the change feed's reader and its subscribers. close_all cuts
+ * every subscriber, refuses new ones and ends the feed's thread; stop
+ * frees what is left (after libmicrohttpd is stopped). */
+struct stream_hub;
+struct stream_hub *stream_hub_start(struct store *st);
+void stream_hub_close_all(struct stream_hub *hub);
+void stream_hub_stop(struct stream_hub *hub);
 
 /* conns.c: connection tracking and deadlines. */
 struct conn_track *track_of(struct MHD_Connection *c);
@@ -185,6 +197,7 @@ enum MHD_Result api_events_replay_many(struct http *h, struct MHD_Connection *c,
 enum MHD_Result api_healthz(struct http *h, struct MHD_Connection *c, struct req *r);
 enum MHD_Result api_readyz(struct http *h, struct MHD_Connection *c, struct req *r);
 enum MHD_Result api_metrics(struct http *h, struct MHD_Connection *c, struct req *r);
+enum MHD_Result api_events_stream(struct http *h, struct MHD_Connection *c, struct req *r);
 enum MHD_Result api_sweeps_list(struct http *h, struct MHD_Connection *c, struct req *r);
 enum MHD_Result api_sweep_run(struct http *h, struct MHD_Connection *c, struct req *r);
 

@@ -27,6 +27,11 @@ const char *reply_reason(void)
 	return tl_reason;
 }
 
+void reply_set_status(unsigned status)
+{
+	tl_status = status;
+}
+
 void reply_set_reason(const char *reason)
 {
 	str_copy(tl_reason, reason, sizeof(tl_reason));

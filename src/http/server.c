@@ -302,6 +302,9 @@ struct http *http_start(struct store *st, struct workers *w, struct intake *in, 
 	di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
 	h->port = di ? di->port : port;
 	h->watchdog_started = pthread_create(&h->watchdog, NULL, watchdog_main, h) == 0;
+	h->hub = stream_hub_start(st);
+	if (!h->hub)
+		log_warn("the status stream could not start: GET %s/stream answers 503", cfg->events_path);
 	config_put(ref);
 	return h;
 fail:
@@ -330,6 +333,9 @@ void http_stop(struct http *h, double wait_s)
 {
 	if (!h)
 		return;
+	/* streams never end on their own: cut them first (their clients
+	 * reconnect, to another daemon if there is one) */
+	stream_hub_close_all(h->hub);
 	drain_wait(&h->in_flight, wait_s);
 	atomic_store(&h->stopping, true);
 	if (h->watchdog_started)
@@ -340,6 +346,7 @@ void http_stop(struct http *h, double wait_s)
 	 * once no request can reach it). */
 	intake_stop(h->in);
 	MHD_stop_daemon(h->d);
+	stream_hub_stop(h->hub);
 	pthread_mutex_destroy(&h->conns_mu);
 	ratelog_destroy(&h->rejections);
 	free(h);

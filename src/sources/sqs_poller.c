@@ -26,6 +26,9 @@
 #define SQS_BACKOFF_BASE_S 1.0
 #define SQS_BACKOFF_MAX_S 60.0
 #define SQS_MAX_RECORDS 10000
+/* Messages held while the store refuses them stay hidden this much longer
+ * than the next try. */
+#define SQS_HOLD_MARGIN_S 30
 
 struct poller {
 	struct sqs_pollers *owner;
@@ -165,6 +168,74 @@ static enum sqs_fail delete_messages(struct poller *p, const struct sqs_cfg *q, 
 	return f;
 }
 
+/* Set the visibility timeout of the messages not stored: to keep them
+ * while they are held, or (0) to hand them back at once. A failed call
+ * loses nothing: they come back after their current timeout. */
+static void set_visibility(struct poller *p, const struct sqs_cfg *q, const struct aws_creds *cr, struct msg *m,
+			   size_t n, const bool *stored, int seconds)
+{
+	json_t *entries = json_array();
+	struct sqs_result res = { .fail = SQS_OK };
+	char id[32];
+
+	for (size_t i = 0; i < n; i++) {
+		if (stored[i] || !m[i].readable || !m[i].receipt)
+			continue;
+		snprintf(id, sizeof(id), "m%zu", i);
+		json_array_append_new(entries, json_pack("{s:s, s:s, s:i}", "Id", id, "ReceiptHandle", m[i].receipt,
+							 "VisibilityTimeout", seconds));
+	}
+	if (json_array_size(entries)) {
+		sqs_call(q, cr, "ChangeMessageVisibilityBatch", json_pack("{s:O}", "Entries", entries), 30000, &res);
+		if (res.fail)
+			log_warn("sqs %s: could not set the visibility of %zu held message(s) (%.300s); they come "
+				 "back after their visibility timeout", p->name, json_array_size(entries), res.error);
+		sqs_result_clear(&res);
+	}
+	json_decref(entries);
+}
+
+/* Store the readable messages; while the store refuses them (full, out of
+ * space, failing), hold them — hidden on the queue, so their receive count
+ * does not grow towards the dead-letter queue — and try again with backoff.
+ * Stopping hands them back. */
+static void store_holding(struct poller *p, const struct config *cfg, const struct sqs_cfg *q,
+			  const struct aws_creds *cr, struct msg *m, size_t n, size_t total, bool *stored)
+{
+	for (int round = 0;; round++) {
+		size_t refused = 0;
+		double s;
+		int64_t ms;
+
+		store_messages(p, cfg, q, m, n, total, stored);
+		for (size_t i = 0; i < n; i++)
+			refused += m[i].readable && !stored[i];
+		if (!refused) {
+			if (round)
+				log_info("sqs %s: the store took the %zu held message(s)", p->name, n);
+			return;
+		}
+		metrics_sqs_error(p->name, "store");
+		if (atomic_load(&p->owner->stopping)) {
+			log_warn("sqs %s: stopping: %zu message(s) the store refused are handed back to the queue",
+				 p->name, refused);
+			set_visibility(p, q, cr, m, n, stored, 0);
+			return;
+		}
+		s = backoff_delay(SQS_BACKOFF_BASE_S, round, 0.5);
+		ms = (int64_t)((s < SQS_BACKOFF_MAX_S ? s : SQS_BACKOFF_MAX_S) * 1000);
+		if (round == 0) {
+			log_warn("sqs %s: the store refused the records of %zu message(s) (the store says why); "
+				 "they are held and tried again", p->name, refused);
+			for (size_t i = 0; i < refused; i++)
+				metrics_sqs_message(p->name, "store_refused");
+		}
+		/* hidden until well after the next try */
+		set_visibility(p, q, cr, m, n, stored, (int)(ms / 1000) + SQS_HOLD_MARGIN_S);
+		nap(p->owner, ms);
+	}
+}
+
 static void set_state(struct poller *p, enum sqs_fail f, const char *error)
 {
 	bool changed;
@@ -225,7 +296,7 @@ static int64_t poll_once(struct poller *p, const struct config *cfg, const struc
 		if (m && stored) {
 			size_t total = read_messages(p, list, m, n);
 			metrics_sqs_messages_received(p->name, (int)n);
-			store_messages(p, cfg, q, m, n, total, stored);
+			store_holding(p, cfg, q, cr, m, n, total, stored);
 			df = delete_messages(p, q, cr, m, n, stored, why, sizeof(why));
 		}
 		for (size_t i = 0; m && i < n; i++)

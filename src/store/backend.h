@@ -28,6 +28,7 @@ struct store_ops {
 				  size_t *n, int64_t *next_cursor);
 	enum store_result (*changes)(struct store *st, const struct store_cursor *after, struct store_change *out,
 				     size_t max, size_t *n);
+	enum store_result (*changes_head)(struct store *st, struct store_cursor *head);
 	enum store_result (*replay)(struct store *st, const char *id);
 	enum store_result (*replay_matching)(struct store *st, const struct store_query *q, bool dry_run, json_t *ids,
 					     int64_t *next_cursor);

@@ -150,6 +150,11 @@ enum store_result store_changes(struct store *st, const struct store_cursor *aft
 	*n = 0;
 	return st->ops->changes(st, after, out, max, n);
 }
+enum store_result store_changes_head(struct store *st, struct store_cursor *head)
+{
+	memset(head, 0, sizeof(*head));
+	return st->ops->changes_head(st, head);
+}
 enum store_result store_replay(struct store *st, const char *id) { return st->ops->replay(st, id); }
 enum store_result store_replay_matching(struct store *st, const struct store_query *q, bool dry_run,
 					json_t *ids, int64_t *next_cursor)

@@ -50,7 +50,7 @@ check "digestion PATCH body" "$(jq -c '[.requests[] | select(.method=="PATCH" an
 
 # History: received, attempt, every LogQS call, outcome.
 get "/events/$id/history"
-check "history steps" "$(jq -c '[.history[].step] | unique' <<<"$BODY")" '["attempt","lqs_call","outcome","received"]'
+check "history steps" "$(jq -c '[.history[].step] | unique' <<<"$BODY")" '["attempt","lqs_call","outcome","received","started"]'
 check "history records each call" "$(jq '[.history[] | select(.step=="lqs_call")] | length' <<<"$BODY")" \
 	"$(jq '.requests | length' <<<"$reqs")"
 check "history call detail" "$(jq -c '[.history[] | select(.step=="lqs_call")][0].detail' <<<"$BODY")" \

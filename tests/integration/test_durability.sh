@@ -46,7 +46,7 @@ get "/events/$id"
 check "recovered event completed" "$(jq -c '[.trace_event_status, .attempts]' <<<"$BODY")" '["OK",2]'
 get "/events/$id/history"
 check "history shows the interruption" "$(jq -c '[.history[].step | select(. != "lqs_call")]' <<<"$BODY")" \
-	'["received","attempt","recovered","attempt","outcome"]'
+	'["received","started","attempt","recovered","started","attempt","outcome"]'
 check "digestion completed once" "$(mock_state | jq -r --arg d "$DIG" '.digestions[$d].state')" completed
 
 stop_hookd TERM

@@ -100,7 +100,7 @@ get "/events/$dead"
 check "replayed event completed" "$(jq -c '[.trace_event_status, .attempts]' <<<"$BODY")" '["OK",1]'
 get "/events/$dead/history"
 check "history keeps the earlier attempt" "$(jq -c '[.history[] | select(.step != "lqs_call") | .step]' <<<"$BODY")" \
-	'["received","attempt","outcome","replay","attempt","outcome"]'
+	'["received","started","attempt","outcome","replay","started","attempt","outcome"]'
 check "digestion completed after replay" "$(mock_state | jq -r --arg d "$DIG" '.digestions[$d].state')" completed
 code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$BASE/events/11111111-1111-1111-1111-111111111111/replay")
 check "replay unknown 404" "$code" 404

@@ -93,6 +93,44 @@ check_contains "it said so" "$(cat "$HOOKD_LOG")" '"sqs uploads: receiving"'
 stop_hookd TERM
 check "SIGTERM: exit 0" "$HOOKD_RC" 0
 
+# --- the store refuses (max_store_size reached): the messages are held,
+#     hidden, not re-received (the redrive count of 2 is not reached), and
+#     stored once the limit is lifted; SIGTERM while holding hands them back ---
+long=$(printf 'k%.0s' $(seq 1 900))
+for i in $(seq 1 10); do s3body "e/run5/$long-$i.csv" "h$i"; echo; done >"$T_DIR/m6"
+cp "$T_DIR/q.conf" "$T_DIR/full.conf"
+sed -i 's/^\[watch runs\]$/[store]\nmax_store_size = 4096\n\n[watch runs]/' "$T_DIR/full.conf"
+start_hookd "$T_DIR/f.db" --config "$T_DIR/full.conf"
+setup send "$T_DIR/m6"
+wait_until 15 grep -q "the store refused the records of 10 message(s)" "$HOOKD_LOG" || fail "the store refused them"
+sleep 7   # longer than the queue's visibility timeout (2 s) x its redrive count (2)
+check "held: counted once, tried again, nothing in the dead-letter queue, all still on the queue" \
+	"$(metric 'lqs_hookd_sqs_messages_left_total{queue="uploads",reason="store_refused"}') $([ "$(metric 'lqs_hookd_sqs_poll_errors_total{queue="uploads",kind="store"}')" -ge 3 ] && echo retried) $(setup count uploads-dlq) $(setup count uploads) $(metric 'lqs_hookd_sqs_messages_received_total{queue="uploads"}')" \
+	"10 retried 0 10 10"
+sed -i 's/^max_store_size = 4096$/max_store_size = 0/' "$T_DIR/full.conf"
+kill -HUP "$HOOKD_PID"
+wait_until 40 bash -c "[ \$(python3 '$LQS_SRC/tests/tools/sqs_setup.py' '$EP' count uploads) = 0 ]" || fail "stored once the limit was lifted"
+check "the limit lifted: one batch of ten, received once, nothing in the dead-letter queue" \
+	"$(curl -s "$BASE/batches" | jq -r '[.data[] | select(.prefix == "e/run5/")] | [length, .[0].objects] | @tsv') $(metric 'lqs_hookd_sqs_messages_received_total{queue="uploads"}') $(setup count uploads-dlq)" \
+	"1	10 10 0"
+check_contains "it said so" "$(cat "$HOOKD_LOG")" "the store took the 10 held message(s)"
+for i in $(seq 1 10); do s3body "e/run6/$long-$i.csv" "j$i"; echo; done >"$T_DIR/m7"
+sed -i 's/^max_store_size = 0$/max_store_size = 4096/' "$T_DIR/full.conf"
+kill -HUP "$HOOKD_PID"
+sleep 1
+setup send "$T_DIR/m7"
+wait_until 15 bash -c "[ \$(grep -c 'the store refused the records of 10 message(s)' '$HOOKD_LOG') = 2 ]" || fail "refused again"
+stop_hookd TERM
+check "SIGTERM while holding: exit 0, the messages handed back (visible at once)" \
+	"$HOOKD_RC $(python3 - "$EP" <<'PY'
+import boto3, sys
+s = boto3.client("sqs", endpoint_url=sys.argv[1], region_name="us-east-1")
+print(s.get_queue_attributes(QueueUrl=s.get_queue_url(QueueName="uploads")["QueueUrl"],
+      AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]["ApproximateNumberOfMessages"])
+PY
+)" "0 10"
+check_contains "... and said so" "$(cat "$HOOKD_LOG")" "stopping: 10 message(s) the store refused are handed back to the queue"
+
 # --- wrong credentials: moto with its IAM checks on, so signatures count ---
 kill "$MOTO_PID"; wait "$MOTO_PID" 2>/dev/null
 INITIAL_NO_AUTH_ACTION_COUNT=3 python3 -m moto.server -H 127.0.0.1 -p "$MOTO_PORT" >"$T_DIR/moto.log" 2>&1 &

@@ -236,9 +236,9 @@ START_TEST(recover_replay_history_prune)
 	ck_assert_int_eq(store_replay(st, id), STORE_OK);
 	ck_assert_str_eq(get(id)->state, ST_QUEUED);
 	ck_assert_int_eq(got.attempts, 0);
-	/* received, the interrupted attempt, recovered, replay (the finished
+	/* received, started, the interrupted attempt, recovered, started again, replay (the finished
 	 * attempt's own row is the worker's to write, with its outcome) */
-	ck_assert_str_eq(steps_of(id), "received attempt recovered replay");
+	ck_assert_str_eq(steps_of(id), "received started attempt recovered started replay");
 	ck_assert_int_eq(store_replay(st, "00000000-0000-0000-0000-000000000000"), STORE_NOTFOUND);
 	/* prune: only finished events older than the cut-off */
 	ck_assert_int_eq(store_claim(st, now_ms(), &c, &due), 1);
@@ -499,7 +499,7 @@ START_TEST(leases_expire_and_fence)
 	nanosleep(&ts, NULL);
 	ck_assert_int_eq(store_recover(st), 1);
 	ck_assert_str_eq(get(id)->state, ST_QUEUED);
-	ck_assert_str_eq(steps_of(id), "received attempt recovered");
+	ck_assert_str_eq(steps_of(id), "received started attempt recovered");
 	/* the old attempt ends after all: its outcome is not written, and
 	 * the store says so */
 	ck_assert_int_eq(fin(id, ST_COMPLETED, NULL, NULL, 0), STORE_CONFLICT);
@@ -553,7 +553,7 @@ START_TEST(change_feed)
 	char a[37], b[37];
 	struct store_claim c;
 	struct store_change ch[16];
-	struct store_cursor cur = { 0, 0 };
+	struct store_cursor cur = { 0, 0, 0 }, head;
 	struct store_hist h[2] = { { .step = "attempt", .started_ms = 0, .ended_ms = 0 },
 				   { .step = "outcome", .started_ms = 0, .ended_ms = 0 } };
 	size_t n;
@@ -580,7 +580,20 @@ START_TEST(change_feed)
 		if (n)
 			cur = ch[n - 1].cursor;
 	}
-	ck_assert_str_eq(seen, "received:a received:b attempt:a outcome:a");
+	ck_assert_str_eq(seen, "received:a received:b started:a attempt:a outcome:a");
+	/* what a reader filters on comes with each change */
+	ck_assert_int_eq(store_changes(st, &(struct store_cursor){ 0, 0, 0 }, ch, 16, &n), STORE_OK);
+	ck_assert_uint_eq(n, 5);
+	ck_assert_str_eq(ch[2].what, "started");
+	ck_assert_int_eq(ch[2].attempt, 1);
+	ck_assert_str_eq(ch[4].handler, "h");
+	ck_assert_str_eq(ch[4].resource_id, R1);
+	ck_assert_str_eq(ch[4].event_state, ST_COMPLETED);
+	/* the head is past everything: nothing after it */
+	ck_assert_int_eq(store_changes_head(st, &head), STORE_OK);
+	ck_assert(head.received == cur.received && head.steps == cur.steps && head.batches == 0);
+	ck_assert_int_eq(store_changes(st, &head, ch, 16, &n), STORE_OK);
+	ck_assert_uint_eq(n, 0);
 }
 END_TEST
 

@@ -38,6 +38,7 @@ static const struct store_ops sqlite_ops = {
 	.history_page = sq_history_page,
 	.list = sq_list,
 	.changes = sq_changes,
+	.changes_head = sq_changes_head,
 	.replay = sq_replay,
 	.replay_matching = sq_replay_matching,
 	.prune = sq_prune,

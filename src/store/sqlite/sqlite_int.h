@@ -108,6 +108,7 @@ enum store_result sq_history_page(struct store *b, const char *id, int64_t after
 				  struct store_step **steps, size_t *n, int64_t *next_cursor);
 enum store_result sq_list(struct store *b, const struct store_query *q, struct store_event **rows, size_t *n,
 			  int64_t *next_cursor);
+enum store_result sq_changes_head(struct store *b, struct store_cursor *head);
 enum store_result sq_changes(struct store *b, const struct store_cursor *after, struct store_change *out, size_t max,
 			     size_t *n);
 /* admin.c */

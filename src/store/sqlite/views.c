@@ -227,8 +227,9 @@ enum store_result sq_list(struct store *b, const struct store_query *q, struct s
 	return STORE_OK;
 }
 
-/* Two sources, merged by time: events as they were received (events.seq)
- * and every history step (history.seq). */
+/* Three sources, merged by time: events as they were received
+ * (events.seq), every history step (history.seq) and batches as they were
+ * opened (batches.seq); each with what a reader filters on. */
 enum store_result sq_changes(struct store *b, const struct store_cursor *after, struct store_change *out, size_t max,
 			     size_t *n)
 {
@@ -239,25 +240,42 @@ enum store_result sq_changes(struct store *b, const struct store_cursor *after, 
 	size_t k = 0;
 
 	pthread_mutex_lock(&st->lock);
-	s = sq_prep(st, "SELECT 0, seq, id, 'received', received_at FROM "
-		     "(SELECT seq, id, received_at FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?3) "
-		     "UNION ALL SELECT 1, seq, event_id, step, started_at FROM "
-		     "(SELECT seq, event_id, step, started_at FROM history WHERE seq > ?2 ORDER BY seq LIMIT ?3) "
-		     "ORDER BY 5, 1, 2 LIMIT ?3");
+	s = sq_prep(st, "SELECT 0, seq, id, 'received', received_at, handler, resource_id, process_type, state, NULL, "
+		     "0, NULL FROM (SELECT * FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?4) "
+		     "UNION ALL SELECT 1, h.seq, h.event_id, h.step, h.started_at, e.handler, e.resource_id, "
+		     "e.process_type, e.state, json_extract(h.detail, '$.state'), "
+		     "coalesce(json_extract(h.detail, '$.attempt'), 0), h.error "
+		     "FROM (SELECT * FROM history WHERE seq > ?2 ORDER BY seq LIMIT ?4) h "
+		     "LEFT JOIN events e ON e.id = h.event_id "
+		     "UNION ALL SELECT 2, seq, id, 'batch_opened', opened_at, watch, prefix, 'batch', state, bucket, 0, "
+		     "NULL FROM (SELECT * FROM batches WHERE seq > ?3 ORDER BY seq LIMIT ?4) "
+		     "ORDER BY 5, 1, 2 LIMIT ?4");
 	if (s) {
 		sqlite3_bind_int64(s, 1, after->received);
 		sqlite3_bind_int64(s, 2, after->steps);
-		sqlite3_bind_int64(s, 3, (sqlite3_int64)max);
+		sqlite3_bind_int64(s, 3, after->batches);
+		sqlite3_bind_int64(s, 4, (sqlite3_int64)max);
 		while (k < max && (rc = sqlite3_step(s)) == SQLITE_ROW) {
 			struct store_change *c = &out[k++];
-			if (sqlite3_column_int(s, 0) == 0)
-				at.received = sqlite3_column_int64(s, 1);
+			int src = sqlite3_column_int(s, 0);
+			int64_t seq = sqlite3_column_int64(s, 1);
+			if (src == 0)
+				at.received = seq;
+			else if (src == 1)
+				at.steps = seq;
 			else
-				at.steps = sqlite3_column_int64(s, 1);
+				at.batches = seq;
 			c->cursor = at;
 			col_copy(s, 2, c->event_id, sizeof(c->event_id));
 			col_copy(s, 3, c->what, sizeof(c->what));
 			c->at_ms = sqlite3_column_int64(s, 4);
+			col_copy(s, 5, c->handler, sizeof(c->handler));
+			col_copy(s, 6, c->resource_id, sizeof(c->resource_id));
+			col_copy(s, 7, c->process_type, sizeof(c->process_type));
+			col_copy(s, 8, c->event_state, sizeof(c->event_state));
+			col_copy(s, 9, c->step_state, sizeof(c->step_state));
+			c->attempt = sqlite3_column_int(s, 10);
+			col_copy(s, 11, c->error, sizeof(c->error));
 		}
 		if (rc == SQLITE_ROW)
 			rc = SQLITE_DONE;
@@ -270,4 +288,16 @@ enum store_result sq_changes(struct store *b, const struct store_cursor *after, 
 	}
 	*n = k;
 	return STORE_OK;
+}
+
+enum store_result sq_changes_head(struct store *b, struct store_cursor *head)
+{
+	struct sq *st = sq_of(b);
+
+	pthread_mutex_lock(&st->lock);
+	head->received = sq_scalar(st, "SELECT coalesce(max(seq), 0) FROM events");
+	head->steps = sq_scalar(st, "SELECT coalesce(max(seq), 0) FROM history");
+	head->batches = sq_scalar(st, "SELECT coalesce(max(seq), 0) FROM batches");
+	pthread_mutex_unlock(&st->lock);
+	return head->received < 0 || head->steps < 0 || head->batches < 0 ? STORE_ERROR : STORE_OK;
 }

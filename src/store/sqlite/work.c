@@ -112,6 +112,16 @@ int sq_claim_locked(struct sq *st, int64_t now, struct store_claim *c, int64_t *
 			rc = sqlite3_step(s);
 			sq_release(st, s);
 		}
+		if (rc == SQLITE_DONE) {
+			/* the attempt's start, for the change feed (a stream shows it
+			 * at once; the "attempt" row comes with the outcome) */
+			json_t *d = json_pack("{s:i, s:s}", "attempt", c->attempt, "owner", st->base.owner);
+			struct store_hist h = { .step = "started", .started_ms = c->claimed_ms,
+						.ended_ms = c->claimed_ms, .detail = d };
+			/* informative: a claim made stands without it */
+			sq_hist_insert(st, c->id, &h);
+			json_decref(d);
+		}
 		if (rc != SQLITE_DONE) {
 			json_decref(c->event);
 			c->event = NULL;
@@ -134,6 +144,8 @@ int sq_claim(struct store *b, int64_t now, struct store_claim *c, int64_t *next_
 	struct sq *st = sq_of(b);
 	int found;
 
+	/* no transaction: a claim that finds nothing writes nothing, and a
+	 * "started" row lost to a crash only leaves recovery's row to say it */
 	pthread_mutex_lock(&st->lock);
 	found = sq_claim_locked(st, now, c, next_due_ms);
 	pthread_mutex_unlock(&st->lock);
