@@ -45,6 +45,7 @@
 #include <systemd/sd-daemon.h>
 #endif
 
+#include "lqs-hookd/archive.h"
 #include "lqs-hookd/batcher.h"
 #include "lqs-hookd/cli.h"
 #include "lqs-hookd/config.h"
@@ -270,6 +271,8 @@ struct daemon {
 	struct sweeper *sw;
 	struct batcher *bt;
 	struct sqs_pollers *sq;
+	struct archiver *ar;
+	bool archiving;        /* archive_dir set at start: retention prunes archived events only */
 	struct http *h;
 	int sfd;
 };
@@ -303,6 +306,14 @@ static int start(struct daemon *d)
 	}
 	store_set_max_size(d->st, ref->cfg.max_store_size);
 	store_set_lease(d->st, (int64_t)(ref->cfg.lease * 1000.0));
+	if (ref->cfg.archive_dir) {
+		d->archiving = true;
+		d->ar = archiver_start(d->st, ref->cfg.archive_dir, err, sizeof(err));
+		if (!d->ar) {
+			log_error("%s", err);
+			goto out;
+		}
+	}
 	recovered = store_recover(d->st);
 	if (recovered > 0)
 		log_warn("recovered %d event(s) whose attempt was interrupted by the last stop", recovered);
@@ -357,20 +368,22 @@ static void stop(struct daemon *d, double http_drain_s, double drain_s)
 	batcher_stop(d->bt);
 	intake_free(d->in);
 	workers_stop(d->w, drain_s);
+	archiver_stop(d->ar);   /* after the workers: what they finished is archived */
+	d->ar = NULL;
 	lqs_check_stop();
 	metrics_clear_collectors();
 	store_close(d->st);
 }
 
-static void prune(struct store *st)
+static void prune(struct store *st, bool archived_only)
 {
 	struct config_ref *r = config_current();
 	int64_t now = now_ms();
 	int n = store_prune(st, now - (int64_t)(r->cfg.retention * 1000.0),
-			    now - (int64_t)(r->cfg.failed_retention * 1000.0));
+			    now - (int64_t)(r->cfg.failed_retention * 1000.0), archived_only);
 
 	if (n > 0)
-		log_info("pruned %d finished event(s) past retention", n);
+		log_info("pruned %d finished event(s) past retention%s", n, archived_only ? " (all archived)" : "");
 	config_put(r);
 }
 
@@ -406,7 +419,7 @@ static void run(struct daemon *d)
 			next_status = now + STATUS_INTERVAL_MS;
 		}
 		if (now >= next_prune) {
-			prune(d->st);
+			prune(d->st, d->archiving);
 			last_prune = mono_ms();
 		}
 	}

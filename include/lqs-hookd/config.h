@@ -111,6 +111,8 @@ struct config {
 	int64_t max_queued;
 	double dedupe_window;
 	int64_t max_store_size;
+	char *archive_dir;
+	double archive_interval;
 	double retention;
 	double failed_retention;
 	/* [worker] */

@@ -37,6 +37,8 @@ void metrics_sqs_receive(const char *queue, double seconds);
 void metrics_stream_subscribers(int n);
 void metrics_stream_cut(void);
 void metrics_stream_refused(void);
+void metrics_archive_events(int n);
+void metrics_archive_error(void);
 /* reason: max_connections. */
 void metrics_connection_refused(const char *reason);
 /* reason: header_timeout or read_timeout. */

@@ -200,6 +200,11 @@ struct store_step {
 };
 void store_steps_free(struct store_step *s, size_t n);
 
+/* event_json.c: the status document of an event and one history step, as
+ * GET /events/{id} and its history serve them (new references). */
+json_t *store_event_json(const struct store_event *e);
+json_t *store_step_json(const struct store_step *h);
+
 /* One event: STORE_OK, STORE_NOTFOUND or STORE_ERROR. */
 enum store_result store_get(struct store *st, const char *id, struct store_event *out);
 /* Up to limit history steps after the cursor (0: from the start, which
@@ -311,7 +316,19 @@ enum store_result store_replay(struct store *st, const char *id);
 enum store_result store_replay_matching(struct store *st, const struct store_query *q, bool dry_run,
 					json_t *ids, int64_t *next_cursor);
 /* Delete finished events older than the cut-offs. Returns rows deleted or -1. */
-int store_prune(struct store *st, int64_t completed_before_ms, int64_t failed_before_ms);
+/* With archived_only, an event not yet in the archive is kept whatever its
+ * age (store_archive_mark). */
+int store_prune(struct store *st, int64_t completed_before_ms, int64_t failed_before_ms, bool archived_only);
+
+/* ---- the archive's side ---- */
+
+/* Finished events not archived since they last finished, oldest finish
+ * first, at most limit; free each with store_event_clear, then the array. */
+enum store_result store_archive_pending(struct store *st, int limit, struct store_event **rows, size_t *n);
+/* They are in the archive (durably): each id with the finish it was
+ * archived at; one finished again since (a replay) stays pending. */
+enum store_result store_archive_mark(struct store *st, char (*ids)[37], const int64_t *finished_ms, size_t n,
+				     int64_t now_ms);
 
 struct store_stats {
 	int64_t queued, running, retrying, completed, failed;

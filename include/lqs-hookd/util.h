@@ -51,4 +51,7 @@ void secure_zero(void *p, size_t n);
 /* Read a whole small file (at most max bytes), NUL-terminated. NULL on error. */
 char *file_read_all(const char *path, size_t max, size_t *len);
 
+/* fsync the directory holding path (its entry made durable); 0 on success. */
+int fsync_parent_dir(const char *path);
+
 #endif

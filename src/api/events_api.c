@@ -21,57 +21,6 @@
 #define REPLAY_PAGE_DEFAULT 500
 #define REPLAY_PAGE_MAX 5000
 
-/* ---- JSON views of what the store returns ---- */
-
-static json_t *or_null(json_t *v)
-{
-	return v ? json_incref(v) : json_null();
-}
-
-/* The status document: the okdata-style trace view of one event. */
-static json_t *event_json(const struct store_event *e)
-{
-	bool done = strcmp(e->state, ST_COMPLETED) == 0 || strcmp(e->state, ST_FAILED) == 0;
-	const char *trace = done ? "FINISHED"
-			       : e->attempts == 0 && strcmp(e->state, ST_QUEUED) == 0 ? "STARTED" : "CONTINUE";
-	json_t *o = json_object();
-
-	json_object_set_new(o, "event_id", json_string(e->id));
-	json_object_set_new(o, "received_at", json_time_or_null(e->received_ms));
-	json_object_set_new(o, "updated_at", json_time_or_null(e->updated_ms));
-	json_object_set_new(o, "event", or_null(e->event));
-	/* a hook delivery, or "sweep:NAME" (found by a sweep) */
-	json_object_set_new(o, "source", json_string(e->source[0] ? e->source : "hook"));
-	json_object_set_new(o, "handler", e->handler[0] ? json_string(e->handler) : json_null());
-	json_object_set_new(o, "state", json_string(e->state));
-	json_object_set_new(o, "trace_status", json_string(trace));
-	json_object_set_new(o, "trace_event_status", json_string(strcmp(e->state, ST_FAILED) == 0 ? "FAILED" : "OK"));
-	json_object_set_new(o, "done", json_boolean(done));
-	json_object_set_new(o, "attempts", json_integer(e->attempts));
-	json_object_set_new(o, "next_attempt_at",
-			    strcmp(e->state, ST_RETRYING) == 0 ? json_time_or_null(e->next_run_ms) : json_null());
-	json_object_set_new(o, "result", or_null(e->result));
-	json_object_set_new(o, "error", e->error ? json_string(e->error) : json_null());
-	json_object_set_new(o, "finished_at", json_time_or_null(e->finished_ms));
-	/* what the running (or last) attempt reported while it ran */
-	json_object_set_new(o, "progress", or_null(e->progress));
-	json_object_set_new(o, "replayed", json_boolean(e->flags & EVENT_FLAG_REPLAYED));
-	return o;
-}
-
-static json_t *step_json(const struct store_step *h)
-{
-	json_t *o = json_object();
-
-	json_object_set_new(o, "step", json_string(h->step));
-	json_object_set_new(o, "started_at", json_time_or_null(h->started_ms));
-	json_object_set_new(o, "ended_at", json_time_or_null(h->ended_ms));
-	json_object_set_new(o, "duration_ms", h->ended_ms ? json_integer(h->ended_ms - h->started_ms) : json_null());
-	json_object_set_new(o, "detail", or_null(h->detail));
-	json_object_set_new(o, "error", h->error ? json_string(h->error) : json_null());
-	return o;
-}
-
 static enum MHD_Result store_unavailable(struct MHD_Connection *c)
 {
 	return reply_detail(c, 503, "event store unavailable; retry later", MHD_HTTP_HEADER_RETRY_AFTER,
@@ -155,7 +104,7 @@ enum MHD_Result api_events_list(struct http *h, struct MHD_Connection *c, struct
 		return store_unavailable(c);
 	data = json_array();
 	for (size_t i = 0; i < n; i++) {
-		json_array_append_new(data, event_json(&rows[i]));
+		json_array_append_new(data, store_event_json(&rows[i]));
 		store_event_clear(&rows[i]);
 	}
 	free(rows);
@@ -218,7 +167,7 @@ enum MHD_Result api_event_get(struct http *h, struct MHD_Connection *c, struct r
 		return ret;
 	switch (store_get(h->st, id, &e)) {
 	case STORE_OK:
-		ret = reply_json(c, 200, event_json(&e), NULL, NULL);
+		ret = reply_json(c, 200, store_event_json(&e), NULL, NULL);
 		store_event_clear(&e);
 		return ret;
 	case STORE_NOTFOUND:
@@ -257,7 +206,7 @@ enum MHD_Result api_event_history(struct http *h, struct MHD_Connection *c, stru
 	case STORE_OK:
 		doc = json_array();
 		for (size_t i = 0; i < k; i++)
-			json_array_append_new(doc, step_json(&steps[i]));
+			json_array_append_new(doc, store_step_json(&steps[i]));
 		store_steps_free(steps, k);
 		return reply_json(c, 200, json_pack("{s:s, s:o, s:o}", "event_id", id, "history", doc,
 						     "next_cursor", json_cursor_or_null(next)), NULL, NULL);

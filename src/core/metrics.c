@@ -149,6 +149,17 @@ static _Atomic int lqs_check_state = -1;   /* -1 not yet known, 0 failing, 1 ok 
 static _Atomic int64_t reload_ok_ms, reload_last_ms;
 static atomic_int reload_last_ok = 1;
 static atomic_int stream_subs;
+static atomic_llong archive_events, archive_errors;
+
+void metrics_archive_events(int n)
+{
+	atomic_fetch_add(&archive_events, n);
+}
+
+void metrics_archive_error(void)
+{
+	atomic_fetch_add(&archive_errors, 1);
+}
 static atomic_llong stream_cut, stream_refused;
 
 void metrics_stream_subscribers(int n)
@@ -459,9 +470,16 @@ char *metrics_render(void)
 		   "lqs_hookd_stream_cut_total %lld\n"
 		   "# HELP lqs_hookd_stream_refused_total Stream subscriptions refused (stream_max_subscribers reached).\n"
 		   "# TYPE lqs_hookd_stream_refused_total counter\n"
-		   "lqs_hookd_stream_refused_total %lld\n",
+		   "lqs_hookd_stream_refused_total %lld\n"
+		   "# HELP lqs_hookd_archive_events_total Finished events written to archive_dir (and synced).\n"
+		   "# TYPE lqs_hookd_archive_events_total counter\n"
+		   "lqs_hookd_archive_events_total %lld\n"
+		   "# HELP lqs_hookd_archive_errors_total Archive passes that failed (the events stay in the store).\n"
+		   "# TYPE lqs_hookd_archive_errors_total counter\n"
+		   "lqs_hookd_archive_errors_total %lld\n",
 		   atomic_load(&stream_subs), (long long)atomic_load(&stream_cut),
-		   (long long)atomic_load(&stream_refused));
+		   (long long)atomic_load(&stream_refused), (long long)atomic_load(&archive_events),
+		   (long long)atomic_load(&archive_errors));
 	render_process(&b);
 	return buf_steal(&b);
 }

@@ -2,12 +2,14 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <uuid/uuid.h>
 
@@ -342,4 +344,27 @@ bool drain_wait(atomic_int *count, double seconds)
 		nanosleep(&ts, NULL);
 	}
 	return atomic_load(count) <= 0;
+}
+
+/* fsync the directory holding path. */
+int fsync_parent_dir(const char *path)
+{
+	char dir[4096];
+	const char *slash = strrchr(path, '/');
+	int fd, rc;
+
+	if (!slash)
+		str_copy(dir, ".", sizeof(dir));
+	else if (slash == path)
+		str_copy(dir, "/", sizeof(dir));
+	else if ((size_t)(slash - path) < sizeof(dir))
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	else
+		return -1;
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	rc = fsync(fd);
+	close(fd);
+	return rc;
 }

@@ -32,7 +32,10 @@ struct store_ops {
 	enum store_result (*replay)(struct store *st, const char *id);
 	enum store_result (*replay_matching)(struct store *st, const struct store_query *q, bool dry_run, json_t *ids,
 					     int64_t *next_cursor);
-	int (*prune)(struct store *st, int64_t completed_before_ms, int64_t failed_before_ms);
+	int (*prune)(struct store *st, int64_t completed_before_ms, int64_t failed_before_ms, bool archived_only);
+	enum store_result (*archive_pending)(struct store *st, int limit, struct store_event **rows, size_t *n);
+	enum store_result (*archive_mark)(struct store *st, char (*ids)[37], const int64_t *finished_ms, size_t n,
+					  int64_t now_ms);
 	int (*stats)(struct store *st, struct store_stats *out);
 	int64_t (*unfinished)(struct store *st);
 	bool (*writable)(struct store *st);

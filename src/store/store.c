@@ -162,9 +162,20 @@ enum store_result store_replay_matching(struct store *st, const struct store_que
 	*next_cursor = 0;
 	return st->ops->replay_matching(st, q, dry_run, ids, next_cursor);
 }
-int store_prune(struct store *st, int64_t completed_before_ms, int64_t failed_before_ms)
+int store_prune(struct store *st, int64_t completed_before_ms, int64_t failed_before_ms, bool archived_only)
 {
-	return st->ops->prune(st, completed_before_ms, failed_before_ms);
+	return st->ops->prune(st, completed_before_ms, failed_before_ms, archived_only);
+}
+enum store_result store_archive_pending(struct store *st, int limit, struct store_event **rows, size_t *n)
+{
+	*rows = NULL;
+	*n = 0;
+	return st->ops->archive_pending(st, limit, rows, n);
+}
+enum store_result store_archive_mark(struct store *st, char (*ids)[37], const int64_t *finished_ms, size_t n,
+				     int64_t now_ms)
+{
+	return n ? st->ops->archive_mark(st, ids, finished_ms, n, now_ms) : STORE_OK;
 }
 int store_stats(struct store *st, struct store_stats *out) { return st->ops->stats(st, out); }
 int64_t store_unfinished(struct store *st) { return st->ops->unfinished(st); }

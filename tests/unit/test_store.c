@@ -244,8 +244,29 @@ START_TEST(recover_replay_history_prune)
 	ck_assert_int_eq(store_claim(st, now_ms(), &c, &due), 1);
 	store_claim_release(&c);
 	ck_assert_int_eq(fin(id, ST_COMPLETED, NULL, NULL, 0), STORE_OK);
-	ck_assert_int_eq(store_prune(st, now_ms() - 100000, now_ms() - 100000), 0);
-	ck_assert_int_eq(store_prune(st, now_ms() + 1000, 0), 1);
+	ck_assert_int_eq(store_prune(st, now_ms() - 100000, now_ms() - 100000, false), 0);
+	/* with an archive: not before it is archived, at the finish it was archived at */
+	ck_assert_int_eq(store_prune(st, now_ms() + 1000, 0, true), 0);
+	{
+		struct store_event *rows;
+		size_t n;
+		char ids[1][37];
+		int64_t fins[1];
+		ck_assert_int_eq(store_archive_pending(st, 10, &rows, &n), STORE_OK);
+		ck_assert_uint_eq(n, 1);
+		str_copy(ids[0], rows[0].id, sizeof(ids[0]));
+		fins[0] = rows[0].finished_ms - 1;   /* a finish since replaced */
+		ck_assert_int_eq(store_archive_mark(st, ids, fins, 1, now_ms()), STORE_OK);
+		ck_assert_int_eq(store_prune(st, now_ms() + 1000, 0, true), 0);
+		fins[0] = rows[0].finished_ms;
+		ck_assert_int_eq(store_archive_mark(st, ids, fins, 1, now_ms()), STORE_OK);
+		store_event_clear(&rows[0]);
+		free(rows);
+		ck_assert_int_eq(store_archive_pending(st, 10, &rows, &n), STORE_OK);
+		ck_assert_uint_eq(n, 0);
+		free(rows);
+	}
+	ck_assert_int_eq(store_prune(st, now_ms() + 1000, 0, true), 1);
 	{
 		struct store_event e;
 		struct store_step *steps;
@@ -323,7 +344,7 @@ START_TEST(batch_commit_then_sync)
 END_TEST
 
 /* A version 3 store (dedupe through its own hash index, no flags,
- * progress, leases, sources, sweeps or objects) opens as version 8: the index is gone, the columns
+ * progress, leases, sources, sweeps, objects or archive marks) opens as version 9: the index is gone, the columns
  * are there, and earlier deliveries are still recognised. */
 START_TEST(upgrade_from_v3)
 {
@@ -341,6 +362,7 @@ START_TEST(upgrade_from_v3)
 					  "ALTER TABLE events DROP COLUMN flags; ALTER TABLE events DROP COLUMN progress;"
 					  "ALTER TABLE events DROP COLUMN owner; ALTER TABLE events DROP COLUMN lease_until;"
 					  "ALTER TABLE events DROP COLUMN source; DROP TABLE sweeps; DROP TABLE objects; DROP TABLE batches;"
+					  "DROP INDEX events_unarchived; ALTER TABLE events DROP COLUMN archived_at;"
 					  "PRAGMA user_version = 3;", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	ck_assert_int_eq(store_open(&st, path, err, sizeof(err)), 0);
@@ -352,7 +374,7 @@ START_TEST(upgrade_from_v3)
 					      -1, &s, NULL), SQLITE_OK);
 	ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
 	ck_assert_int_eq(sqlite3_column_int(s, 0), 0);
-	ck_assert_int_eq(sqlite3_column_int(s, 1), 8);
+	ck_assert_int_eq(sqlite3_column_int(s, 1), 9);
 	sqlite3_finalize(s);
 	sqlite3_close(db);
 	ck_assert_ptr_null(get(id1)->progress);
@@ -373,7 +395,7 @@ START_TEST(newer_schema_refused)
 	ck_assert_int_eq(sqlite3_exec(db, "PRAGMA user_version = 99;", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	ck_assert_int_eq(store_open(&st, path, err, sizeof(err)), -1);
-	ck_assert_ptr_nonnull(strstr(err, "schema version 99, newer than this lqs-hookd knows (8)"));
+	ck_assert_ptr_nonnull(strstr(err, "schema version 99, newer than this lqs-hookd knows (9)"));
 }
 END_TEST
 

@@ -14,7 +14,8 @@
 /* A replay starts the event from scratch and says so to its handler. */
 static const char SQL_REPLAY_ONE[] =
 	"UPDATE events SET state='queued', attempts=0, next_run_at=0, result=NULL, error=NULL, "
-	"finished_at=NULL, progress=NULL, flags=flags|1, owner=NULL, lease_until=NULL, updated_at=? WHERE id=?";
+	"finished_at=NULL, progress=NULL, flags=flags|1, owner=NULL, lease_until=NULL, archived_at=NULL, updated_at=? "
+	"WHERE id=?";
 
 enum store_result sq_replay(struct store *b, const char *id)
 {
@@ -148,7 +149,7 @@ enum store_result sq_replay_matching(struct store *b, const struct store_query *
 	return out;
 }
 
-int sq_prune(struct store *b, int64_t completed_before_ms, int64_t failed_before_ms)
+int sq_prune(struct store *b, int64_t completed_before_ms, int64_t failed_before_ms, bool archived_only)
 {
 	struct sq *st = sq_of(b);
 	sqlite3_stmt *s;
@@ -159,10 +160,12 @@ int sq_prune(struct store *b, int64_t completed_before_ms, int64_t failed_before
 	sq_exec(st, "CREATE TEMP TABLE IF NOT EXISTS prune_ids(id TEXT PRIMARY KEY)");
 	sq_exec(st, "DELETE FROM prune_ids");
 	s = sq_prep(st, "INSERT INTO prune_ids SELECT id FROM events WHERE "
-		     "(state='completed' AND finished_at < ?) OR (state='failed' AND finished_at < ?)");
+		     "((state='completed' AND finished_at < ?1) OR (state='failed' AND finished_at < ?2)) "
+		     "AND (?3 = 0 OR archived_at IS NOT NULL)");
 	if (s) {
 		sqlite3_bind_int64(s, 1, completed_before_ms);
 		sqlite3_bind_int64(s, 2, failed_before_ms);
+		sqlite3_bind_int(s, 3, archived_only);
 		if (sqlite3_step(s) == SQLITE_DONE)
 			n = sqlite3_changes(st->db);
 		sq_release(st, s);

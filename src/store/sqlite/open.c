@@ -42,6 +42,8 @@ static const struct store_ops sqlite_ops = {
 	.replay = sq_replay,
 	.replay_matching = sq_replay_matching,
 	.prune = sq_prune,
+	.archive_pending = sq_archive_pending,
+	.archive_mark = sq_archive_mark,
 	.stats = sq_stats,
 	.unfinished = sq_unfinished,
 	.writable = sq_writable,
@@ -76,7 +78,8 @@ static const char *const schema =
 	"  progress TEXT,"
 	"  owner TEXT,"
 	"  lease_until INTEGER,"
-	"  source TEXT"
+	"  source TEXT,"
+	"  archived_at INTEGER"
 	");"
 	/* Partial indexes: an event is in the "queued" one only while queued,
 	 * and so on, so a state change touches one or two small indexes and a
@@ -150,7 +153,10 @@ static const char *const schema =
 	/* one open batch per (watch, bucket, prefix): closing is exactly once */
 	"CREATE UNIQUE INDEX IF NOT EXISTS batches_open ON batches(watch, bucket, prefix) WHERE state = 'open';"
 	"CREATE INDEX IF NOT EXISTS batches_due ON batches(due_at) WHERE state = 'open' AND due_at IS NOT NULL;"
-	"PRAGMA user_version = 8;";
+	/* finished, not archived since: what the archive writer takes next */
+	"CREATE INDEX IF NOT EXISTS events_unarchived ON events(finished_at) "
+	"WHERE finished_at IS NOT NULL AND archived_at IS NULL;"
+	"PRAGMA user_version = 9;";
 
 /* Version 1 stores indexed the whole dedupe key and kept an index for
  * pruning; version 2 indexes a 64-bit hash of the key instead. Rows from
@@ -177,8 +183,10 @@ static const char *const migrate_5_to_6 =
 static const char *const migrate_6_to_7 = "ALTER TABLE events ADD COLUMN source TEXT;";
 /* Version 8: object events and their batches (tables the schema creates). */
 static const char *const migrate_7_to_8 = "";
+/* the archive: when each event was archived (NULL: not since it finished) */
+static const char *const migrate_8_to_9 = "ALTER TABLE events ADD COLUMN archived_at INTEGER;";
 /* The newest schema this build knows; a newer store is refused. */
-#define STORE_SCHEMA_VERSION 8
+#define STORE_SCHEMA_VERSION 9
 /* Version 3 replaced the (state, ...) indexes by partial ones. */
 static const char *const migrate_2_to_3 =
 	"DROP INDEX IF EXISTS events_runnable;"
@@ -347,7 +355,7 @@ int sqlite_store_open(struct store **out, const char *path, char *err, size_t er
 	{
 		static const char *const *const steps[] = { NULL, &migrate_1_to_2, &migrate_2_to_3,
 							   &migrate_3_to_4, &migrate_4_to_5, &migrate_5_to_6,
-							   &migrate_6_to_7, &migrate_7_to_8 };
+							   &migrate_6_to_7, &migrate_7_to_8, &migrate_8_to_9 };
 		int64_t v = sq_scalar(st, "PRAGMA user_version");
 		for (; v >= 1 && v < STORE_SCHEMA_VERSION; v++) {
 			char sql[1024];

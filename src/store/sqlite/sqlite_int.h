@@ -115,7 +115,10 @@ enum store_result sq_changes(struct store *b, const struct store_cursor *after, 
 enum store_result sq_replay(struct store *b, const char *id);
 enum store_result sq_replay_matching(struct store *b, const struct store_query *q, bool dry_run, json_t *ids,
 				     int64_t *next_cursor);
-int sq_prune(struct store *b, int64_t completed_before_ms, int64_t failed_before_ms);
+int sq_prune(struct store *b, int64_t completed_before_ms, int64_t failed_before_ms, bool archived_only);
+enum store_result sq_archive_pending(struct store *b, int limit, struct store_event **rows, size_t *n);
+enum store_result sq_archive_mark(struct store *b, char (*ids)[37], const int64_t *finished_ms, size_t n,
+				  int64_t now_ms);
 int sq_stats(struct store *b, struct store_stats *out);
 int64_t sq_unfinished(struct store *b);
 bool sq_writable(struct store *b);

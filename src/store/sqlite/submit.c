@@ -165,28 +165,6 @@ void sq_submit(struct store *b, struct store_item *items, size_t n, const struct
 	pthread_mutex_unlock(&st->lock);
 }
 
-/* fsync the directory holding path. */
-static int dir_sync(const char *path)
-{
-	char dir[4096];
-	const char *slash = strrchr(path, '/');
-	int fd, rc;
-
-	if (!slash)
-		str_copy(dir, ".", sizeof(dir));
-	else if (slash == path)
-		str_copy(dir, "/", sizeof(dir));
-	else if ((size_t)(slash - path) < sizeof(dir))
-		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
-	else
-		return -1;
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	rc = fsync(fd);
-	close(fd);
-	return rc;
-}
 
 /* Open (or, if the file was replaced, reopen) the WAL for syncing. Under
  * sync_mu. The WAL exists from the first commit on and keeps its inode
@@ -214,7 +192,7 @@ static int wal_fd_locked(struct sq *st)
 	/* A new WAL (or store) is durable only once its directory entry is:
 	 * SQLite would sync the directory on its own first sync of the file,
 	 * which the commits no longer make. Once per (re)opened WAL. */
-	if (st->wal_fd >= 0 && dir_sync(st->path) != 0) {
+	if (st->wal_fd >= 0 && fsync_parent_dir(st->path) != 0) {
 		log_error("store: cannot sync the store's directory: %s", strerror(errno));
 		close(st->wal_fd);
 		st->wal_fd = -1;

@@ -301,3 +301,75 @@ enum store_result sq_changes_head(struct store *b, struct store_cursor *head)
 	pthread_mutex_unlock(&st->lock);
 	return head->received < 0 || head->steps < 0 || head->batches < 0 ? STORE_ERROR : STORE_OK;
 }
+
+enum store_result sq_archive_pending(struct store *b, int limit, struct store_event **rows, size_t *n)
+{
+	struct sq *st = sq_of(b);
+	struct store_event *out = NULL;
+	size_t k = 0, cap = 0;
+	sqlite3_stmt *s;
+	int rc = SQLITE_ERROR;
+
+	pthread_mutex_lock(&st->lock);
+	s = sq_prep(st, "SELECT " EVENT_COLS " FROM events WHERE finished_at IS NOT NULL AND archived_at IS NULL "
+		     "ORDER BY finished_at LIMIT ?");
+	if (s) {
+		sqlite3_bind_int(s, 1, limit);
+		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+			if (!grow((void **)&out, &cap, k, sizeof(*out))) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			memset(&out[k], 0, sizeof(out[k]));
+			event_row(s, &out[k++]);
+		}
+		sq_release(st, s);
+	}
+	pthread_mutex_unlock(&st->lock);
+	if (rc != SQLITE_DONE) {
+		for (size_t i = 0; i < k; i++)
+			store_event_clear(&out[i]);
+		free(out);
+		sq_log_db_error(st, "archive_pending");
+		return STORE_ERROR;
+	}
+	*rows = out;
+	*n = k;
+	return STORE_OK;
+}
+
+enum store_result sq_archive_mark(struct store *b, char (*ids)[37], const int64_t *finished_ms, size_t n,
+				  int64_t now_ms)
+{
+	struct sq *st = sq_of(b);
+	sqlite3_stmt *s;
+	int rc = SQLITE_OK;
+
+	pthread_mutex_lock(&st->lock);
+	if (sq_exec(st, SQL_BEGIN) != SQLITE_OK) {
+		pthread_mutex_unlock(&st->lock);
+		return STORE_ERROR;
+	}
+	for (size_t i = 0; i < n && rc == SQLITE_OK; i++) {
+		s = sq_prep(st, "UPDATE events SET archived_at = ? WHERE id = ? AND finished_at = ?");
+		if (!s) {
+			rc = SQLITE_ERROR;
+			break;
+		}
+		sqlite3_bind_int64(s, 1, now_ms);
+		sqlite3_bind_text(s, 2, ids[i], -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 3, finished_ms[i]);
+		rc = sqlite3_step(s) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+		sq_release(st, s);
+	}
+	if (rc == SQLITE_OK)
+		rc = sq_exec(st, SQL_COMMIT);
+	if (rc != SQLITE_OK)
+		sq_exec(st, SQL_ROLLBACK);
+	pthread_mutex_unlock(&st->lock);
+	if (rc != SQLITE_OK) {
+		sq_log_db_error(st, "archive_mark");
+		return STORE_ERROR;
+	}
+	return STORE_OK;
+}
