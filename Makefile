@@ -15,7 +15,7 @@ CMAKE_FLAGS ?=
 # machine that already has them never needs root.
 DEB_PACKAGES = build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev \
 	libcurl4-openssl-dev uuid-dev libsqlite3-dev libinih-dev check libsubunit-dev \
-	libsystemd-dev libssl-dev openssl curl jq sqlite3 procps iproute2 clang libclang-rt-14-dev systemd dpkg-dev file lintian binutils util-linux
+	libsystemd-dev libssl-dev libgnutls28-dev openssl curl jq sqlite3 procps iproute2 clang libclang-rt-14-dev systemd dpkg-dev file lintian binutils util-linux
 
 CLANG    ?= build-clang
 FUZZ     ?= build-fuzz
@@ -54,6 +54,13 @@ pydeps:
 	      --no-install-recommends python3-moto python3-boto3 python3-flask python3-flask-cors >/dev/null; }; \
 	  python3 -c 'import moto.server, boto3' || { echo "moto and boto3 could not be installed"; exit 1; }; \
 	fi
+	@# the TLS tests make their certificates with it (moto depends on it too)
+	@python3 -c 'import cryptography' 2>/dev/null || { \
+	  python3 -m pip install --quiet cryptography 2>/dev/null || \
+	  { if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	      --no-install-recommends python3-cryptography >/dev/null; }; \
+	  python3 -c 'import cryptography' || { echo "python3-cryptography could not be installed"; exit 1; }; }
 
 promtool:
 	@if ! command -v promtool >/dev/null && [ ! -x $(PROMTOOL_DIR)/usr/bin/promtool ]; then \

@@ -46,6 +46,7 @@
 #endif
 
 #include "lqs-hookd/archive.h"
+#include "lqs-hookd/tls.h"
 #include "lqs-hookd/batcher.h"
 #include "lqs-hookd/cli.h"
 #include "lqs-hookd/config.h"
@@ -172,6 +173,11 @@ static void notify(const char *state)
 }
 
 /* Settings that libmicrohttpd or the store took at start. */
+static bool same_str(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
 static void log_restart_only(const struct config *old, const struct config *nw)
 {
 	if (strcmp(old->listen, nw->listen) != 0)
@@ -184,6 +190,10 @@ static void log_restart_only(const struct config *old, const struct config *nw)
 	    old->connection_memory_limit != nw->connection_memory_limit)
 		log_warn("reload: http_threads/max_connections/max_connections_per_ip/"
 			 "connection_timeout/connection_memory_limit take effect after a restart");
+	if (!same_str(old->tls_priorities, nw->tls_priorities))
+		log_warn("reload: tls_priorities takes effect after a restart");
+	if (!same_str(old->archive_dir, nw->archive_dir))
+		log_warn("reload: archive_dir takes effect after a restart");
 }
 
 /* Settings that are valid but probably not what was meant. */
@@ -226,6 +236,7 @@ static void reload(const char *path, const struct config_overrides *ov, struct w
 		config_install(&nw);
 		workers_resize(w, n);
 	}
+	http_tls_reload(h);
 	metrics_config_reload(true);
 	lqs_check_kick();
 	sweeper_kick(sw);
@@ -286,8 +297,8 @@ static void announce(struct daemon *d, int listen_fd)
 	if (listen_fd >= 0)
 		log_info("listening on the socket passed by systemd (port %u)", http_port(d->h));
 	else if (config_split_listen(ref->cfg.listen, host, sizeof(host), &port) == 0)
-		log_info("listening on %s:%u (events at %s, store %s, %lld workers, %lld unfinished events)", host,
-			 http_port(d->h), ref->cfg.events_path, ref->cfg.store, (long long)ref->cfg.workers,
+		log_info("listening on %s:%u%s (events at %s, store %s, %lld workers, %lld unfinished events)", host,
+			 http_port(d->h), tls_configured(&ref->cfg) ? " over TLS" : "", ref->cfg.events_path, ref->cfg.store, (long long)ref->cfg.workers,
 			 (long long)store_unfinished(d->st));
 	config_put(ref);
 }
@@ -428,13 +439,30 @@ static void run(struct daemon *d)
 /* --check-config / --print-config: say, and exit. */
 static int check_or_print(struct config *cfg, const char *path, bool check, bool print)
 {
+	bool warned = cfg->warnings != NULL;
+
 	if (cfg->warnings)
 		fprintf(stderr, "%s", cfg->warnings);
+	if (check && tls_configured(cfg)) {
+		/* the pair the server would load: it must match and be valid now */
+		struct tls_pair *p;
+		char err[1024], warn[512];
+		if (tls_load_configured(cfg, &p, err, sizeof(err), warn, sizeof(warn)) != 0) {
+			fprintf(stderr, "%s\n", err);
+			config_free(cfg);
+			return 1;
+		}
+		if (warn[0]) {
+			fprintf(stderr, "warning: %s\n", warn);
+			warned = true;
+		}
+		tls_pair_free(p);
+	}
 	if (print)
 		config_print(cfg, stdout);
 	if (check)
 		printf("%s: configuration is valid%s\n", path ? path : "(defaults and environment)",
-		       cfg->warnings ? " (with the warnings above)" : "");
+		       warned ? " (with the warnings above)" : "");
 	config_free(cfg);
 	return 0;
 }

@@ -100,6 +100,9 @@ struct config {
 	int64_t http_threads;
 	int64_t max_discard;
 	int64_t stream_max_subscribers;
+	char *tls_cert;
+	char *tls_key;
+	char *tls_priorities;
 	int64_t stream_buffer;
 	double stream_heartbeat;
 	/* [auth] */

@@ -14,6 +14,9 @@ struct http;
 struct http *http_start(struct store *st, struct workers *w, struct intake *in, struct sweeper *sw, int listen_fd,
 			char *err, size_t errlen);
 unsigned http_port(struct http *h);
+/* SIGHUP: take the configured certificate (when serving TLS), or keep the
+ * one in use and say why. */
+void http_tls_reload(struct http *h);
 /* Header and whole-request deadlines (reload). */
 void http_set_timeouts(struct http *h, double header_s, double read_s);
 /* Stop accepting new connections; requests in flight go on. */

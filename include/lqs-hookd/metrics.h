@@ -39,6 +39,7 @@ void metrics_stream_cut(void);
 void metrics_stream_refused(void);
 void metrics_archive_events(int n);
 void metrics_archive_error(void);
+void metrics_tls_expiry(int64_t epoch_s);
 /* reason: max_connections. */
 void metrics_connection_refused(const char *reason);
 /* reason: header_timeout or read_timeout. */

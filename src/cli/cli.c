@@ -12,6 +12,7 @@
 #include "lqs-hookd/config.h"
 #include "lqs-hookd/lqs_check.h"
 #include "lqs-hookd/sqs.h"
+#include "lqs-hookd/tls.h"
 #include "lqs-hookd/util.h"
 #include "cli_int.h"
 
@@ -96,7 +97,21 @@ CURL *cli_easy(const struct config *cfg, const char *listen, const char *path, s
 		str_copy(host, "127.0.0.1", sizeof(host));
 	else if (strcmp(host, "::") == 0)
 		str_copy(host, "::1", sizeof(host));
-	snprintf(url, urllen, strchr(host, ':') ? "http://[%s]:%u%s" : "http://%s:%u%s", host, port, path);
+	{
+		/* a daemon serving TLS is asked over TLS: its own certificate's key
+		 * is pinned (the name in it is not this loopback address) */
+		char cb[4096], pin[128];
+		const char *cert = tls_file(cfg->tls_cert, "tls_cert", cb, sizeof(cb));
+		bool tls = tls_configured(cfg);
+		snprintf(url, urllen, strchr(host, ':') ? "%s://[%s]:%u%s" : "%s://%s:%u%s", tls ? "https" : "http", host,
+			 port, path);
+		if (tls && cert && tls_pin(cert, pin, sizeof(pin)) == 0) {
+			curl_easy_setopt(e, CURLOPT_PINNEDPUBLICKEY, pin);
+			curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+		}
+		if (tls)
+			curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+	}
 	if (cfg->admin_token) {
 		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", cfg->admin_token);
 		*h = curl_slist_append(*h, auth);

@@ -45,7 +45,7 @@ static struct family f_recv = { "lqs_hookd_events_received_total", "POST /events
 static struct family f_fin = { "lqs_hookd_events_finished_total", "Events finished for good, by handler and outcome (completed, failed).", "counter", .n = 0 };
 static struct family f_att = { "lqs_hookd_attempts_total", "Handler attempts ended, by handler and outcome (completed, failed, or retrying: the event runs again later).", "counter", .n = 0 };
 static struct family f_retry = { "lqs_hookd_retries_total", "Attempts that ended in a retry later.", "counter", .n = 0 };
-static struct family f_cut = { "lqs_hookd_connections_cut_total", "Client connections cut for missing a deadline.", "counter", .n = 0 };
+static struct family f_cut = { "lqs_hookd_connections_cut_total", "Client connections cut, by reason (header_timeout, read_timeout; tls_on_plain_port, not_http: answered 400 and closed).", "counter", .n = 0 };
 static struct family f_refused = { "lqs_hookd_connections_refused_total", "Client connections refused with a 503.", "counter", .n = 0 };
 static struct family f_hdur = { "lqs_hookd_handler_duration_seconds", "Duration of handler attempts.", "histogram", .n = 0 };
 static struct family f_calls = { "lqs_hookd_lqs_calls_total", "LogQS API calls (each try), by method and HTTP status code (transport_error: no answer).", "counter", .n = 0 };
@@ -149,7 +149,12 @@ static _Atomic int lqs_check_state = -1;   /* -1 not yet known, 0 failing, 1 ok 
 static _Atomic int64_t reload_ok_ms, reload_last_ms;
 static atomic_int reload_last_ok = 1;
 static atomic_int stream_subs;
-static atomic_llong archive_events, archive_errors;
+static atomic_llong archive_events, archive_errors, tls_expiry;
+
+void metrics_tls_expiry(int64_t epoch_s)
+{
+	atomic_store(&tls_expiry, epoch_s);
+}
 
 void metrics_archive_events(int n)
 {
@@ -480,6 +485,12 @@ char *metrics_render(void)
 		   atomic_load(&stream_subs), (long long)atomic_load(&stream_cut),
 		   (long long)atomic_load(&stream_refused), (long long)atomic_load(&archive_events),
 		   (long long)atomic_load(&archive_errors));
+	if (atomic_load(&tls_expiry) > 0)
+		buf_printf(&b,
+			   "# HELP lqs_hookd_tls_cert_expiry_timestamp_seconds When the certificate in use (tls_cert) expires.\n"
+			   "# TYPE lqs_hookd_tls_cert_expiry_timestamp_seconds gauge\n"
+			   "lqs_hookd_tls_cert_expiry_timestamp_seconds %lld\n",
+			   (long long)atomic_load(&tls_expiry));
 	render_process(&b);
 	return buf_steal(&b);
 }

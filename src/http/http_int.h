@@ -53,10 +53,14 @@ struct http {
 	/* runs sweeps (GET /sweeps, POST /sweeps/NAME/run); may be NULL */
 	struct sweeper *sw;
 	atomic_bool stopping;
+	bool tls;              /* serving HTTPS (tls_cert, tls_key) */
 	atomic_llong header_timeout_ms, read_timeout_ms;
 	/* rejected requests: logged, but no more than max_rejection_logs
 	 * lines per rejection_log_interval */
 	struct ratelog rejections;
+	/* connections closed for not speaking HTTP (a TLS handshake on the
+	 * plain port): a few lines a minute */
+	struct ratelog not_http;
 };
 
 struct req;

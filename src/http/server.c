@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include "http_int.h"
 #include "lqs-hookd/log.h"
 #include "lqs-hookd/metrics.h"
+#include "lqs-hookd/tls.h"
 #include "lqs-hookd/util.h"
 
 /* Connections libmicrohttpd admits beyond max_connections, so that the
@@ -269,12 +271,24 @@ struct http *http_start(struct store *st, struct workers *w, struct intake *in, 
 	h->in = in;
 	h->sw = sw;
 	ratelog_init(&h->rejections, "rejected requests");
+	ratelog_init(&h->not_http, "connections that did not speak HTTP");
 	pthread_mutex_init(&h->conns_mu, NULL);
 	mhd_limit = fit_connection_limits(h, cfg);
 	http_set_timeouts(h, cfg->header_timeout, cfg->read_timeout);
 	memset(&ss, 0, sizeof(ss));
 	if (listen_fd < 0 && resolve_listen(cfg->listen, &ss, &port, &flags, err, errlen))
 		goto fail;
+	if (tls_configured(cfg)) {
+		struct tls_pair *p;
+		char warn[512];
+		if (tls_load_configured(cfg, &p, err, errlen, warn, sizeof(warn)) != 0)
+			goto fail;
+		if (warn[0])
+			log_warn("%s", warn);
+		tls_install(p);
+		h->tls = true;
+		flags |= MHD_USE_TLS;
+	}
 	{
 		struct MHD_OptionItem opts[] = {
 			{ MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)cfg->http_threads, NULL },
@@ -285,8 +299,16 @@ struct http *http_start(struct store *st, struct workers *w, struct intake *in, 
 			{ MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL },
 			{ listen_fd >= 0 ? MHD_OPTION_LISTEN_SOCKET : MHD_OPTION_SOCK_ADDR,
 			  listen_fd >= 0 ? listen_fd : 0, listen_fd >= 0 ? NULL : &ss },
+			/* TLS: the pair comes from a callback, so a reload can swap it */
+			{ MHD_OPTION_END, 0, NULL },
+			{ MHD_OPTION_END, 0, NULL },
 			{ MHD_OPTION_END, 0, NULL },
 		};
+		if (h->tls) {
+			size_t k = sizeof(opts) / sizeof(opts[0]) - 3;
+			opts[k] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_CERT_CALLBACK, 0, tls_cert_callback() };
+			opts[k + 1] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_PRIORITIES, 0, cfg->tls_priorities };
+		}
 		errno = 0;
 		h->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, h,
 					MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
@@ -298,6 +320,15 @@ struct http *http_start(struct store *st, struct workers *w, struct intake *in, 
 		snprintf(err, errlen, "cannot listen on %s: %s", listen_fd >= 0 ? "the passed socket" : cfg->listen,
 			 errno ? strerror(errno) : "libmicrohttpd refused to start");
 		goto fail;
+	}
+	if (!h->tls) {
+		/* accepted once bytes arrive, so the first ones can be looked at
+		 * before libmicrohttpd reads them (conns.c); a silent client is
+		 * accepted after header_timeout anyway */
+		const union MHD_DaemonInfo *lf = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_LISTEN_FD);
+		int defer = (int)(cfg->header_timeout + 0.5);
+		if (lf)
+			setsockopt(lf->listen_fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer, sizeof(defer));
 	}
 	di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
 	h->port = di ? di->port : port;
@@ -311,6 +342,7 @@ fail:
 	config_put(ref);
 	pthread_mutex_destroy(&h->conns_mu);
 	ratelog_destroy(&h->rejections);
+	ratelog_destroy(&h->not_http);
 	free(h);
 	return NULL;
 }
@@ -318,6 +350,14 @@ fail:
 unsigned http_port(struct http *h)
 {
 	return h->port;
+}
+
+void http_tls_reload(struct http *h)
+{
+	struct config_ref *ref = config_current();
+
+	tls_reload(&ref->cfg, h->tls);
+	config_put(ref);
 }
 
 void http_quiesce(struct http *h)
@@ -347,7 +387,10 @@ void http_stop(struct http *h, double wait_s)
 	intake_stop(h->in);
 	MHD_stop_daemon(h->d);
 	stream_hub_stop(h->hub);
+	if (h->tls)
+		tls_clear();
 	pthread_mutex_destroy(&h->conns_mu);
 	ratelog_destroy(&h->rejections);
+	ratelog_destroy(&h->not_http);
 	free(h);
 }

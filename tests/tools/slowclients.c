@@ -3,7 +3,9 @@
  *   slowclients slowloris SRC HOST PORT N INTERVAL_MS DURATION_MS
  *       N connections each trickling one header byte every INTERVAL_MS
  *   slowclients hold SRC HOST PORT N DURATION_MS
- *       N connections that send nothing
+ *       N connections that send the first byte of a request, then nothing
+ *       (a connection that sends nothing at all is not even accepted: the
+ *       listening socket defers accepting until bytes arrive)
  *   slowclients noread SRC HOST PORT REQUESTS PATH DURATION_MS
  *       one connection pipelining REQUESTS GETs of PATH, never reading
  *
@@ -123,7 +125,7 @@ int main(int argc, char **argv)
 		if (fds[i] < 0) {
 			failed++;
 			closed_at[i] = opened_at[i];
-		} else if (interval) {
+		} else {
 			send(fds[i], hdr, 1, MSG_NOSIGNAL);
 		}
 	}
