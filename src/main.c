@@ -319,7 +319,7 @@ static int start(struct daemon *d)
 	store_set_lease(d->st, (int64_t)(ref->cfg.lease * 1000.0));
 	if (ref->cfg.archive_dir) {
 		d->archiving = true;
-		d->ar = archiver_start(d->st, ref->cfg.archive_dir, err, sizeof(err));
+		d->ar = archiver_start(d->st, ref->cfg.archive_dir, ref->cfg.archive_gzip, err, sizeof(err));
 		if (!d->ar) {
 			log_error("%s", err);
 			goto out;

@@ -116,6 +116,7 @@ struct config {
 	int64_t max_store_size;
 	char *archive_dir;
 	double archive_interval;
+	bool archive_gzip;
 	double retention;
 	double failed_retention;
 	/* [worker] */

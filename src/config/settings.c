@@ -82,6 +82,8 @@ const struct setting settings[] = {
 	  "Directory of the partitioned archive: every finished event, with its history, as a JSON line under year=/month=/day=/hour= (UTC); unset: no archive. With it, retention prunes only archived events. Read at start." },
 	{ "store", "archive_interval", T_DURATION, OFF(archive_interval), "10s", 0.1, 3600, NULL, NULL,
 	  "How often finished events are appended to the archive (a pass also runs at shutdown)." },
+	{ "store", "archive_gzip", T_BOOL, OFF(archive_gzip), "false", NOBOUND, NULL, NULL,
+	  "Compress each archive file with gzip(1) once its hour is over by an hour and the file is closed (FILE.ndjson.gz). Read at start." },
 	{ "store", "max_store_size", T_SIZE, OFF(max_store_size), "0", 0, 1099511627776.0, NULL, NULL,
 	  "Largest size of the store file (0: no limit but the disk); when full, POST /events answers 503." },
 	{ "store", "retention", T_DURATION, OFF(retention), "14d", 1, 315360000, NULL, NULL,

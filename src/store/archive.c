@@ -11,6 +11,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -47,6 +49,7 @@ struct afile {
 struct archiver {
 	struct store *st;
 	char *dir;
+	bool gzip;           /* archive_gzip: compress files once closed */
 	char host[128];
 	pthread_t thread;
 	bool started;
@@ -159,6 +162,56 @@ static int write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
+/* ---- compressing closed files ---- */
+
+extern char **environ;
+
+/* gzip(1) a closed file in place (FILE.gz; FILE goes), synced, as logrotate
+ * does. 0 on success. */
+static int gzip_file(const char *path)
+{
+	char a0[] = "gzip", a1[] = "-n", a2[] = "--synchronous", a3[] = "--", file[4096];
+	char *argv[] = { a0, a1, a2, a3, file, NULL };
+	pid_t pid;
+	int status = 0;
+
+	if (str_copy(file, path, sizeof(file)) >= sizeof(file) || posix_spawnp(&pid, "gzip", NULL, NULL, argv, environ) != 0)
+		return -1;
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+static void compress_closed(struct archiver *a, const char *path)
+{
+	if (!a->gzip)
+		return;
+	if (gzip_file(path) != 0) {
+		metrics_archive_error();
+		if (ratelog_allow(&a->errors, mono_ms(), 60000, 3, 0))
+			log_error("archive: cannot gzip %s (is gzip installed?); it stays uncompressed", path);
+		return;
+	}
+	fsync_parent_dir(path);
+}
+
+/* Files of hours over for more than an hour are closed, and compressed. */
+static void close_past_hours(struct archiver *a)
+{
+	int64_t hour_now = now_ms() / 3600000;
+
+	for (int i = 0; i < ARCHIVE_OPEN_FILES; i++) {
+		struct afile *f = &a->files[i];
+		char path[sizeof(f->path)];
+		if (f->hour < 0 || f->hour >= hour_now - 1)
+			continue;
+		str_copy(path, f->path, sizeof(path));
+		file_close(f);
+		compress_closed(a, path);
+	}
+}
+
 /* ---- one pass ---- */
 
 /* An event's line: its status document and its whole history. */
@@ -226,8 +279,10 @@ static int pass(struct archiver *a)
 		pass_error(a, "cannot read the finished events from the store");
 		return -1;
 	}
-	if (!n)
+	if (!n) {
+		close_past_hours(a);
 		return 0;
+	}
 	ids = calloc(n, sizeof(*ids));
 	fin = calloc(n, sizeof(*fin));
 	ok = ids && fin;
@@ -277,6 +332,8 @@ static int pass(struct archiver *a)
 	}
 	if (done)
 		metrics_archive_events((int)done);
+	if (ok)
+		close_past_hours(a);
 	for (size_t i = 0; i < n; i++)
 		store_event_clear(&rows[i]);
 	free(rows);
@@ -317,6 +374,7 @@ static void *archiver_main(void *arg)
 
 static const char *repair_prefix;
 static int repaired;
+static struct archiver *compressing;   /* archive_gzip at start: the archiver */
 
 static int repair_one(const char *path, const struct stat *sb, int type, struct FTW *ftw)
 {
@@ -326,7 +384,6 @@ static int repair_one(const char *path, const struct stat *sb, int type, struct 
 	off_t end, cut = 0;
 	int fd;
 
-	(void)sb;
 	if (type != FTW_F || strncmp(base, repair_prefix, strlen(repair_prefix)) != 0 || bl < 7 ||
 	    strcmp(base + bl - 7, ".ndjson") != 0)
 		return 0;
@@ -347,6 +404,19 @@ static int repair_one(const char *path, const struct stat *sb, int type, struct 
 			}
 		if (cut == end)
 			break;   /* ends in a newline: whole */
+	}
+	if (compressing && cut == end) {
+		/* a file of an earlier run, whole: compress it once its hour is
+		 * well over; a .gz beside it is a compression cut short */
+		char gz[4096];
+		struct stat st;
+		if ((size_t)snprintf(gz, sizeof(gz), "%s.gz", path) < sizeof(gz) && stat(gz, &st) == 0)
+			unlink(gz);
+		if (sb->st_mtime < time(NULL) - 2 * 3600) {
+			close(fd);
+			compress_closed(compressing, path);
+			return 0;
+		}
 	}
 	if (cut != end && end > 0) {
 		if (ftruncate(fd, cut) == 0 && fsync(fd) == 0) {
@@ -389,7 +459,7 @@ void archive_host_name(char *out, size_t n)
 	str_copy(out, h, n);
 }
 
-struct archiver *archiver_start(struct store *st, const char *dir, char *err, size_t errlen)
+struct archiver *archiver_start(struct store *st, const char *dir, bool gzip, char *err, size_t errlen)
 {
 	struct archiver *a = calloc(1, sizeof(*a));
 
@@ -408,7 +478,10 @@ struct archiver *archiver_start(struct store *st, const char *dir, char *err, si
 		free(a);
 		return NULL;
 	}
+	compressing = a;
+	a->gzip = gzip;
 	archive_repair(dir, a->host);
+	compressing = NULL;
 	pthread_mutex_init(&a->mu, NULL);
 	pthread_cond_init(&a->cv, NULL);
 	ratelog_init(&a->errors, "archive errors");

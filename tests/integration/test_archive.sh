@@ -68,6 +68,17 @@ check "... and cut: every line parses again, none lost" "$(jq -c . "$file" >/dev
 	"parses $before"
 stop_hookd TERM
 
+# --- archive_gzip: a file of an hour long over is compressed (at start, here:
+#     its hour is made three hours old); a .gz cut short beside it is redone ---
+want=$(jq -c . "$file" | sort | md5sum)
+touch -d '3 hours ago' "$file"
+printf 'not gzip' >"$file.gz"
+printf 'archive_gzip = true\n' >>"$T_DIR/a.conf"
+HOOKD_ENV="$(mock_env)" start_hookd "$T_DIR/a.db" --config "$T_DIR/a.conf"
+check "gzip: the closed file compressed in place" "$([ -e "$file" ] && echo plain) $([ -e "$file.gz" ] && echo gz)" " gz"
+check "... holding the same lines" "$(zcat "$file.gz" | jq -c . | sort | md5sum)" "$want"
+stop_hookd TERM
+
 # --- an archive that cannot be written: the events stay in the store ---
 ARCH2="$T_DIR/archive2"
 mkdir -p "$ARCH2"
