@@ -13,6 +13,13 @@ stream_buffer = 64K
 stream_heartbeat = 1s
 [auth]
 admin_token = stream-admin
+[objects]
+objects_secret = obj-token
+[watch runs]
+bucket = my-bucket
+prefix = runs/
+count = 2
+quiet = 1h
 CONF
 HOOKD_ENV="$(mock_env)" start_hookd "$T_DIR/s.db" --config "$T_DIR/s.conf"
 ADM="Authorization: Bearer stream-admin"
@@ -58,6 +65,16 @@ check "watch --format json: the same changes" \
 	"$(jq -r --arg e "$ok_id" 'select(.event_id == $e) | .change' "$T_DIR/w.out" | paste -sd' ')" "received started completed"
 sleep 2
 check_contains "heartbeats while nothing happens" "$(cat "$T_DIR/a.out")" ": heartbeat"
+
+# --- object arrivals: a batch opened, then closed (its trigger event) ---
+OBJ_TOKEN=obj-token opost "$(s3_record runs/r1/a.bag s1)"
+batch=$(jq -r '.objects[0].batch_id' <<<"$BODY")
+OBJ_TOKEN=obj-token opost "$(s3_record runs/r1/b.bag s2)"
+trigger=$(curl -s -H "$ADM" "$BASE/batches/$batch" | jq -r .trigger_event_id)
+wait_until 10 bash -c "grep -q '\"event_id\":\"$trigger\"' '$T_DIR/a.out'" || fail "the batch's trigger streamed"
+check "a batch: opened (watch, bucket, prefix), then closed with its trigger event" \
+	"$(messages "$T_DIR/a.out" | jq -r --arg b "$batch" --arg t "$trigger" 'select(.data.batch_id == $b or .data.event_id == $t) | "\(.event):\(.data.watch // .data.process_type):\(.data.prefix // .data.state)"' | head -2 | paste -sd' ')" \
+	"batch_opened:runs:runs/r1/ batch_closed:batch:completed"
 
 # --- Last-Event-ID: what came after it, read back from the store ---
 first=$(messages "$T_DIR/a.out" | jq -r .id | head -1)
