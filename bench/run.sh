@@ -42,10 +42,11 @@ hookd() {
 		"$BUILD/lqs-hookd" --listen "127.0.0.1:$port" --store "$store" 2>>"$WORK/hookd.log" &
 	HPID=$!
 	PIDS+=("$HPID")
-	wait_for 10 curl -s "http://127.0.0.1:$port/healthz" || { echo "lqs-hookd did not start"; tail "$WORK/hookd.log"; exit 1; }
+	wait_for 10 bash -c "curl -sf http://127.0.0.1:$port/healthz >/dev/null || curl -skf https://127.0.0.1:$port/healthz >/dev/null" ||
+		{ echo "lqs-hookd did not start"; tail "$WORK/hookd.log"; exit 1; }
 }
 
-# BENCH_ONLY=receive|digestion|backlog|objects|sqs|stream runs one section (default: all);
+# BENCH_ONLY=receive|digestion|backlog|objects|sqs|stream|tls runs one section (default: all);
 # BENCH_SQS_MESSAGES: the queue's size for the sqs section (default 10 000)
 only() { [ -z "${BENCH_ONLY:-}" ] || [ "$BENCH_ONLY" = "$1" ]; }
 
@@ -353,6 +354,41 @@ done
 kill "$HPID"; wait "$HPID" 2>/dev/null
 say ""
 say "- 50 subscribers (one stalled) / none: $(awk -v a="${S50[0]}" -v b="${S50[1]}" -v c="${S0[0]}" -v d="${S0[1]}" 'BEGIN { printf "%.2f", (a + b) / (c + d) }') (sum of the two rounds each)"
+fi
+
+# ---------------------------------------------------------------- tls
+if only tls; then
+say ""
+say "### /events over TLS beside plain HTTP (wrk -t 1, keep-alive, ${DUR} s per row, rows alternated)"
+say ""
+say "| port | connections | requests/s | p99 ms | peak RSS MiB |"
+say "|---|---|---|---|---|"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=127.0.0.1 \
+	-keyout "$WORK/tls.key" -out "$WORK/tls.pem" 2>/dev/null
+cat "$WORK/noroute.conf" >"$WORK/tls.conf"
+printf '[http]\ntls_cert = %s\ntls_key = %s\n' "$WORK/tls.pem" "$WORK/tls.key" >>"$WORK/tls.conf"
+declare -A TR
+for round in 1 2; do
+	for mode in plain tls; do
+		port=$(free_port)
+		rm -f "$WORK/tl.db"*
+		hookd tls "$port" "$WORK/tl.db" LQS_HOOKD_CONFIG="$WORK/$([ "$mode" = tls ] && echo tls || echo noroute).conf"
+		scheme=$([ "$mode" = tls ] && echo https || echo http)
+		for c in 1 16; do
+			line=$(BENCH_AUTH=$AUTH_B64 wrk -t 1 -c "$c" -d "${DUR}s" --timeout 5s -s "$SRC/bench/post_event.lua" \
+				"$scheme://127.0.0.1:$port" 2>&1 | grep '^RESULT')
+			rps=0 p99_ms=-
+			eval "$(sed 's/^RESULT //' <<<"$line")"
+			TR[$mode,$c]=$(( ${TR[$mode,$c]:-0} + ${rps%.*} ))
+			say "| $mode (round $round) | $c | $rps | $p99_ms | $(rss_mib "$HPID") |"
+		done
+		kill "$HPID"; wait "$HPID" 2>/dev/null
+	done
+done
+say ""
+for c in 1 16; do
+	say "- $c connection(s): TLS / plain = $(awk -v a="${TR[tls,$c]}" -v b="${TR[plain,$c]}" 'BEGIN { printf "%.2f", a / b }') (sum of the two rounds each)"
+done
 fi
 
 # ---------------------------------------------------------------- record

@@ -195,6 +195,18 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	n = strlen(msg);
 	while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
 		msg[--n] = '\0';
+	/* a client leaving (a stream follower going away, an aborted upload)
+	 * or failing its TLS handshake is everyday life, not a warning */
+	static const char *const clients[] = { "Failed to send the chunked response body",
+					       "Connection was closed by remote side",
+					       "Connection socket is closed when reading request",
+					       "Error: received handshake message out of context",
+					       "Error: An unexpected TLS packet was received" };
+	for (size_t i = 0; i < sizeof(clients) / sizeof(clients[0]); i++)
+		if (strstr(msg, clients[i])) {
+			log_debug("http: %s", msg);
+			return;
+		}
 	log_warn("http: %s", msg);
 }
 
