@@ -17,6 +17,8 @@ int buf_append(struct buf *b, const void *p, size_t n);
 int buf_append_str(struct buf *b, const char *s);
 int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void buf_reset(struct buf *b);
+/* Drop the first n bytes (what has been sent), keeping the rest. */
+void buf_consume(struct buf *b, size_t n);
 /* Make room for total bytes at once (a hint, e.g. a Content-Length; never
  * beyond max, and a failure here is not an error). */
 void buf_expect(struct buf *b, size_t total);

@@ -30,6 +30,19 @@ void buf_reset(struct buf *b)
 		b->data[0] = '\0';
 }
 
+void buf_consume(struct buf *b, size_t n)
+{
+	if (!b->data || n == 0)
+		return;
+	if (n >= b->len) {
+		buf_reset(b);
+		return;
+	}
+	memmove(b->data, b->data + n, b->len - n);
+	b->len -= n;
+	b->data[b->len] = '\0';
+}
+
 void buf_expect(struct buf *b, size_t total)
 {
 	char *p;

@@ -205,8 +205,10 @@ static void sub_append(struct stream_hub *hub, struct sub *s, const char *msg, s
 {
 	if (s->cut)
 		return;
-	if (s->sent && s->sent == s->out.len) {
-		buf_reset(&s->out);
+	/* what was sent goes once it is half the buffer, so a reader that is
+	 * never quite done does not make it grow */
+	if (s->sent && (s->sent == s->out.len || s->sent >= s->out.len / 2)) {
+		buf_consume(&s->out, s->sent);
 		s->sent = 0;
 	}
 	if (buf_append(&s->out, msg, len) != 0) {

@@ -114,10 +114,8 @@ static struct afile *file_for(struct archiver *a, int64_t finished_ms, char *err
 			oldest = &a->files[i];
 	}
 	if (!f) {
-		if (!oldest) {
-			snprintf(err, errlen, "more than %d partitions in one pass", ARCHIVE_OPEN_FILES);
-			return NULL;
-		}
+		if (!oldest)
+			return NULL;   /* every file written this pass: the rest waits for the next (err empty) */
 		file_close(oldest);   /* a partition no longer written to */
 		f = oldest;
 	}
@@ -265,7 +263,8 @@ static void pass_error(struct archiver *a, const char *what)
 		log_error("archive: %s; the events stay in the store (retention keeps them) and are tried again", what);
 }
 
-/* Returns how many events it archived, or -1. */
+/* Returns how many events it archived (ARCHIVE_BATCH: more are waiting),
+ * or -1. */
 static int pass(struct archiver *a)
 {
 	struct store_event *rows = NULL;
@@ -273,7 +272,7 @@ static int pass(struct archiver *a)
 	char err[512] = "";
 	char (*ids)[37] = NULL;
 	int64_t *fin = NULL;
-	bool ok = true;
+	bool ok = true, cut_short = false;
 
 	if (store_archive_pending(a->st, ARCHIVE_BATCH, &rows, &n) != STORE_OK) {
 		pass_error(a, "cannot read the finished events from the store");
@@ -294,6 +293,13 @@ static int pass(struct archiver *a)
 	for (size_t i = 0; ok && i < n; i++) {
 		char *line = event_line(a, &rows[i]);
 		struct afile *f = line ? file_for(a, rows[i].finished_ms, err, sizeof(err)) : NULL;
+		if (line && !f && !err[0]) {
+			/* more partitions in this pass than files kept open: what is
+			 * written is kept, the rest is the next pass's */
+			free(line);
+			cut_short = true;
+			break;
+		}
 		if (!line && !err[0])
 			snprintf(err, sizeof(err), "cannot read the history of event %s", rows[i].id);
 		if (f && (write_all(f->fd, line, strlen(line)) != 0 || write_all(f->fd, "\n", 1) != 0)) {
@@ -332,14 +338,15 @@ static int pass(struct archiver *a)
 	}
 	if (done)
 		metrics_archive_events((int)done);
-	if (ok)
-		close_past_hours(a);
+	if (ok && n < ARCHIVE_BATCH)
+		close_past_hours(a);   /* caught up: a backlog of an old hour keeps its file */
 	for (size_t i = 0; i < n; i++)
 		store_event_clear(&rows[i]);
 	free(rows);
 	free(ids);
 	free(fin);
-	return ok ? (int)done : -1;
+	/* a pass cut short says "more": the next one follows at once */
+	return ok ? (cut_short ? ARCHIVE_BATCH : (int)done) : -1;
 }
 
 static void *archiver_main(void *arg)

@@ -28,6 +28,23 @@ START_TEST(buf_caps_and_frees)
 }
 END_TEST
 
+START_TEST(buf_consume_keeps_the_rest)
+{
+	struct buf b;
+
+	buf_init(&b, 0);
+	buf_consume(&b, 3);   /* nothing yet: nothing to do */
+	ck_assert_int_eq(buf_append_str(&b, "id: 1\ndata: x\n\n"), 0);
+	buf_consume(&b, 6);
+	ck_assert_str_eq(b.data, "data: x\n\n");
+	ck_assert_uint_eq(b.len, 9);
+	buf_consume(&b, 100);
+	ck_assert_uint_eq(b.len, 0);
+	ck_assert_str_eq(b.data, "");
+	buf_free(&b);
+}
+END_TEST
+
 START_TEST(buf_printf_grows)
 {
 	struct buf b;
@@ -303,6 +320,7 @@ Suite *suite_buf(void)
 	TCase *t = tcase_create("core");
 
 	tcase_add_test(t, buf_caps_and_frees);
+	tcase_add_test(t, buf_consume_keeps_the_rest);
 	tcase_add_test(t, buf_printf_grows);
 	tcase_add_test(t, log_line_escapes);
 	tcase_add_test(t, uuid_new_is_v7_and_unique);
