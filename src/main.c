@@ -25,6 +25,12 @@
  *   lqs-sweep   runs the sweeps when due and when asked (POST /sweeps/NAME/run):
  *               its own mu, the store's advisory lock "sweep:NAME", and
  *               the intake, like any source.
+ *   lqs-stream  reads the store's change feed while anyone follows
+ *               GET /events/stream and fills each subscriber's buffer; the hub
+ *               mu (MHD-workers take it to send), the store lock for reads.
+ *   lqs-archive appends finished events to archive_dir, syncs, marks them
+ *               archived; the store lock. TLS pairs swap under their rwlock
+ *               (main writes on reload, each handshake reads).
  * Signals are blocked in every thread and read by main from a signalfd; once
  * stopping, main takes a second SIGTERM/SIGINT as "exit now". */
 #include <errno.h>
