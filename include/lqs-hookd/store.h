@@ -199,6 +199,8 @@ struct store_step {
 	char *error;            /* owned; NULL when none */
 };
 void store_steps_free(struct store_step *s, size_t n);
+/* store_event_clear each of n events, then free the array. */
+void store_events_free(struct store_event *e, size_t n);
 
 /* event_json.c: the status document of an event and one history step, as
  * GET /events/{id} and its history serve them (new references). */

@@ -103,11 +103,9 @@ enum MHD_Result api_events_list(struct http *h, struct MHD_Connection *c, struct
 	if (store_list(h->st, &q, &rows, &n, &next) != STORE_OK)
 		return store_unavailable(c);
 	data = json_array();
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i++)
 		json_array_append_new(data, store_event_json(&rows[i]));
-		store_event_clear(&rows[i]);
-	}
-	free(rows);
+	store_events_free(rows, n);
 	return reply_json(c, 200, json_pack("{s:o, s:o}", "data", data, "next_cursor", json_cursor_or_null(next)), NULL, NULL);
 }
 

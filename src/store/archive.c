@@ -340,9 +340,7 @@ static int pass(struct archiver *a)
 		metrics_archive_events((int)done);
 	if (ok && n < ARCHIVE_BATCH)
 		close_past_hours(a);   /* caught up: a backlog of an old hour keeps its file */
-	for (size_t i = 0; i < n; i++)
-		store_event_clear(&rows[i]);
-	free(rows);
+	store_events_free(rows, n);
 	free(ids);
 	free(fin);
 	/* a pass cut short says "more": the next one follows at once */

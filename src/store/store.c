@@ -75,6 +75,13 @@ void store_event_clear(struct store_event *e)
 	memset(e, 0, sizeof(*e));
 }
 
+void store_events_free(struct store_event *e, size_t n)
+{
+	for (size_t i = 0; e && i < n; i++)
+		store_event_clear(&e[i]);
+	free(e);
+}
+
 void store_steps_free(struct store_step *s, size_t n)
 {
 	for (size_t i = 0; s && i < n; i++) {

@@ -260,8 +260,7 @@ START_TEST(recover_replay_history_prune)
 		ck_assert_int_eq(store_prune(st, now_ms() + 1000, 0, true), 0);
 		fins[0] = rows[0].finished_ms;
 		ck_assert_int_eq(store_archive_mark(st, ids, fins, 1, now_ms()), STORE_OK);
-		store_event_clear(&rows[0]);
-		free(rows);
+		store_events_free(rows, n);
 		ck_assert_int_eq(store_archive_pending(st, 10, &rows, &n), STORE_OK);
 		ck_assert_uint_eq(n, 0);
 		free(rows);

@@ -176,13 +176,36 @@ enum store_result sq_history_page(struct store *b, const char *id, int64_t after
 	return STORE_OK;
 }
 
+/* Step s, one event per row, into a growing array: at most max of them
+ * (*more: another row followed). Returns the last step's code, SQLITE_DONE
+ * when all went well. */
+static int collect_events(sqlite3_stmt *s, size_t max, struct store_event **rows, size_t *k, bool *more)
+{
+	size_t cap = 0;
+	int rc;
+
+	*more = false;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (*k == max) {
+			*more = true;
+			return SQLITE_DONE;
+		}
+		if (!grow((void **)rows, &cap, *k, sizeof(**rows)))
+			return SQLITE_NOMEM;
+		memset(&(*rows)[*k], 0, sizeof(**rows));
+		event_row(s, &(*rows)[(*k)++]);
+	}
+	return rc;
+}
+
 enum store_result sq_list(struct store *b, const struct store_query *q, struct store_event **out, size_t *n,
 			  int64_t *next_cursor)
 {
 	struct sq *st = sq_of(b);
 	struct store_event *rows = NULL;
-	size_t cap = 0, k = 0;
+	size_t k = 0;
 	int limit = q->limit > 0 ? q->limit : 100, rc = SQLITE_ERROR;
+	bool more = false;
 	sqlite3_stmt *s;
 
 	pthread_mutex_lock(&st->lock);
@@ -198,30 +221,17 @@ enum store_result sq_list(struct store *b, const struct store_query *q, struct s
 		sqlite3_bind_int64(s, 5, q->since_ms);
 		sqlite3_bind_int(s, 6, limit + 1);
 		sq_bind_text(s, 7, q->handler);
-		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-			if (k == (size_t)limit) {
-				*next_cursor = rows[k - 1].seq;
-				rc = SQLITE_DONE;
-				break;
-			}
-			if (!grow((void **)&rows, &cap, k, sizeof(*rows))) {
-				rc = SQLITE_NOMEM;
-				break;
-			}
-			memset(&rows[k], 0, sizeof(rows[k]));
-			event_row(s, &rows[k++]);
-		}
+		rc = collect_events(s, (size_t)limit, &rows, &k, &more);
 		sq_release(st, s);
 	}
 	pthread_mutex_unlock(&st->lock);
 	if (rc != SQLITE_DONE) {
 		sq_log_db_error(st, "list");
-		for (size_t i = 0; i < k; i++)
-			store_event_clear(&rows[i]);
-		free(rows);
+		store_events_free(rows, k);
 		*next_cursor = 0;
 		return STORE_ERROR;
 	}
+	*next_cursor = more ? rows[k - 1].seq : 0;
 	*out = rows;
 	*n = k;
 	return STORE_OK;
@@ -306,30 +316,22 @@ enum store_result sq_archive_pending(struct store *b, int limit, struct store_ev
 {
 	struct sq *st = sq_of(b);
 	struct store_event *out = NULL;
-	size_t k = 0, cap = 0;
+	size_t k = 0;
 	sqlite3_stmt *s;
 	int rc = SQLITE_ERROR;
+	bool more;
 
 	pthread_mutex_lock(&st->lock);
 	s = sq_prep(st, "SELECT " EVENT_COLS " FROM events WHERE finished_at IS NOT NULL AND archived_at IS NULL "
 		     "ORDER BY finished_at LIMIT ?");
 	if (s) {
 		sqlite3_bind_int(s, 1, limit);
-		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-			if (!grow((void **)&out, &cap, k, sizeof(*out))) {
-				rc = SQLITE_NOMEM;
-				break;
-			}
-			memset(&out[k], 0, sizeof(out[k]));
-			event_row(s, &out[k++]);
-		}
+		rc = collect_events(s, (size_t)limit, &out, &k, &more);
 		sq_release(st, s);
 	}
 	pthread_mutex_unlock(&st->lock);
 	if (rc != SQLITE_DONE) {
-		for (size_t i = 0; i < k; i++)
-			store_event_clear(&out[i]);
-		free(out);
+		store_events_free(out, k);
 		sq_log_db_error(st, "archive_pending");
 		return STORE_ERROR;
 	}
