@@ -42,7 +42,6 @@ struct afile {
 	off_t size;          /* what is synced or being written this pass */
 	off_t pass_start;    /* its size when this pass began */
 	bool touched, fresh; /* written this pass; created this pass */
-	char dir[4096];
 	char path[4096];
 };
 
@@ -103,7 +102,7 @@ static struct afile *file_for(struct archiver *a, int64_t finished_ms, char *err
 	struct afile *f = NULL, *oldest = NULL;
 	time_t t = (time_t)(finished_ms / 1000), now = time(NULL);
 	struct tm tm, tn;
-	char name[256];
+	char dir[4096];
 
 	for (int i = 0; i < ARCHIVE_OPEN_FILES; i++) {
 		if (a->files[i].hour == hour)
@@ -121,16 +120,16 @@ static struct afile *file_for(struct archiver *a, int64_t finished_ms, char *err
 	}
 	gmtime_r(&t, &tm);
 	gmtime_r(&now, &tn);
-	snprintf(f->dir, sizeof(f->dir), "%s/year=%04d/month=%02d/day=%02d/hour=%02d", a->dir, tm.tm_year + 1900,
-		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour);
-	snprintf(name, sizeof(name), "lqs-hookd-%s-%04d%02d%02dT%02d%02d%02dZ.ndjson", a->host, tn.tm_year + 1900,
-		 tn.tm_mon + 1, tn.tm_mday, tn.tm_hour, tn.tm_min, tn.tm_sec);
-	if (snprintf(f->path, sizeof(f->path), "%s/%s", f->dir, name) >= (int)sizeof(f->path)) {
+	if (snprintf(dir, sizeof(dir), "%s/year=%04d/month=%02d/day=%02d/hour=%02d", a->dir, tm.tm_year + 1900,
+		     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour) >= (int)sizeof(dir) ||
+	    snprintf(f->path, sizeof(f->path), "%s/" ARCHIVE_FILE_PREFIX "%04d%02d%02dT%02d%02d%02dZ.ndjson", dir,
+		     a->host, tn.tm_year + 1900, tn.tm_mon + 1, tn.tm_mday, tn.tm_hour, tn.tm_min,
+		     tn.tm_sec) >= (int)sizeof(f->path)) {
 		snprintf(err, errlen, "archive_dir is too long a path");
 		return NULL;
 	}
-	if (make_dirs(f->dir) != 0) {
-		snprintf(err, errlen, "cannot make %.400s: %s", f->dir, strerror(errno));
+	if (make_dirs(dir) != 0) {
+		snprintf(err, errlen, "cannot make %.400s: %s", dir, strerror(errno));
 		return NULL;
 	}
 	f->fd = open(f->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
@@ -404,11 +403,9 @@ static int repair_one(const char *path, const struct stat *sb, int type, struct 
 			break;
 		for (size_t i = k; i-- > 0;)
 			if (buf[i] == '\n') {
-				cut = at + (off_t)i + 1;
+				cut = at + (off_t)i + 1;   /* cut == end: ends in a newline, whole */
 				break;
 			}
-		if (cut == end)
-			break;   /* ends in a newline: whole */
 	}
 	if (compressing && cut == end) {
 		/* a file of an earlier run, whole: compress it once its hour is
@@ -456,7 +453,8 @@ void archive_host_name(char *out, size_t n)
 
 	if (gethostname(h, sizeof(h) - 1) != 0 || !h[0])
 		str_copy(h, "localhost", sizeof(h));
-	/* a file name part: letters, digits, dot, dash, underscore */
+	/* a file name part: letters, digits, dot, underscore (a dash would make
+	 * the host ambiguous in lqs-hookd-HOST-TIMESTAMP) */
 	for (char *p = h; *p; p++)
 		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '.' ||
 		      *p == '_'))

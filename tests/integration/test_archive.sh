@@ -31,7 +31,7 @@ done
 wait_until 20 bash -c "[ \"\$(curl -s '$BASE/metrics' | awk '\$1 == \"lqs_hookd_archive_events_total\" {print \$2}')\" = 6 ]" ||
 	fail "six events archived"
 check "every line parses, one per event" "$(lines | jq -r .event_id | sort | paste -sd' ')" "$(tr ' ' '\n' <<<"$ids" | sort | paste -sd' ')"
-host=$(hostname | tr -c 'A-Za-z0-9._\n-' '_')
+host=$(hostname | tr -c 'A-Za-z0-9._\n' '_')
 check "files: lqs-hookd-HOST-TIMESTAMP.ndjson under year=/month=/day=/hour=" \
 	"$(find "$ARCH" -name '*.ndjson' | sed "s|^$ARCH/||" | grep -cvE "^year=[0-9]{4}/month=[0-9]{2}/day=[0-9]{2}/hour=[0-9]{2}/lqs-hookd-${host}-[0-9]{8}T[0-9]{6}Z\.ndjson$")" 0
 misplaced=0
