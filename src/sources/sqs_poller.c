@@ -137,22 +137,44 @@ static void store_messages(struct poller *p, const struct config *cfg, const str
 	free(jobs);
 }
 
+/* The batch entries (Id, ReceiptHandle) of the messages that are stored
+ * (stored_ones) or that were read but not stored; with visibility >= 0,
+ * each with that VisibilityTimeout. */
+static json_t *entries_of(struct msg *m, size_t n, const bool *stored, bool stored_ones, int visibility)
+{
+	json_t *entries = json_array();
+	char id[32];
+
+	for (size_t i = 0; i < n; i++) {
+		if (!m[i].receipt || stored[i] != stored_ones || (!stored_ones && !m[i].readable))
+			continue;
+		snprintf(id, sizeof(id), "m%zu", i);
+		json_t *e = json_pack("{s:s, s:s}", "Id", id, "ReceiptHandle", m[i].receipt);
+		if (visibility >= 0)
+			json_object_set_new(e, "VisibilityTimeout", json_integer(visibility));
+		json_array_append_new(entries, e);
+	}
+	return entries;
+}
+
+/* The wait before the next try after `round` failures in a row: from 1 s,
+ * doubling, to a minute. */
+static int64_t retry_ms(int round, double jitter01)
+{
+	double s = backoff_delay(SQS_BACKOFF_BASE_S, round, jitter01);
+
+	return (int64_t)((s < SQS_BACKOFF_MAX_S ? s : SQS_BACKOFF_MAX_S) * 1000);
+}
+
 /* Delete what is stored (up to ten, one call). SQS_OK, or how the call
  * failed (error says why). */
 static enum sqs_fail delete_messages(struct poller *p, const struct sqs_cfg *q, const struct aws_creds *cr,
 				     struct msg *m, size_t n, const bool *stored, char *error, size_t errlen)
 {
-	json_t *entries = json_array();
+	json_t *entries = entries_of(m, n, stored, true, -1);
 	struct sqs_result res = { .fail = SQS_OK };
 	enum sqs_fail f = SQS_OK;
-	char id[32];
 
-	for (size_t i = 0; i < n; i++) {
-		if (!stored[i] || !m[i].receipt)
-			continue;
-		snprintf(id, sizeof(id), "m%zu", i);
-		json_array_append_new(entries, json_pack("{s:s, s:s}", "Id", id, "ReceiptHandle", m[i].receipt));
-	}
 	if (json_array_size(entries)) {
 		sqs_call(q, cr, "DeleteMessageBatch", json_pack("{s:O}", "Entries", entries), 30000, &res);
 		f = res.fail;
@@ -174,17 +196,9 @@ static enum sqs_fail delete_messages(struct poller *p, const struct sqs_cfg *q, 
 static void set_visibility(struct poller *p, const struct sqs_cfg *q, const struct aws_creds *cr, struct msg *m,
 			   size_t n, const bool *stored, int seconds)
 {
-	json_t *entries = json_array();
+	json_t *entries = entries_of(m, n, stored, false, seconds);
 	struct sqs_result res = { .fail = SQS_OK };
-	char id[32];
 
-	for (size_t i = 0; i < n; i++) {
-		if (stored[i] || !m[i].readable || !m[i].receipt)
-			continue;
-		snprintf(id, sizeof(id), "m%zu", i);
-		json_array_append_new(entries, json_pack("{s:s, s:s, s:i}", "Id", id, "ReceiptHandle", m[i].receipt,
-							 "VisibilityTimeout", seconds));
-	}
 	if (json_array_size(entries)) {
 		sqs_call(q, cr, "ChangeMessageVisibilityBatch", json_pack("{s:O}", "Entries", entries), 30000, &res);
 		if (res.fail)
@@ -204,7 +218,6 @@ static void store_holding(struct poller *p, const struct config *cfg, const stru
 {
 	for (int round = 0;; round++) {
 		size_t refused = 0;
-		double s;
 		int64_t ms;
 
 		store_messages(p, cfg, q, m, n, total, stored);
@@ -222,8 +235,7 @@ static void store_holding(struct poller *p, const struct config *cfg, const stru
 			set_visibility(p, q, cr, m, n, stored, 0);
 			return;
 		}
-		s = backoff_delay(SQS_BACKOFF_BASE_S, round, 0.5);
-		ms = (int64_t)((s < SQS_BACKOFF_MAX_S ? s : SQS_BACKOFF_MAX_S) * 1000);
+		ms = retry_ms(round, 0.5);
 		if (round == 0) {
 			log_warn("sqs %s: the store refused the records of %zu message(s) (the store says why); "
 				 "they are held and tried again", p->name, refused);
@@ -275,9 +287,7 @@ static int64_t poll_once(struct poller *p, const struct config *cfg, const struc
 	metrics_sqs_receive(p->name, mono_s() - t0);
 	if (res.fail) {
 		int64_t ms = res.fail == SQS_AUTH ? 60000
-			     : (int64_t)(backoff_delay(SQS_BACKOFF_BASE_S, (*fails)++, (double)((unsigned)mono_ms() % 1000) / 1000.0) * 1000);
-		if (ms > SQS_BACKOFF_MAX_S * 1000)
-			ms = (int64_t)(SQS_BACKOFF_MAX_S * 1000);
+			     : retry_ms((*fails)++, (double)((unsigned)mono_ms() % 1000) / 1000.0);
 		if (res.fail == SQS_AUTH)
 			aws_creds_clear(cr);   /* expired ones are taken anew */
 		else
