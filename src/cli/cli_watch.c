@@ -162,11 +162,29 @@ static bool watch_event(struct sse *s, const char *event, json_t *d)
 	return true;
 }
 
-static void sleep_ms(long ms)
+/* Sleep the wait before taking a dropped stream up again; the next one. */
+static long pause_then_next(long wait)
 {
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	struct timespec ts = { wait / 1000, (wait % 1000) * 1000000L };
 
 	nanosleep(&ts, NULL);
+	return wait * 2 > WATCH_RETRY_MAX_MS ? WATCH_RETRY_MAX_MS : wait * 2;
+}
+
+/* The reader's buffers, and the stream's path in q (filters follow). */
+static void sse_begin(struct sse *s, struct buf *q, const struct config *cfg)
+{
+	buf_init(q, 8192);
+	buf_init(&s->line, WATCH_MAX_LINE);
+	buf_init(&s->data, WATCH_MAX_LINE);
+	buf_printf(q, "%s/stream", cfg->events_path);
+}
+
+static void sse_end(struct sse *s, struct buf *q)
+{
+	buf_free(q);
+	buf_free(&s->line);
+	buf_free(&s->data);
 }
 
 int cmd_watch(const struct config *cfg, const struct cli_opts *o)
@@ -175,12 +193,8 @@ int cmd_watch(const struct config *cfg, const struct cli_opts *o)
 	struct buf q;
 	long wait = WATCH_RETRY_MIN_MS;
 	bool ever = false;
-	int rc = 1;
 
-	buf_init(&q, 8192);
-	buf_init(&s.line, WATCH_MAX_LINE);
-	buf_init(&s.data, WATCH_MAX_LINE);
-	buf_printf(&q, "%s/stream", cfg->events_path);
+	sse_begin(&s, &q, cfg);
 	query_add(&q, "state", o->state);
 	query_add(&q, "handler", o->handler);
 	query_add(&q, "resource_id", o->resource_id);
@@ -208,13 +222,10 @@ int cmd_watch(const struct config *cfg, const struct cli_opts *o)
 		}
 		fprintf(stderr, "lqs-hookd: the stream ended (%s); taking it up again in %ld s\n",
 			err[0] ? err : curl_easy_strerror(cc), wait / 1000);
-		sleep_ms(wait);
-		wait = wait * 2 > WATCH_RETRY_MAX_MS ? WATCH_RETRY_MAX_MS : wait * 2;
+		wait = pause_then_next(wait);
 	}
-	buf_free(&q);
-	buf_free(&s.line);
-	buf_free(&s.data);
-	return rc;
+	sse_end(&s, &q);
+	return 1;   /* it follows until interrupted: ending is an error */
 }
 
 /* ---- status ID --watch ---- */
@@ -272,10 +283,7 @@ int cmd_status_watch(const struct config *cfg, const struct cli_opts *o, const c
 	double deadline = o->timeout_s > 0 ? mono_s() + o->timeout_s : 0;
 	long wait = WATCH_RETRY_MIN_MS;
 
-	buf_init(&q, 4096);
-	buf_init(&s.line, WATCH_MAX_LINE);
-	buf_init(&s.data, WATCH_MAX_LINE);
-	buf_printf(&q, "%s/stream", cfg->events_path);
+	sse_begin(&s, &q, cfg);
 	query_add(&q, "event_id", id);
 	while (s.result < 0 && q.data) {
 		char err[4096] = "";
@@ -299,8 +307,7 @@ int cmd_status_watch(const struct config *cfg, const struct cli_opts *o, const c
 		}
 		if (cc == CURLE_OPERATION_TIMEDOUT && deadline)
 			break;
-		sleep_ms(wait);
-		wait = wait * 2 > WATCH_RETRY_MAX_MS ? WATCH_RETRY_MAX_MS : wait * 2;
+		wait = pause_then_next(wait);
 	}
 	if (s.result < 0) {
 		fprintf(stderr, "lqs-hookd: %s has not finished within --timeout\n", id);
@@ -308,8 +315,6 @@ int cmd_status_watch(const struct config *cfg, const struct cli_opts *o, const c
 	} else if (!o->json_out && s.result <= WATCH_EXIT_FAILED) {
 		printf("%s: %s\n", id, s.result == WATCH_EXIT_COMPLETED ? "completed" : "failed");
 	}
-	buf_free(&q);
-	buf_free(&s.line);
-	buf_free(&s.data);
+	sse_end(&s, &q);
 	return s.result;
 }
