@@ -148,8 +148,9 @@ void metrics_receive_duration(double seconds)
 static _Atomic int lqs_check_state = -1;   /* -1 not yet known, 0 failing, 1 ok */
 static _Atomic int64_t reload_ok_ms, reload_last_ms;
 static atomic_int reload_last_ok = 1;
+/* Counters and gauges without labels: atomics, rendered at the end. */
 static atomic_int stream_subs;
-static atomic_llong archive_events, archive_errors, tls_expiry;
+static atomic_llong stream_cut, stream_refused, archive_events, archive_errors, tls_expiry;
 
 void metrics_tls_expiry(int64_t epoch_s)
 {
@@ -165,7 +166,6 @@ void metrics_archive_error(void)
 {
 	atomic_fetch_add(&archive_errors, 1);
 }
-static atomic_llong stream_cut, stream_refused;
 
 void metrics_stream_subscribers(int n)
 {

@@ -45,27 +45,29 @@ void track_phase(struct http *h, struct MHD_Connection *c, enum conn_phase ph, b
  * them, as it is accepted (the listening socket defers accepting until
  * bytes arrive): a TLS handshake (an https:// URI against a plain port) or
  * bytes that cannot begin a request would otherwise wait for
- * header_timeout. Returns NULL (HTTP, or nothing yet) or what it is. */
-static const char *not_http(struct conn_track *t)
+ * header_timeout. */
+enum first_bytes { FB_HTTP, FB_TLS, FB_OTHER };
+
+static enum first_bytes first_bytes(struct conn_track *t)
 {
 	unsigned char b[3];
 	ssize_t n = recv(t->fd, b, sizeof(b), MSG_PEEK | MSG_DONTWAIT);
 
 	if (n <= 0)
-		return NULL;   /* nothing yet (or gone: libmicrohttpd sees it) */
+		return FB_HTTP;   /* nothing yet (or gone: libmicrohttpd sees it) */
 	if (b[0] == 0x16 && (n < 2 || b[1] == 0x03))
-		return "a TLS handshake";
+		return FB_TLS;
 	/* a method's first letter, or the empty lines a request may follow */
 	if ((b[0] >= 'A' && b[0] <= 'Z') || b[0] == '\r' || b[0] == '\n')
-		return NULL;
-	return "bytes that are not HTTP";
+		return FB_HTTP;
+	return FB_OTHER;
 }
 
 /* Answer a connection that does not speak HTTP with a 400 and close it
  * (as a refusal: cut shortly if the client does not close first), and say
  * so (a few lines a minute). A TLS client reads the plain answer as
  * "wrong version number", the usual sign of https:// against http. */
-static void cut_not_http(struct http *h, struct conn_track *t, const char *what)
+static void cut_not_http(struct http *h, struct conn_track *t, bool tls)
 {
 	static const char tls_answer[] =
 		"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nConnection: close\r\n"
@@ -73,7 +75,6 @@ static void cut_not_http(struct http *h, struct conn_track *t, const char *what)
 	static const char other_answer[] =
 		"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nConnection: close\r\n"
 		"Content-Length: 32\r\n\r\n{\"detail\":\"not an HTTP request\"}";
-	bool tls = what[0] == 'a';
 	char client[64] = "?";
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
@@ -87,10 +88,10 @@ static void cut_not_http(struct http *h, struct conn_track *t, const char *what)
 	if (getpeername(t->fd, (struct sockaddr *)&ss, &sl) == 0)
 		getnameinfo((struct sockaddr *)&ss, sl, client, sizeof(client), NULL, 0, NI_NUMERICHOST);
 	if (ratelog_allow(&h->not_http, mono_ms(), 60000, 5, 400))
-		log_warn("closed a connection from %s that began with %s%s", client, what,
-			 what[0] == 'a' ? ": is the hook URI https:// while this port serves plain HTTP? Set tls_cert "
-					  "and tls_key, or use http://"
-					: "");
+		log_warn("closed a connection from %s that began with %s", client,
+			 tls ? "a TLS handshake: is the hook URI https:// while this port serves plain HTTP? Set tls_cert "
+			       "and tls_key, or use http://"
+			     : "bytes that are not HTTP");
 }
 
 void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
@@ -128,11 +129,9 @@ void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
 			t->phase_start = mono_ms() - atomic_load(&h->header_timeout_ms) + REFUSED_GRACE_MS;
 		}
 		bool over = t->refused;
-		if (!over && !h->tls) {
-			const char *what = not_http(t);
-			if (what)
-				cut_not_http(h, t, what);
-		}
+		enum first_bytes fb = over || h->tls ? FB_HTTP : first_bytes(t);
+		if (fb != FB_HTTP)
+			cut_not_http(h, t, fb == FB_TLS);
 		pthread_mutex_unlock(&h->conns_mu);
 		if (over)
 			metrics_connection_refused("max_connections");

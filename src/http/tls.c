@@ -324,7 +324,7 @@ int tls_pin(const char *cert_path, char *out, size_t n)
 	if (!pem)
 		return -1;
 	if (gnutls_pcert_list_import_x509_raw(pc, &k, &d, GNUTLS_X509_FMT_PEM, 0) >= 0 && k > 0) {
-		if (gnutls_pubkey_export2(pc[0].pubkey, GNUTLS_X509_FMT_DER, &der) == 0 &&
+		if (pubkey_der(pc[0].pubkey, &der) == 0 &&
 		    gnutls_hash_fast(GNUTLS_DIG_SHA256, der.data, der.size, sum) == 0 &&
 		    base64_encode(sum, sizeof(sum), b64, sizeof(b64)) > 0 &&
 		    (size_t)snprintf(out, n, "sha256//%s", b64) < n)
