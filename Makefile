@@ -14,7 +14,7 @@ CMAKE_FLAGS ?=
 # Debian packages needed to build, test and demo. Checked one by one so that a
 # machine that already has them never needs root.
 DEB_PACKAGES = build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev \
-	libcurl4-openssl-dev uuid-dev libsqlite3-dev libinih-dev check libsubunit-dev \
+	libcurl4-openssl-dev uuid-dev libsqlite3-dev libpq-dev postgresql libinih-dev check libsubunit-dev \
 	libsystemd-dev libssl-dev libgnutls28-dev openssl curl jq sqlite3 procps iproute2 clang libclang-rt-14-dev systemd dpkg-dev file lintian binutils util-linux
 
 CLANG    ?= build-clang

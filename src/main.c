@@ -297,14 +297,15 @@ struct daemon {
 static void announce(struct daemon *d, int listen_fd)
 {
 	struct config_ref *ref = config_current();
-	char host[256];
+	char host[256], where[1024];
 	unsigned port;
 
+	store_redact(ref->cfg.store, where, sizeof(where));
 	if (listen_fd >= 0)
 		log_info("listening on the socket passed by systemd (port %u)", http_port(d->h));
 	else if (config_split_listen(ref->cfg.listen, host, sizeof(host), &port) == 0)
 		log_info("listening on %s:%u%s (events at %s, store %s, %lld workers, %lld unfinished events)", host,
-			 http_port(d->h), tls_configured(&ref->cfg) ? " over TLS" : "", ref->cfg.events_path, ref->cfg.store, (long long)ref->cfg.workers,
+			 http_port(d->h), tls_configured(&ref->cfg) ? " over TLS" : "", ref->cfg.events_path, where, (long long)ref->cfg.workers,
 			 (long long)store_unfinished(d->st));
 	config_put(ref);
 }
@@ -317,7 +318,8 @@ static int start(struct daemon *d)
 	int recovered, listen_fd, rc = -1;
 
 	fit_open_files(ref->cfg.max_connections);
-	if (store_open(&d->st, ref->cfg.store, err, sizeof(err))) {
+	struct store_conf sc = { ref->cfg.store_password, (int)ref->cfg.store_connections };
+	if (store_open_conf(&d->st, ref->cfg.store, &sc, err, sizeof(err))) {
 		log_error("%s", err);
 		goto out;
 	}

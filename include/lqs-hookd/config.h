@@ -111,6 +111,8 @@ struct config {
 	char *admin_token;
 	/* [store] */
 	char *store;
+	char *store_password;
+	int64_t store_connections;
 	int64_t max_queued;
 	double dedupe_window;
 	int64_t max_store_size;

@@ -46,8 +46,20 @@ static inline bool store_result_stored(enum store_result r)
 
 /* ---- opening ---- */
 
-/* where: a path selects SQLite. */
+/* What a server database needs besides its address. */
+struct store_conf {
+	const char *password;   /* NULL: from the address, ~/.pgpass or PGPASSWORD */
+	int connections;        /* connections this daemon opens at most (0: the default) */
+};
+#define STORE_DEFAULT_CONNECTIONS 8
+/* Whether where names a PostgreSQL database (a postgresql:// or
+ * postgres:// URI, or libpq's key=value form) rather than a SQLite path. */
+bool store_is_postgres(const char *where);
+/* where, fit for a log: any password in it replaced by "***". */
+void store_redact(const char *where, char *out, size_t n);
+/* where: a path selects SQLite, a PostgreSQL address PostgreSQL. */
 int store_open(struct store **out, const char *where, char *err, size_t errlen);
+int store_open_conf(struct store **out, const char *where, const struct store_conf *conf, char *err, size_t errlen);
 /* Cap the store's size (0: no cap); beyond it writes fail as NOSPACE. */
 void store_set_max_size(struct store *st, int64_t bytes);
 void store_close(struct store *st);
@@ -171,6 +183,9 @@ enum store_result store_progress(struct store *st, const char *id, json_t *progr
 /* Advisory locks by key (a log id): one holder at a time among all the
  * daemons on the store. store_lock waits. */
 void store_lock(struct store *st, const char *key);
+/* The same without waiting: false when another holds it (or the store
+ * cannot be reached). */
+bool store_trylock(struct store *st, const char *key);
 void store_unlock(struct store *st, const char *key);
 
 /* ---- views: what the API renders ---- */
@@ -233,7 +248,15 @@ enum store_result store_list(struct store *st, const struct store_query *q, stru
  * opened batches. */
 struct store_cursor {
 	int64_t received, steps, batches;
+	/* A server database orders each source by writing transaction, then
+	 * seq (its seqs are taken before commit, so not in commit order); 0 in
+	 * SQLite, whose writers take turns. */
+	int64_t received_tx, steps_tx, batches_tx;
 };
+/* Is a before b in any source? */
+bool store_cursor_behind(const struct store_cursor *a, const struct store_cursor *b);
+/* Move a up to b in every source where it is behind. */
+void store_cursor_catch_up(struct store_cursor *a, const struct store_cursor *b);
 
 struct store_change {
 	struct store_cursor cursor;   /* pass back to get what follows */

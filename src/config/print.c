@@ -1,6 +1,7 @@
 /* The configuration as text: --print-config (secrets hidden, durations
  * and sizes as written) and the reference table of the docs. */
 #include "lqs-hookd/config.h"
+#include "lqs-hookd/store.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -36,7 +37,11 @@ static void value_text(const struct config *cfg, const struct setting *s, char *
 	case T_STRING:
 	case T_ENUM: {
 		const char *v = *(char *const *)f;
-		str_copy(out, v ? v : "", n);
+		/* a database address may hold its password */
+		if (v && f == (const void *)&cfg->store)
+			store_redact(v, out, n);
+		else
+			str_copy(out, v ? v : "", n);
 		break;
 	}
 	case T_SECRET:

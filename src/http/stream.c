@@ -116,24 +116,34 @@ static bool sub_takes(const struct sub *s, const struct store_change *c, const c
 	       (!s->event_id[0] || (!batch_row && strcmp(s->event_id, c->event_id) == 0));
 }
 
+/* "R-S-B"; a server database's feed also names each source's transaction:
+ * "RTX.R-STX.S-BTX.B". */
 static void cursor_text(const struct store_cursor *c, char *out, size_t n)
 {
-	snprintf(out, n, "%" PRId64 "-%" PRId64 "-%" PRId64, c->received, c->steps, c->batches);
+	if (c->received_tx || c->steps_tx || c->batches_tx)
+		snprintf(out, n, "%" PRId64 ".%" PRId64 "-%" PRId64 ".%" PRId64 "-%" PRId64 ".%" PRId64, c->received_tx,
+			 c->received, c->steps_tx, c->steps, c->batches_tx, c->batches);
+	else
+		snprintf(out, n, "%" PRId64 "-%" PRId64 "-%" PRId64, c->received, c->steps, c->batches);
 }
 
-/* "R-S-B" (or "R-S", before batches were streamed). */
+/* "R-S-B" (or "R-S", before batches were streamed), or the form with
+ * transactions. */
 static bool cursor_parse(const char *s, struct store_cursor *c)
 {
-	long long r = 0, st = 0, b = 0;
+	long long r = 0, st = 0, b = 0, rt = 0, stt = 0, bt = 0;
 	int used = 0;
 
 	memset(c, 0, sizeof(*c));
-	if (!s || (sscanf(s, "%lld-%lld-%lld%n", &r, &st, &b, &used) != 3 &&
-		   sscanf(s, "%lld-%lld%n", &r, &st, &used) != 2))
+	if (!s)
 		return false;
-	if (s[used] || r < 0 || st < 0 || b < 0)
+	if (sscanf(s, "%lld.%lld-%lld.%lld-%lld.%lld%n", &rt, &r, &stt, &st, &bt, &b, &used) != 6 &&
+	    (rt = stt = bt = 0, sscanf(s, "%lld-%lld-%lld%n", &r, &st, &b, &used) != 3) &&
+	    sscanf(s, "%lld-%lld%n", &r, &st, &used) != 2)
 		return false;
-	*c = (struct store_cursor){ r, st, b };
+	if (s[used] || r < 0 || st < 0 || b < 0 || rt < 0 || stt < 0 || bt < 0)
+		return false;
+	*c = (struct store_cursor){ r, st, b, rt, stt, bt };
 	return true;
 }
 
@@ -301,8 +311,7 @@ static void feed_round(struct stream_hub *hub, int64_t limit)
 		pthread_mutex_lock(&hub->mu);
 		/* a subscriber behind the head (cut ones are skipped) */
 		for (struct sub *s = hub->subs; s && !lead; s = s->next)
-			if (!s->cut && (s->cur.received < head.received || s->cur.steps < head.steps ||
-					s->cur.batches < head.batches))
+			if (!s->cut && store_cursor_behind(&s->cur, &head))
 				lead = s;
 		if (lead)
 			from = lead->cur;
@@ -314,9 +323,7 @@ static void feed_round(struct stream_hub *hub, int64_t limit)
 		struct store_cursor to = n ? hub->page[n - 1].cursor : from;
 		if (n < STREAM_PAGE) {
 			/* everything up to the head (read before) has been seen */
-			to.received = to.received > head.received ? to.received : head.received;
-			to.steps = to.steps > head.steps ? to.steps : head.steps;
-			to.batches = to.batches > head.batches ? to.batches : head.batches;
+			store_cursor_catch_up(&to, &head);
 		}
 		pthread_mutex_lock(&hub->mu);
 		for (size_t i = 0; i < n; i++) {

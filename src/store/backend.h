@@ -20,6 +20,7 @@ struct store_ops {
 	enum store_result (*mark)(struct store *st, const char *id, unsigned flag);
 	enum store_result (*progress)(struct store *st, const char *id, json_t *progress);
 	void (*lock)(struct store *st, const char *key);
+	bool (*trylock)(struct store *st, const char *key);
 	void (*unlock)(struct store *st, const char *key);
 	enum store_result (*get)(struct store *st, const char *id, struct store_event *out);
 	enum store_result (*history_page)(struct store *st, const char *id, int64_t after_seq, int limit,
@@ -55,7 +56,16 @@ struct store {
 	char owner[128];
 };
 
+/* What every backend shares. */
+/* The LogQS delivery a duplicate is recognised by: the same hook, type,
+ * resource and transition. */
+void store_dedupe_key(const struct event *ev, char *out, size_t n);
+/* Add n events in state to the figures. */
+void store_stats_add(struct store_stats *out, const char *state, int64_t n);
+
 /* The SQLite backend (a path). */
 int sqlite_store_open(struct store **out, const char *path, char *err, size_t errlen);
+/* The PostgreSQL backend (a libpq connection URI or key=value string). */
+int pg_store_open(struct store **out, const char *where, const struct store_conf *conf, char *err, size_t errlen);
 
 #endif

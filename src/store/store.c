@@ -11,14 +11,49 @@
 /* A claim lasts this long unless renewed (store_set_lease). */
 #define STORE_DEFAULT_LEASE_MS 30000
 
+bool store_is_postgres(const char *where)
+{
+	return strncmp(where, "postgresql://", 13) == 0 || strncmp(where, "postgres://", 11) == 0 ||
+	       (strchr(where, '=') && !strchr(where, '/')) || strncmp(where, "host=", 5) == 0 ||
+	       strncmp(where, "dbname=", 7) == 0 || strncmp(where, "service=", 8) == 0;
+}
+
+void store_redact(const char *where, char *out, size_t n)
+{
+	char *scheme, *at, *colon, *pw, rest[512];
+
+	str_copy(out, where, n);
+	scheme = strstr(out, "://");
+	if (scheme && (at = strchr(scheme + 3, '@')) != NULL &&
+	    (colon = memchr(scheme + 3, ':', (size_t)(at - scheme - 3))) != NULL) {
+		/* postgresql://user:password@host/db */
+		str_copy(rest, at, sizeof(rest));
+		snprintf(colon + 1, n - (size_t)(colon + 1 - out), "***%s", rest);
+	}
+	/* the key=value form, or ?password= in a URI */
+	for (char *p = out; (pw = strstr(p, "password=")) != NULL; p = pw + 9) {
+		char *v = pw + 9, *end = v + strcspn(v, " &");
+		if ((pw > out && !strchr(" ?&", pw[-1])) || end == v || strncmp(v, "***", 3) == 0)
+			continue;
+		str_copy(rest, end, sizeof(rest));
+		snprintf(v, n - (size_t)(v - out), "***%s", rest);
+	}
+}
+
 int store_open(struct store **out, const char *where, char *err, size_t errlen)
+{
+	return store_open_conf(out, where, NULL, err, errlen);
+}
+
+int store_open_conf(struct store **out, const char *where, const struct store_conf *conf, char *err, size_t errlen)
 {
 	char host[64] = "host";
 	char rnd[37];
 	int rc;
 
 	*out = NULL;
-	rc = sqlite_store_open(out, where, err, errlen);
+	rc = store_is_postgres(where) ? pg_store_open(out, where, conf, err, errlen)
+				      : sqlite_store_open(out, where, err, errlen);
 	if (rc != 0)
 		return rc;
 	(*out)->lease_ms = STORE_DEFAULT_LEASE_MS;
@@ -42,6 +77,26 @@ void store_set_lease(struct store *st, int64_t lease_ms)
 const char *store_owner(const struct store *st)
 {
 	return st->owner;
+}
+
+void store_dedupe_key(const struct event *ev, char *out, size_t n)
+{
+	snprintf(out, n, "%s|%s|%s|%s|%s", ev->hook_id, ev->process_type, ev->resource_id, ev->previous_state,
+		 ev->current_state);
+}
+
+void store_stats_add(struct store_stats *out, const char *state, int64_t n)
+{
+	if (strcmp(state, ST_QUEUED) == 0)
+		out->queued = n;
+	else if (strcmp(state, ST_RUNNING) == 0)
+		out->running = n;
+	else if (strcmp(state, ST_RETRYING) == 0)
+		out->retrying = n;
+	else if (strcmp(state, ST_COMPLETED) == 0)
+		out->completed = n;
+	else if (strcmp(state, ST_FAILED) == 0)
+		out->failed = n;
 }
 
 char *store_event_body(const struct event *ev)
@@ -129,6 +184,7 @@ enum store_result store_progress(struct store *st, const char *id, json_t *progr
 	return st->ops->progress(st, id, progress);
 }
 void store_lock(struct store *st, const char *key) { st->ops->lock(st, key); }
+bool store_trylock(struct store *st, const char *key) { return st->ops->trylock(st, key); }
 void store_unlock(struct store *st, const char *key) { st->ops->unlock(st, key); }
 enum store_result store_get(struct store *st, const char *id, struct store_event *out)
 {
@@ -157,6 +213,35 @@ enum store_result store_changes(struct store *st, const struct store_cursor *aft
 	*n = 0;
 	return st->ops->changes(st, after, out, max, n);
 }
+/* (tx, seq) order within each source */
+static bool pos_before(int64_t atx, int64_t a, int64_t btx, int64_t b)
+{
+	return atx < btx || (atx == btx && a < b);
+}
+
+bool store_cursor_behind(const struct store_cursor *a, const struct store_cursor *b)
+{
+	return pos_before(a->received_tx, a->received, b->received_tx, b->received) ||
+	       pos_before(a->steps_tx, a->steps, b->steps_tx, b->steps) ||
+	       pos_before(a->batches_tx, a->batches, b->batches_tx, b->batches);
+}
+
+void store_cursor_catch_up(struct store_cursor *a, const struct store_cursor *b)
+{
+	if (pos_before(a->received_tx, a->received, b->received_tx, b->received)) {
+		a->received_tx = b->received_tx;
+		a->received = b->received;
+	}
+	if (pos_before(a->steps_tx, a->steps, b->steps_tx, b->steps)) {
+		a->steps_tx = b->steps_tx;
+		a->steps = b->steps;
+	}
+	if (pos_before(a->batches_tx, a->batches, b->batches_tx, b->batches)) {
+		a->batches_tx = b->batches_tx;
+		a->batches = b->batches;
+	}
+}
+
 enum store_result store_changes_head(struct store *st, struct store_cursor *head)
 {
 	memset(head, 0, sizeof(*head));

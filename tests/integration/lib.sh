@@ -22,12 +22,56 @@ KEY_SECRET=$(jq -r .api_key_secret "$DEMO_FIXTURE")
 DIG=$(jq -r '.digestions[0].id' "$DEMO_FIXTURE")
 LOG_ID=$(jq -r '.logs[0].id' "$DEMO_FIXTURE")
 
+# With LQS_TEST_PG (the Unix socket folder of a throwaway PostgreSQL
+# server), every store a test names under its folder is a database of its
+# own on that server instead: the same test, the other backend.
+PG_DBS=()
+pg_psql() { PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 "postgresql://hookd@/postgres?host=$LQS_TEST_PG" "$@"; }
+# pg_store PATH: the database standing for PATH (created on first use).
+pg_store() {
+	local name
+	name=it_$(printf %s "$1" | md5sum | cut -c1-20)
+	if [ ! -e "$1.pg" ]; then
+		pg_psql -c "DROP DATABASE IF EXISTS $name" -c "CREATE DATABASE $name" >/dev/null || return 1
+		: >"$1.pg"
+		PG_DBS+=("$name")
+	fi
+	printf 'postgresql://hookd@/%s?host=%s' "$name" "$LQS_TEST_PG"
+}
+# STORE_URL PATH: what a daemon started on PATH uses (the path itself, or
+# its database).
+store_url() {
+	if [ -n "${LQS_TEST_PG:-}" ] && [[ "$1" == "$T_DIR"/*.db ]]; then pg_store "$1"; else printf %s "$1"; fi
+}
+
+# store_sql PATH SQL: run SQL on the store a daemon started on PATH uses;
+# rows as a|b lines, as sqlite3 prints them.
+store_sql() {
+	if [ -n "${LQS_TEST_PG:-}" ] && [[ "$1" == "$T_DIR"/*.db ]]; then
+		psql -X -qAt -v ON_ERROR_STOP=1 "$(pg_store "$1")" -c "$2"
+	else
+		sqlite3 "$1" "$2"
+	fi
+}
+
+# pg_server DIR: a throwaway PostgreSQL server of the test's own (stopped
+# at exit); prints its database's address.
+pg_server() {
+	mkdir -p "$1" && echo "$1" >>"$T_DIR/pg_servers" && "$LQS_SRC/tests/tools/pgtmp.sh" start "$1"
+}
+
 cleanup() {
-	local pid
+	local pid db
 	for pid in "${T_PIDS[@]}"; do
 		kill -9 "$pid" 2>/dev/null
 	done
 	wait 2>/dev/null
+	if [ -f "$T_DIR/pg_servers" ]; then
+		while read -r db; do "$LQS_SRC/tests/tools/pgtmp.sh" kill "$db"; done <"$T_DIR/pg_servers"
+	fi
+	for db in "${PG_DBS[@]}"; do
+		pg_psql -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1
+	done
 	rm -rf "$T_DIR"
 }
 trap cleanup EXIT
@@ -119,7 +163,8 @@ mock_env() {
 # start_hookd STORE [args...]: env from HOOKD_ENV (space-separated VAR=value);
 # sets HOOKD_PID, PORT, BASE, HOOKD_LOG.
 start_hookd() {
-	local store=$1
+	local store
+	store=$(store_url "$1") || { echo "cannot make a database for $1"; exit 1; }
 	shift
 	HOOKD_LOG="$T_DIR/hookd.$RANDOM.log"
 	local secret_env="LQS_EXPECTED_SECRET=$SECRET"

@@ -142,7 +142,7 @@ check "SIGTERM during a run: exit 0, without waiting for LogQS" "$HOOKD_RC $(( (
 HOOKD_ENV="$(mock_env)" start_hookd "$T_DIR/k.db" --config "$T_DIR/k.conf"
 wait_until 10 bash -c "curl -s '$BASE/sweeps' | jq -e '.sweeps[0].running'" || fail "the cut-short run runs again at start"
 stop_hookd KILL
-check "killed while listing: the run is recorded as started, not finished" 	"$(sqlite3 "$T_DIR/k.db" "SELECT started_at > 0, finished_at FROM sweeps WHERE name = '$SW'")" "1|0"
+check "killed while listing: the run is recorded as started, not finished" 	"$(store_sql "$T_DIR/k.db" "SELECT CASE WHEN started_at > 0 THEN 1 ELSE 0 END, finished_at FROM sweeps WHERE name = '$SW'")" "1|0"
 # handlers are slowed, so that the next kill finds the events still running
 mock_fault '{"method":"GET","path":"/parts","delay_ms":2500,"count":-1}'
 HOOKD_ENV="$(mock_env)" start_hookd "$T_DIR/k.db" --config "$T_DIR/k.conf"
@@ -150,7 +150,7 @@ wait_until 10 grep -q "\"sweep $SW: 4 digestion(s)" "$HOOKD_LOG" || fail "the in
 check_contains "and enqueues all four" "$(grep "\"sweep $SW: " "$HOOKD_LOG")" "enqueued 4, 0 already held"
 stop_hookd KILL
 # a crash right after the events were stored, before the run's end was
-sqlite3 "$T_DIR/k.db" "UPDATE sweeps SET finished_at = 0"
+store_sql "$T_DIR/k.db" "UPDATE sweeps SET finished_at = 0"
 curl -s -X DELETE "$MOCK/_mock/faults" >/dev/null
 HOOKD_ENV="$(mock_env)" start_hookd "$T_DIR/k.db" --config "$T_DIR/k.conf"
 wait_until 10 grep -q "\"sweep $SW: " "$HOOKD_LOG" || fail "the run runs again at start"

@@ -574,7 +574,7 @@ START_TEST(change_feed)
 	char a[37], b[37];
 	struct store_claim c;
 	struct store_change ch[16];
-	struct store_cursor cur = { 0, 0, 0 }, head;
+	struct store_cursor cur = { 0 }, head;
 	struct store_hist h[2] = { { .step = "attempt", .started_ms = 0, .ended_ms = 0 },
 				   { .step = "outcome", .started_ms = 0, .ended_ms = 0 } };
 	size_t n;
@@ -603,7 +603,7 @@ START_TEST(change_feed)
 	}
 	ck_assert_str_eq(seen, "received:a received:b started:a attempt:a outcome:a");
 	/* what a reader filters on comes with each change */
-	ck_assert_int_eq(store_changes(st, &(struct store_cursor){ 0, 0, 0 }, ch, 16, &n), STORE_OK);
+	ck_assert_int_eq(store_changes(st, &(struct store_cursor){ 0 }, ch, 16, &n), STORE_OK);
 	ck_assert_uint_eq(n, 5);
 	ck_assert_str_eq(ch[2].what, "started");
 	ck_assert_int_eq(ch[2].attempt, 1);

@@ -193,18 +193,7 @@ int sq_stats(struct store *b, struct store_stats *out)
 	pthread_mutex_lock(&st->lock);
 	s = sq_prep(st, "SELECT state, count(*) FROM events GROUP BY state");
 	while (s && sqlite3_step(s) == SQLITE_ROW) {
-		const char *state = (const char *)sqlite3_column_text(s, 0);
-		int64_t n = sqlite3_column_int64(s, 1);
-		if (strcmp(state, ST_QUEUED) == 0)
-			out->queued = n;
-		else if (strcmp(state, ST_RUNNING) == 0)
-			out->running = n;
-		else if (strcmp(state, ST_RETRYING) == 0)
-			out->retrying = n;
-		else if (strcmp(state, ST_COMPLETED) == 0)
-			out->completed = n;
-		else if (strcmp(state, ST_FAILED) == 0)
-			out->failed = n;
+		store_stats_add(out, (const char *)sqlite3_column_text(s, 0), sqlite3_column_int64(s, 1));
 	}
 	sq_release(st, s);
 	s = sq_prep(st, "SELECT min(received_at) FROM (SELECT received_at FROM events WHERE state = 'queued' "

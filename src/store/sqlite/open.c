@@ -33,6 +33,7 @@ static const struct store_ops sqlite_ops = {
 	.mark = sq_mark,
 	.progress = sq_progress,
 	.lock = sq_lock,
+	.trylock = sq_trylock,
 	.unlock = sq_unlock,
 	.get = sq_get,
 	.history_page = sq_history_page,

@@ -101,6 +101,7 @@ enum store_result sq_history_add(struct store *b, const char *id, const struct s
 enum store_result sq_mark(struct store *b, const char *id, unsigned flag);
 enum store_result sq_progress(struct store *b, const char *id, json_t *progress);
 void sq_lock(struct store *b, const char *key);
+bool sq_trylock(struct store *b, const char *key);
 void sq_unlock(struct store *b, const char *key);
 /* views.c */
 enum store_result sq_get(struct store *b, const char *id, struct store_event *out);

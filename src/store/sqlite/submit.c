@@ -15,14 +15,6 @@
 #include "lqs-hookd/log.h"
 #include "lqs-hookd/util.h"
 
-/* The LogQS delivery a duplicate is recognised by: the same hook, type,
- * resource and transition. */
-static void dedupe_key(const struct event *ev, char *out, size_t n)
-{
-	snprintf(out, n, "%s|%s|%s|%s|%s", ev->hook_id, ev->process_type, ev->resource_id,
-		 ev->previous_state, ev->current_state);
-}
-
 /* Whether the prepared, bound query finds an earlier event: then
  * STORE_DUPLICATE with its id in it->id. */
 static enum store_result held_already(struct sq *st, sqlite3_stmt *s, struct store_item *it)
@@ -48,7 +40,7 @@ static enum store_result enqueue_one(struct sq *st, struct store_item *it, int64
 	enum store_result r;
 	int rc;
 
-	dedupe_key(it->ev, key, sizeof(key));
+	store_dedupe_key(it->ev, key, sizeof(key));
 	if (it->source) {
 		/* found by a sweep: LogQS may have sent its hook after all, or an
 		 * earlier run found it; what matters is the resource in that state */

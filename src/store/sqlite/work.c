@@ -381,6 +381,19 @@ void sq_lock(struct store *b, const char *key)
 	pthread_mutex_unlock(&st->locks_mu);
 }
 
+bool sq_trylock(struct store *b, const char *key)
+{
+	struct sq *st = sq_of(b);
+	bool got;
+
+	pthread_mutex_lock(&st->locks_mu);
+	got = held_at(st, key) < 0 && st->n_held < SQ_LOCKS_MAX;
+	if (got)
+		str_copy(st->held[st->n_held++], key, sizeof(st->held[0]));
+	pthread_mutex_unlock(&st->locks_mu);
+	return got;
+}
+
 void sq_unlock(struct store *b, const char *key)
 {
 	struct sq *st = sq_of(b);

@@ -1,0 +1,687 @@
+/* The PostgreSQL backend: schema and upgrades, the connection pool (with
+ * reconnection and backoff), prepared statements and the small helpers the
+ * other files share; the ops table. */
+#include "pg_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lqs-hookd/log.h"
+#include "lqs-hookd/util.h"
+
+static const struct store_ops pg_ops = {
+	.name = "postgresql",
+	.set_max_size = pg_set_max_size,
+	.close = pg_close,
+	.submit = pg_submit,
+	.durable = pg_durable,
+	.claim = pg_claim,
+	.renew = pg_renew,
+	.recover = pg_recover,
+	.finish = pg_finish,
+	.requeue = pg_requeue,
+	.history_add = pg_history_add,
+	.mark = pg_mark,
+	.progress = pg_progress,
+	.lock = pg_lock,
+	.trylock = pg_trylock,
+	.unlock = pg_unlock,
+	.get = pg_get_event,
+	.history_page = pg_history_page,
+	.list = pg_list,
+	.changes = pg_changes,
+	.changes_head = pg_changes_head,
+	.replay = pg_replay,
+	.replay_matching = pg_replay_matching,
+	.prune = pg_prune,
+	.archive_pending = pg_archive_pending,
+	.archive_mark = pg_archive_mark,
+	.stats = pg_stats,
+	.unfinished = pg_unfinished,
+	.writable = pg_writable,
+	.sweep_get = pg_sweep_get,
+	.sweep_put = pg_sweep_put,
+	.batches_close_due = pg_batches_close_due,
+	.batch_get = pg_batch_get,
+	.batches_list = pg_batches_list,
+	.batches_open = pg_batches_open,
+};
+
+/* The newest schema this build knows; a newer database is refused. */
+#define PG_SCHEMA_VERSION 1
+
+/* Version 1. Times are ms since the epoch; ids are text UUIDs. tx is the
+ * writing transaction (the change feed's order). */
+static const char schema_v1[] =
+	"CREATE TABLE lqs_hookd_schema (version integer NOT NULL);"
+	"CREATE TABLE events ("
+	"  seq bigserial PRIMARY KEY,"
+	"  tx xid8 NOT NULL DEFAULT pg_current_xact_id(),"
+	"  id text NOT NULL UNIQUE,"
+	"  received_at bigint NOT NULL,"
+	"  updated_at bigint NOT NULL,"
+	"  process_type text NOT NULL,"
+	"  current_state text NOT NULL,"
+	"  resource_id text NOT NULL,"
+	"  dedupe_key text NOT NULL,"
+	"  body text NOT NULL,"
+	"  handler text,"
+	"  state text NOT NULL,"
+	"  attempts integer NOT NULL DEFAULT 0,"
+	"  next_run_at bigint NOT NULL DEFAULT 0,"
+	"  result text,"
+	"  error text,"
+	"  finished_at bigint,"
+	"  flags integer NOT NULL DEFAULT 0,"
+	"  progress text,"
+	"  owner text,"
+	"  lease_until bigint,"
+	"  source text,"
+	"  archived_at bigint"
+	");"
+	"CREATE INDEX events_queued ON events(seq) WHERE state = 'queued';"
+	"CREATE INDEX events_retrying ON events(next_run_at) WHERE state = 'retrying';"
+	"CREATE INDEX events_running ON events(resource_id) WHERE state = 'running';"
+	"CREATE INDEX events_failed ON events(seq) WHERE state = 'failed';"
+	"CREATE INDEX events_resource ON events(resource_id);"
+	"CREATE INDEX events_feed ON events(tx, seq);"
+	"CREATE INDEX events_unarchived ON events(finished_at) WHERE finished_at IS NOT NULL AND archived_at IS NULL;"
+	"CREATE TABLE history ("
+	"  seq bigserial PRIMARY KEY,"
+	"  tx xid8 NOT NULL DEFAULT pg_current_xact_id(),"
+	"  event_id text NOT NULL,"
+	"  step text NOT NULL,"
+	"  started_at bigint NOT NULL,"
+	"  ended_at bigint,"
+	"  detail text,"
+	"  error text"
+	");"
+	"CREATE INDEX history_event ON history(event_id, seq);"
+	"CREATE INDEX history_feed ON history(tx, seq);"
+	"CREATE TABLE sweeps ("
+	"  name text PRIMARY KEY,"
+	"  started_at bigint NOT NULL DEFAULT 0,"
+	"  finished_at bigint NOT NULL DEFAULT 0,"
+	"  found bigint NOT NULL DEFAULT 0,"
+	"  enqueued bigint NOT NULL DEFAULT 0,"
+	"  duplicates bigint NOT NULL DEFAULT 0,"
+	"  runs bigint NOT NULL DEFAULT 0,"
+	"  errors bigint NOT NULL DEFAULT 0,"
+	"  error text,"
+	"  owner text"
+	");"
+	"CREATE TABLE objects ("
+	"  seq bigserial PRIMARY KEY,"
+	"  id text NOT NULL UNIQUE,"
+	"  received_at bigint NOT NULL,"
+	"  dedupe_key text NOT NULL UNIQUE,"
+	"  bucket text NOT NULL,"
+	"  key text NOT NULL,"
+	"  kind text NOT NULL,"
+	"  size bigint,"
+	"  etag text,"
+	"  version_id text,"
+	"  sequencer text,"
+	"  event_name text,"
+	"  event_at bigint,"
+	"  format text,"
+	"  watch text,"
+	"  role text NOT NULL,"
+	"  batch_id text"
+	");"
+	"CREATE INDEX objects_batch ON objects(batch_id, seq) WHERE batch_id IS NOT NULL;"
+	"CREATE TABLE batches ("
+	"  seq bigserial PRIMARY KEY,"
+	"  tx xid8 NOT NULL DEFAULT pg_current_xact_id(),"
+	"  id text NOT NULL UNIQUE,"
+	"  watch text NOT NULL,"
+	"  bucket text NOT NULL,"
+	"  prefix text NOT NULL,"
+	"  state text NOT NULL,"
+	"  opened_at bigint NOT NULL,"
+	"  last_object_at bigint NOT NULL,"
+	"  closed_at bigint,"
+	"  due_at bigint,"
+	"  objects bigint NOT NULL DEFAULT 0,"
+	"  trigger text,"
+	"  count_limit bigint NOT NULL DEFAULT 0,"
+	"  quiet_ms bigint NOT NULL DEFAULT 0,"
+	"  max_age_ms bigint NOT NULL DEFAULT 0,"
+	"  reason text,"
+	"  trigger_event_id text"
+	");"
+	"CREATE UNIQUE INDEX batches_open ON batches(watch, bucket, prefix) WHERE state = 'open';"
+	"CREATE INDEX batches_due ON batches(due_at) WHERE state = 'open' AND due_at IS NOT NULL;"
+	"CREATE INDEX batches_feed ON batches(tx, seq);"
+	"INSERT INTO lqs_hookd_schema VALUES (1);";
+
+/* Upgrades: steps[v] brings version v to v + 1 (none yet). */
+static const char *const upgrades[PG_SCHEMA_VERSION + 1] = { NULL, NULL };
+
+void pgp_text(struct pgp *p, const char *s)
+{
+	p->v[p->n++] = s && *s ? s : NULL;
+}
+
+void pgp_int(struct pgp *p, int64_t v)
+{
+	snprintf(p->num[p->n], sizeof(p->num[0]), "%lld", (long long)v);
+	p->v[p->n] = p->num[p->n];
+	p->n++;
+}
+
+void pgp_null(struct pgp *p)
+{
+	p->v[p->n++] = NULL;
+}
+
+/* Connect one connection, set up as every statement expects. */
+PGconn *pg_connect(struct pgs *st, char *err, size_t errlen)
+{
+	const char *keys[] = { "dbname", "password", "application_name", "connect_timeout", "keepalives_idle",
+			       "keepalives_interval", "keepalives_count", NULL };
+	const char *vals[] = { st->conninfo, st->password, "lqs-hookd", "5", "15", "5", "3", NULL };
+	PGconn *c;
+	PGresult *r;
+
+	if (!st->password) {
+		keys[1] = "application_name";
+		vals[1] = "lqs-hookd";
+	}
+	c = PQconnectdbParams(keys, vals, 1);
+	if (!c || PQstatus(c) != CONNECTION_OK) {
+		/* libpq's message names the server, never the password */
+		snprintf(err, errlen, "%s", c ? PQerrorMessage(c) : "out of memory");
+		err[strcspn(err, "\n")] = '\0';
+		PQfinish(c);
+		return NULL;
+	}
+	/* 202 means committed: a COMMIT returns once the server has it on
+	 * disk, whatever the server's default. Transactions that only keep
+	 * the workers' books turn it off for themselves (pg_begin). */
+	r = PQexec(c, "SET synchronous_commit = on; SET statement_timeout = '" PG_STATEMENT_TIMEOUT "'; "
+		      "SET idle_in_transaction_session_timeout = '60s'");
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		snprintf(err, errlen, "%s", PQerrorMessage(c));
+		PQclear(r);
+		PQfinish(c);
+		return NULL;
+	}
+	PQclear(r);
+	if (!st->target[0])
+		snprintf(st->target, sizeof(st->target), "%s@%s/%s", PQuser(c), PQhost(c)[0] == '/' ? "(socket)" : PQhost(c),
+			 PQdb(c));
+	return c;
+}
+
+/* Under st->mu: make c a working connection, or fail fast during backoff. */
+static bool ensure_connected(struct pgs *st, struct pgc *c)
+{
+	char err[512];
+	int64_t now = mono_ms();
+
+	if (c->c && PQstatus(c->c) == CONNECTION_OK)
+		return true;
+	if (now < st->retry_at)
+		return false;
+	if (c->c)
+		PQfinish(c->c);
+	c->c = NULL;
+	c->n = 0;
+	pthread_mutex_unlock(&st->mu);
+	PGconn *nc = pg_connect(st, err, sizeof(err));
+	pthread_mutex_lock(&st->mu);
+	if (!nc) {
+		st->backoff_ms = st->backoff_ms ? st->backoff_ms * 2 : PG_RECONNECT_MIN_MS;
+		if (st->backoff_ms > PG_RECONNECT_MAX_MS)
+			st->backoff_ms = PG_RECONNECT_MAX_MS;
+		st->retry_at = mono_ms() + st->backoff_ms;
+		if (!st->down_logged)
+			log_error("store: cannot reach PostgreSQL %s: %s (trying again, every %d s at most)", st->target,
+				  err, PG_RECONNECT_MAX_MS / 1000);
+		st->down_logged = true;
+		return false;
+	}
+	if (st->down_logged)
+		log_info("store: connected to PostgreSQL %s again", st->target);
+	st->down_logged = false;
+	st->backoff_ms = 0;
+	st->retry_at = 0;
+	c->c = nc;
+	return true;
+}
+
+struct pgc *pg_get(struct pgs *st)
+{
+	struct pgc *c = NULL;
+
+	pthread_mutex_lock(&st->mu);
+	for (;;) {
+		for (int i = 0; i < st->n_pool && !c; i++)
+			if (!st->pool[i].busy)
+				c = &st->pool[i];
+		if (c)
+			break;
+		pthread_cond_wait(&st->cv, &st->mu);
+	}
+	c->busy = true;
+	if (!ensure_connected(st, c)) {
+		c->busy = false;
+		pthread_cond_signal(&st->cv);
+		c = NULL;
+	}
+	pthread_mutex_unlock(&st->mu);
+	return c;
+}
+
+void pg_put(struct pgs *st, struct pgc *c)
+{
+	if (!c)
+		return;
+	pthread_mutex_lock(&st->mu);
+	/* a connection left inside a transaction (a failure on the way) is
+	 * rolled back before anyone else uses it */
+	if (c->c && PQtransactionStatus(c->c) != PQTRANS_IDLE && PQstatus(c->c) == CONNECTION_OK) {
+		PGresult *r = PQexec(c->c, "ROLLBACK");
+		PQclear(r);
+	}
+	c->busy = false;
+	pthread_cond_signal(&st->cv);
+	pthread_mutex_unlock(&st->mu);
+}
+
+static int stmt_index(struct pgs *st, struct pgc *c, const char *sql)
+{
+	char name[16];
+	PGresult *r;
+
+	for (int i = 0; i < c->n; i++)
+		if (c->sql[i] == sql)
+			return i;
+	if (c->n >= PG_STMTS)
+		return -1;
+	snprintf(name, sizeof(name), "s%d", c->n);
+	r = PQprepare(c->c, name, sql, 0, NULL);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		log_error("store: prepare: %s", PQerrorMessage(c->c));
+		PQclear(r);
+		(void)st;
+		return -2;
+	}
+	PQclear(r);
+	c->sql[c->n] = sql;
+	return c->n++;
+}
+
+PGresult *pg_q(struct pgs *st, struct pgc *c, const char *sql, const struct pgp *p)
+{
+	int i = stmt_index(st, c, sql), n = p ? p->n : 0;
+	const char *const *v = p ? p->v : NULL;
+	PGresult *r;
+	ExecStatusType s;
+
+	if (i == -2)
+		return NULL;
+	if (i < 0) {
+		r = PQexecParams(c->c, sql, n, NULL, v, NULL, NULL, 0);
+	} else {
+		char name[16];
+		snprintf(name, sizeof(name), "s%d", i);
+		r = PQexecPrepared(c->c, name, n, v, NULL, NULL, 0);
+	}
+	s = PQresultStatus(r);
+	if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK)
+		return r;
+	{
+		const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+		char line[160];
+		str_copy(line, sql, sizeof(line));
+		log_error("store: %s%s%s: %s", line, state ? " [" : "", state ? state : "",
+			  PQerrorMessage(c->c)[0] ? PQerrorMessage(c->c) : "failed");
+	}
+	PQclear(r);
+	return NULL;
+}
+
+enum store_result pg_do(struct pgs *st, struct pgc *c, const char *sql, const struct pgp *p)
+{
+	PGresult *r = pg_q(st, c, sql, p);
+
+	if (!r)
+		return pg_fail(c);
+	PQclear(r);
+	return STORE_OK;
+}
+
+int64_t pg_changed(PGresult *r)
+{
+	const char *t = PQcmdTuples(r);
+	int64_t v = 0;
+
+	parse_i64(t, &v);
+	return v;
+}
+
+enum store_result pg_fail(struct pgc *c)
+{
+	const char *m = c->c ? PQerrorMessage(c->c) : "";
+
+	/* class 53: insufficient resources (53100: the disk is full) */
+	if (strstr(m, "No space left") || strstr(m, "could not extend file"))
+		return STORE_NOSPACE;
+	return STORE_ERROR;
+}
+
+enum store_result pg_begin(struct pgs *st, struct pgc *c, bool synchronous)
+{
+	static const char begin_sync[] = "BEGIN";
+	/* bookkeeping a crash may lose: an event claimed or finished again */
+	static const char begin_async[] = "BEGIN; SET LOCAL synchronous_commit = off";
+	PGresult *r = PQexec(c->c, synchronous ? begin_sync : begin_async);
+	bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+
+	(void)st;
+	if (!ok)
+		log_error("store: BEGIN: %s", PQerrorMessage(c->c));
+	PQclear(r);
+	return ok ? STORE_OK : pg_fail(c);
+}
+
+enum store_result pg_commit(struct pgs *st, struct pgc *c)
+{
+	PGresult *r = PQexec(c->c, "COMMIT");
+	/* a COMMIT of an aborted transaction answers ROLLBACK: not committed */
+	bool ok = PQresultStatus(r) == PGRES_COMMAND_OK && strcmp(PQcmdStatus(r), "COMMIT") == 0;
+
+	(void)st;
+	if (!ok)
+		log_error("store: COMMIT: %s", PQerrorMessage(c->c)[0] ? PQerrorMessage(c->c) : "rolled back");
+	PQclear(r);
+	return ok ? STORE_OK : pg_fail(c);
+}
+
+void pg_rollback(struct pgs *st, struct pgc *c)
+{
+	PGresult *r;
+
+	(void)st;
+	if (!c->c || PQstatus(c->c) != CONNECTION_OK || PQtransactionStatus(c->c) == PQTRANS_IDLE)
+		return;
+	r = PQexec(c->c, "ROLLBACK");
+	PQclear(r);
+}
+
+int64_t pg_int(PGresult *r, int row, int col)
+{
+	int64_t v = 0;
+
+	if (!PQgetisnull(r, row, col))
+		parse_i64(PQgetvalue(r, row, col), &v);
+	return v;
+}
+
+const char *pg_str(PGresult *r, int row, int col)
+{
+	return PQgetisnull(r, row, col) ? "" : PQgetvalue(r, row, col);
+}
+
+bool pg_null_at(PGresult *r, int row, int col)
+{
+	return PQgetisnull(r, row, col);
+}
+
+json_t *pg_json(PGresult *r, int row, int col)
+{
+	json_error_t jerr;
+	json_t *v;
+
+	if (PQgetisnull(r, row, col))
+		return NULL;
+	v = json_loads(PQgetvalue(r, row, col), JSON_DECODE_ANY, &jerr);
+	return v ? v : json_string(PQgetvalue(r, row, col));
+}
+
+int64_t pg_key(char ns, const char *a, const char *b)
+{
+	/* FNV-1a, 64 bits, over "ns|a|b" */
+	uint64_t h = 1469598103934665603ULL;
+	const char *parts[3] = { NULL, a, b };
+	char n[2] = { ns, '\0' };
+
+	parts[0] = n;
+	for (int i = 0; i < 3; i++) {
+		for (const char *s = parts[i]; s && *s; s++) {
+			h ^= (unsigned char)*s;
+			h *= 1099511628211ULL;
+		}
+		h ^= '|';
+		h *= 1099511628211ULL;
+	}
+	return (int64_t)h;
+}
+
+static int cmp_key(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+enum store_result pg_xact_locks(struct pgs *st, struct pgc *c, int64_t *keys, size_t n)
+{
+	struct pgp p = { .n = 0 };
+	size_t at = 0;
+	enum store_result r;
+	char *arr;
+
+	if (!n)
+		return STORE_OK;
+	qsort(keys, n, sizeof(*keys), cmp_key);
+	arr = malloc(n * 22 + 3);
+	if (!arr)
+		return STORE_ERROR;
+	arr[at++] = '{';
+	for (size_t i = 0; i < n; i++) {
+		if (i && keys[i] == keys[i - 1])
+			continue;
+		at += (size_t)snprintf(arr + at, n * 22 + 3 - at, "%s%lld", at > 1 ? "," : "", (long long)keys[i]);
+	}
+	arr[at++] = '}';
+	arr[at] = '\0';
+	pgp_text(&p, arr);
+	/* in array order: unnest yields its elements in order */
+	r = pg_do(st, c, "SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::bigint[]) AS k", &p);
+	free(arr);
+	return r;
+}
+
+int pg_hist_insert(struct pgs *st, struct pgc *c, const char *id, const struct store_hist *h)
+{
+	char *detail = h->detail ? json_dumps(h->detail, JSON_COMPACT) : NULL;
+	struct pgp p = { .n = 0 };
+	enum store_result r;
+
+	pgp_text(&p, id);
+	pgp_text(&p, h->step);
+	pgp_int(&p, h->started_ms);
+	if (h->ended_ms)
+		pgp_int(&p, h->ended_ms);
+	else
+		pgp_null(&p);
+	pgp_text(&p, detail);
+	pgp_text(&p, h->error);
+	r = pg_do(st, c, "INSERT INTO history(event_id, step, started_at, ended_at, detail, error) "
+			 "VALUES ($1,$2,$3,$4,$5,$6)", &p);
+	free(detail);
+	return r == STORE_OK ? 0 : -1;
+}
+
+void pg_count_unfinished(struct pgs *st, struct pgc *c, bool force)
+{
+	int64_t now = mono_ms();
+	PGresult *r;
+
+	if (!force && now - atomic_load(&st->counted_at) < PG_COUNT_EVERY_MS)
+		return;
+	r = pg_q(st, c, "SELECT (SELECT count(*) FROM events WHERE state = 'queued') + "
+			"(SELECT count(*) FROM events WHERE state = 'running') + "
+			"(SELECT count(*) FROM events WHERE state = 'retrying')", NULL);
+	if (r && PQntuples(r) == 1) {
+		atomic_store(&st->unfinished, pg_int(r, 0, 0));
+		atomic_store(&st->counted_at, now);
+	}
+	PQclear(r);
+}
+
+/* Create the schema, or bring it up to date, one daemon at a time. */
+static int prepare_schema(struct pgs *st, PGconn *c, char *err, size_t errlen)
+{
+	PGresult *r = PQexec(c, "SELECT pg_advisory_lock(7461626c65)");
+	int64_t v = 0;
+	int rc = -1;
+
+	PQclear(r);
+	r = PQexec(c, "SELECT to_regclass('lqs_hookd_schema') IS NOT NULL");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		snprintf(err, errlen, "cannot read the schema of PostgreSQL store %s: %s", st->target, PQerrorMessage(c));
+		goto out;
+	}
+	if (strcmp(PQgetvalue(r, 0, 0), "t") == 0) {
+		PQclear(r);
+		r = PQexec(c, "SELECT max(version) FROM lqs_hookd_schema");
+		if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+			snprintf(err, errlen, "cannot read the schema version of PostgreSQL store %s: %s", st->target,
+				 PQerrorMessage(c));
+			goto out;
+		}
+		v = pg_int(r, 0, 0);
+	}
+	PQclear(r);
+	r = NULL;
+	if (v < 0)
+		v = 0;
+	if (v > PG_SCHEMA_VERSION) {
+		snprintf(err, errlen, "PostgreSQL store %s has schema version %lld, newer than this lqs-hookd knows (%d): "
+			 "run the newer lqs-hookd on every host, or restore a backup taken before the upgrade",
+			 st->target, (long long)v, PG_SCHEMA_VERSION);
+		goto out;
+	}
+	for (; v < PG_SCHEMA_VERSION; v++) {
+		char sql[256];
+		const char *step = v <= 0 ? schema_v1 : upgrades[v];
+		r = PQexec(c, "BEGIN");
+		PQclear(r);
+		r = PQexec(c, step);
+		if (PQresultStatus(r) == PGRES_COMMAND_OK && v > 0) {
+			PQclear(r);
+			snprintf(sql, sizeof(sql), "UPDATE lqs_hookd_schema SET version = %lld", (long long)v + 1);
+			r = PQexec(c, sql);
+		}
+		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+			snprintf(err, errlen, "cannot %s PostgreSQL store %s%s: %s", v ? "upgrade" : "create the schema of",
+				 st->target, v ? " from its version" : "", PQerrorMessage(c));
+			err[strcspn(err, "\n")] = '\0';
+			PQclear(r);
+			r = PQexec(c, "ROLLBACK");
+			goto out;
+		}
+		PQclear(r);
+		r = PQexec(c, "COMMIT");
+		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+			snprintf(err, errlen, "cannot commit the schema of PostgreSQL store %s: %s", st->target,
+				 PQerrorMessage(c));
+			goto out;
+		}
+		PQclear(r);
+		r = NULL;
+	}
+	rc = 0;
+out:
+	PQclear(r);
+	r = PQexec(c, "SELECT pg_advisory_unlock(7461626c65)");
+	PQclear(r);
+	return rc;
+}
+
+int pg_store_open(struct store **out, const char *where, const struct store_conf *conf, char *err, size_t errlen)
+{
+	struct pgs *st = calloc(1, sizeof(*st));
+	int n = conf && conf->connections > 0 ? conf->connections : STORE_DEFAULT_CONNECTIONS;
+
+	if (!st) {
+		str_copy(err, "out of memory", errlen);
+		return -1;
+	}
+	pthread_mutex_init(&st->mu, NULL);
+	pthread_cond_init(&st->cv, NULL);
+	pthread_mutex_init(&st->lock_mu, NULL);
+	pthread_mutex_init(&st->locks_mu, NULL);
+	pthread_cond_init(&st->locks_cv, NULL);
+	st->base.ops = &pg_ops;
+	st->conninfo = strdup(where);
+	st->password = conf && conf->password && *conf->password ? strdup(conf->password) : NULL;
+	st->pool = calloc((size_t)n, sizeof(*st->pool));
+	st->n_pool = n;
+	if (!st->conninfo || !st->pool) {
+		str_copy(err, "out of memory", errlen);
+		pg_close(&st->base);
+		return -1;
+	}
+	/* the first connection is made now, so a wrong address or password
+	 * stops the start with libpq's reason */
+	{
+		char why[512];
+		st->pool[0].c = pg_connect(st, why, sizeof(why));
+		if (!st->pool[0].c) {
+			snprintf(err, errlen, "cannot connect to the PostgreSQL store: %s", why);
+			pg_close(&st->base);
+			return -1;
+		}
+	}
+	if (prepare_schema(st, st->pool[0].c, err, errlen) != 0) {
+		pg_close(&st->base);
+		return -1;
+	}
+	pg_count_unfinished(st, &st->pool[0], true);
+	*out = &st->base;
+	return 0;
+}
+
+void pg_set_max_size(struct store *b, int64_t bytes)
+{
+	struct pgs *st = pg_of(b);
+
+	atomic_store(&st->max_size, bytes);
+	atomic_store(&st->sized_at, 0);
+}
+
+void pg_close(struct store *b)
+{
+	struct pgs *st = pg_of(b);
+
+	for (int i = 0; st->pool && i < st->n_pool; i++)
+		if (st->pool[i].c)
+			PQfinish(st->pool[i].c);
+	if (st->lockc.c)
+		PQfinish(st->lockc.c);
+	free(st->pool);
+	free(st->conninfo);
+	if (st->password) {
+		secure_zero(st->password, strlen(st->password));
+		free(st->password);
+	}
+	pthread_mutex_destroy(&st->mu);
+	pthread_cond_destroy(&st->cv);
+	pthread_mutex_destroy(&st->lock_mu);
+	pthread_mutex_destroy(&st->locks_mu);
+	pthread_cond_destroy(&st->locks_cv);
+	free(st);
+}
+
+int pg_durable(struct store *b)
+{
+	/* every acknowledging COMMIT was synchronous: nothing left to sync */
+	(void)b;
+	return 0;
+}
