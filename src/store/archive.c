@@ -264,7 +264,7 @@ static void pass_error(struct archiver *a, const char *what)
 
 /* Returns how many events it archived (ARCHIVE_BATCH: more are waiting),
  * or -1. */
-static int pass(struct archiver *a)
+static int pass_locked(struct archiver *a)
 {
 	struct store_event *rows = NULL;
 	size_t n = 0, done = 0;
@@ -344,6 +344,19 @@ static int pass(struct archiver *a)
 	free(fin);
 	/* a pass cut short says "more": the next one follows at once */
 	return ok ? (cut_short ? ARCHIVE_BATCH : (int)done) : -1;
+}
+
+/* One daemon at a time on a shared store: while another one writes its
+ * pass, this one has nothing to do (what it would take is that one's). */
+static int pass(struct archiver *a)
+{
+	int k;
+
+	if (!store_trylock(a->st, "job:archive"))
+		return 0;
+	k = pass_locked(a);
+	store_unlock(a->st, "job:archive");
+	return k;
 }
 
 static void *archiver_main(void *arg)

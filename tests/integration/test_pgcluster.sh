@@ -130,6 +130,18 @@ start_hookd "$URL" --config "$T_DIR/c.conf"
 post "$ev" -H "$AUTH"
 check "a delivery to another daemon is a duplicate" "$CODE $(jq -r '.status + " " + .event_id' <<<"$BODY")" "200 duplicate $first"
 
+# a status stream on one daemon shows what another one did
+curl -sN --max-time 20 "$BASE/events/stream?resource_id=00000000-0000-0000-0000-0000000000dd" >"$T_DIR/s.out" &
+spid=$!
+sleep 0.5
+ev='{"hook_id":"00000000-0000-0000-0000-0000000000ab","process_type":"digestion","resource_id":"00000000-0000-0000-0000-0000000000dd","previous_state":"finalizing","current_state":"completed"}'
+OTHER=${BASES[0]}
+curl -s -o /dev/null --max-time 10 -X POST "$OTHER/events" -H "$AUTH" -H 'Content-Type: application/json' -d "$ev"
+wait_until 15 grep -q '^event: completed' "$T_DIR/s.out"
+kill "$spid" 2>/dev/null
+check "a stream on one daemon follows an event another one received and ran" \
+	"$(grep '^event:' "$T_DIR/s.out" | cut -d' ' -f2 | xargs)" "received started completed"
+
 # 40 batches of 4 objects, each object posted to one of two daemons, all
 # four of a batch at once: each batch closes once, with one trigger
 B=("${BASES[0]}" "$BASE")
