@@ -17,6 +17,7 @@ OUT="$WORK/report.md"
 
 cleanup() {
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+	[ -n "${PGW:-}" ] && "$SRC/tests/tools/pgtmp.sh" kill "$PGW" 2>/dev/null
 	wait 2>/dev/null
 	rm -rf "$WORK"
 }
@@ -46,7 +47,7 @@ hookd() {
 		{ echo "lqs-hookd did not start"; tail "$WORK/hookd.log"; exit 1; }
 }
 
-# BENCH_ONLY=receive|digestion|backlog|objects|sqs|stream|tls runs one section (default: all);
+# BENCH_ONLY=receive|digestion|backlog|pg|objects|sqs|stream|tls runs one section (default: all);
 # BENCH_SQS_MESSAGES: the queue's size for the sqs section (default 10 000)
 only() { [ -z "${BENCH_ONLY:-}" ] || [ "$BENCH_ONLY" = "$1" ]; }
 
@@ -212,6 +213,93 @@ done
 secs=$(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')
 say "- 100 000 events from start to all FINISHED: ${secs} s (left unfinished: $left), peak RSS $(rss_mib "$HPID") MiB"
 kill "$HPID"; wait "$HPID" 2>/dev/null
+fi
+
+# ---------------------------------------------------------------- pg
+if only pg; then
+PGW="$WORK/pg"; mkdir -p "$PGW"
+PGURL=$("$SRC/tests/tools/pgtmp.sh" start "$PGW") || { echo "no PostgreSQL server"; exit 1; }
+pgdb() { # NAME: a fresh database on the bench server; prints its address
+	PGOPTIONS="-c client_min_messages=warning" psql -X -q "$PGURL" -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)" -c "CREATE DATABASE $1" >/dev/null
+	sed "s|/hookd?|/$1?|" <<<"$PGURL"
+}
+say ""
+say "### Durable receive: PostgreSQL store beside SQLite and the floors (wrk -t 1, ${DUR} s per row; PostgreSQL $(psql -X -qAt "$PGURL" -c 'SHOW server_version' | cut -d' ' -f1) on the same host over its Unix socket, synchronous_commit on, fsync on)"
+say ""
+say "| server | connections | requests/s | p50 ms | p99 ms | p99.9 ms | errors | peak RSS MiB |"
+say "|---|---|---|---|---|---|---|---|"
+port=$(free_port)
+"$BUILD/bench-floor" "$port" "$SECRET" >/dev/null &
+fpid=$!; PIDS+=("$fpid")
+wait_listen "$port"
+receive "floor (no store)" "$fpid" "$port"
+kill "$fpid"; wait "$fpid" 2>/dev/null
+port=$(free_port)
+"$BUILD/bench-floor" "$port" "$SECRET" fsync "$WORK/append-pg.log" >/dev/null &
+fpid=$!; PIDS+=("$fpid")
+wait_listen "$port"
+receive "floor + append log (fdatasync per batch)" "$fpid" "$port"
+kill "$fpid"; wait "$fpid" 2>/dev/null
+port=$(free_port)
+hookd sqlite "$port" "$WORK/rs.db" LQS_HOOKD_CONFIG="$WORK/noroute.conf"
+receive "lqs-hookd, SQLite" "$HPID" "$port"
+kill "$HPID"; wait "$HPID" 2>/dev/null
+port=$(free_port)
+hookd pg "$port" "$(pgdb bench_receive)" LQS_HOOKD_CONFIG="$WORK/noroute.conf"
+receive "lqs-hookd, PostgreSQL" "$HPID" "$port"
+kill "$HPID"; wait "$HPID" 2>/dev/null
+say ""
+for c in 16 128; do
+	say "- $c connections: PostgreSQL / SQLite = $(awk -v a="${RPS[lqs-hookd, PostgreSQL,$c]}" -v b="${RPS[lqs-hookd, SQLite,$c]}" 'BEGIN { printf "%.2f", a / b }'), PostgreSQL / append-log floor = $(awk -v a="${RPS[lqs-hookd, PostgreSQL,$c]}" -v b="${RPS[floor + append log (fdatasync per batch),$c]}" 'BEGIN { printf "%.2f", a / b }')"
+done
+
+# A digestion-stats backlog drained by one daemon, then by three on the
+# same database: 400 digestions of 20 parts waiting in finalizing, each
+# LogQS call answered after 5 ms (a near network's latency).
+say ""
+say "### Digestion-stats backlog drain: 1 vs 3 daemons on one PostgreSQL database (400 digestions x 20 parts, 4 workers each, every LogQS GET answered after 5 ms)"
+say ""
+say "| daemons | seconds to all completed | digestions/s | figures written |"
+say "|---|---|---|---|"
+declare -A DRAIN
+for n in 1 3; do
+	mport=$(free_port)
+	"$BUILD/lqs-mock" --port "$mport" --synthetic 20x100x400 --key-id "$KEY_ID" --key-secret "$KEY_SECRET" \
+		--datastore "$DS" --no-record-bodies >"$WORK/pgmock.out" 2>&1 &
+	mpid=$!; PIDS+=("$mpid")
+	wait_for 30 grep -q PORT= "$WORK/pgmock.out"
+	curl -s -X POST "http://127.0.0.1:$mport/_mock/faults" -d '{"method":"GET","path":"digestions","delay_ms":5}' >/dev/null
+	url=$(pgdb "bench_drain$n")
+	port=$(free_port)
+	hookd schema "$port" "$url"
+	kill "$HPID"; wait "$HPID" 2>/dev/null
+	psql -X -q "$url" -c "INSERT INTO events(id, received_at, updated_at, process_type, current_state, resource_id,
+	  dedupe_key, body, handler, state)
+	  SELECT format('01000000-0000-7000-8000-%s', lpad(to_hex(x), 12, '0')), 1, 1, 'digestion', 'finalizing',
+	         format('dddddddd-0000-4000-8000-%s', lpad(x::text, 12, '0')), 'k' || x,
+	         format('{\"previous_state\":\"processing\",\"current_state\":\"finalizing\",\"process_type\":\"digestion\",\"resource_id\":\"dddddddd-0000-4000-8000-%s\"}', lpad(x::text, 12, '0')),
+	         'digestion_stats', 'queued' FROM generate_series(1, 400) AS x" >/dev/null
+	t0=$(date +%s%N)
+	dpids=()
+	for _ in $(seq 1 "$n"); do
+		hookd drain "$(free_port)" "$url" LQS_API_URL="http://127.0.0.1:$mport" LQS_DATASTORE_ID="$DS" \
+			LQS_API_KEY_ID="$KEY_ID" LQS_API_KEY_SECRET="$KEY_SECRET"
+		dpids+=("$HPID")
+	done
+	for _ in $(seq 1 3000); do
+		left=$(psql -X -qAt "$url" -c "SELECT count(*) FROM events WHERE state NOT IN ('completed', 'failed')")
+		[ "$left" = 0 ] && break
+		sleep 0.1
+	done
+	secs=$(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')
+	DRAIN[$n]=$secs
+	written=$(curl -s "http://127.0.0.1:$mport/_mock/state" | jq '[.logs[] | select(.context.digestion_stats != null)] | length')
+	say "| $n | $secs (left: $left, failed: $(psql -X -qAt "$url" -c "SELECT count(*) FROM events WHERE state = 'failed'")) | $(awk -v s="$secs" 'BEGIN { printf "%.0f", 400 / s }') | $written |"
+	kill "${dpids[@]}" "$mpid"; wait "${dpids[@]}" "$mpid" 2>/dev/null
+done
+say ""
+say "- 3 daemons / 1 daemon, throughput: $(awk -v a="${DRAIN[1]}" -v b="${DRAIN[3]}" 'BEGIN { printf "%.2f", a / b }')x"
+"$SRC/tests/tools/pgtmp.sh" stop "$PGW"
 fi
 
 # ---------------------------------------------------------------- objects

@@ -107,4 +107,15 @@ grep -q "cannot reach PostgreSQL" "$HOOKD_LOG" && pass "the outage is in the log
 grep -q "connected to PostgreSQL .* again" "$HOOKD_LOG" && pass "and the return" || fail "and the return"
 stop_hookd TERM
 check "SIGTERM: exit 0" "$HOOKD_RC" 0
+
+# a schema newer than this build knows is refused, by name
+sql "UPDATE lqs_hookd_schema SET version = 99"
+out=$(LQS_EXPECTED_SECRET=x timeout 20 "$LQS_HOOKD" --listen 127.0.0.1:0 --store "$URL" 2>&1); rc=$?
+check "a newer schema: refused at start" "$rc" 1
+check_contains "... saying why" "$out" "has schema version 99, newer than this lqs-hookd knows (1)"
+# a wrong address: libpq's reason
+out=$(LQS_EXPECTED_SECRET=x timeout 20 "$LQS_HOOKD" --listen 127.0.0.1:0 --store "postgresql://hookd:pw-not-shown@/nodb?host=$T_DIR/pg/pgsock" 2>&1); rc=$?
+check "a database that does not exist: refused at start" "$rc" 1
+check_contains "... with libpq's reason" "$out" 'database \"nodb\" does not exist'
+case "$out" in *pw-not-shown*) fail "the password is not logged" ;; *) pass "the password is not logged" ;; esac
 finish

@@ -100,8 +100,10 @@ long=$(printf 'k%.0s' $(seq 1 900))
 for i in $(seq 1 10); do s3body "e/run5/$long-$i.csv" "h$i"; echo; done >"$T_DIR/m6"
 cp "$T_DIR/q.conf" "$T_DIR/full.conf"
 sed -i 's/^\[watch runs\]$/[store]\nmax_store_size = 4096\n\n[watch runs]/' "$T_DIR/full.conf"
-start_hookd "$T_DIR/f.db" --config "$T_DIR/full.conf"
+# all ten on the queue before the first receive (a receive while they are
+# being sent may take some of them only)
 setup send "$T_DIR/m6"
+start_hookd "$T_DIR/f.db" --config "$T_DIR/full.conf"
 wait_until 15 grep -q "the store refused the records of 10 message(s)" "$HOOKD_LOG" || fail "the store refused them"
 sleep 7   # longer than the queue's visibility timeout (2 s) x its redrive count (2)
 check "held: counted once, tried again, nothing in the dead-letter queue, all still on the queue" \
@@ -119,7 +121,8 @@ sed -i 's/^max_store_size = 0$/max_store_size = 4096/' "$T_DIR/full.conf"
 kill -HUP "$HOOKD_PID"
 sleep 1
 setup send "$T_DIR/m7"
-wait_until 15 bash -c "[ \$(grep -c 'the store refused the records of 10 message(s)' '$HOOKD_LOG') = 2 ]" || fail "refused again"
+# (sent while the poller waits: it may receive them in more than one go)
+wait_until 15 bash -c "[ \$(grep -c 'the store refused the records of [0-9]* message(s)' '$HOOKD_LOG') -ge 2 ]" || fail "refused again"
 stop_hookd TERM
 check "SIGTERM while holding: exit 0, the messages handed back (visible at once)" \
 	"$HOOKD_RC $(python3 - "$EP" <<'PY'
@@ -129,7 +132,8 @@ print(s.get_queue_attributes(QueueUrl=s.get_queue_url(QueueName="uploads")["Queu
       AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]["ApproximateNumberOfMessages"])
 PY
 )" "0 10"
-check_contains "... and said so" "$(cat "$HOOKD_LOG")" "stopping: 10 message(s) the store refused are handed back to the queue"
+grep -q "stopping: [0-9]* message(s) the store refused are handed back to the queue" "$HOOKD_LOG" &&
+	pass "... and said so" || fail "... and said so"
 
 # --- wrong credentials: moto with its IAM checks on, so signatures count ---
 kill "$MOTO_PID"; wait "$MOTO_PID" 2>/dev/null

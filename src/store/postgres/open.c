@@ -3,6 +3,7 @@
  * other files share; the ops table. */
 #include "pg_int.h"
 
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,8 +222,19 @@ static bool ensure_connected(struct pgs *st, struct pgc *c)
 	char err[512];
 	int64_t now = mono_ms();
 
-	if (c->c && PQstatus(c->c) == CONNECTION_OK)
-		return true;
+	if (c->c && PQstatus(c->c) == CONNECTION_OK) {
+		/* an idle connection the server has closed (a restart, a
+		 * terminated backend) says so on its socket: noticed here, it is
+		 * replaced before a statement fails on it */
+		struct pollfd pf = { .fd = PQsocket(c->c), .events = POLLIN };
+		if (poll(&pf, 1, 0) > 0 && PQconsumeInput(c->c)) {
+			PGnotify *n;
+			while ((n = PQnotifies(c->c)) != NULL)
+				PQfreemem(n);
+		}
+		if (PQstatus(c->c) == CONNECTION_OK && !(pf.revents & (POLLHUP | POLLERR)))
+			return true;
+	}
 	if (now < st->retry_at)
 		return false;
 	if (c->c)
