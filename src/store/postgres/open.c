@@ -393,7 +393,20 @@ enum store_result pg_begin(struct pgs *st, struct pgc *c, bool synchronous)
 	PGresult *r = PQexec(c->c, synchronous ? begin_sync : begin_async);
 	bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
 
-	(void)st;
+	if (!ok && PQstatus(c->c) == CONNECTION_BAD) {
+		/* closed under us with nothing done yet: one new connection, at
+		 * once (a terminated backend, a server restarted meanwhile) */
+		char err[256];
+		PGconn *nc = pg_connect(st, err, sizeof(err));
+		if (nc) {
+			PQfinish(c->c);
+			c->c = nc;
+			c->n = 0;
+			PQclear(r);
+			r = PQexec(c->c, synchronous ? begin_sync : begin_async);
+			ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+		}
+	}
 	if (!ok)
 		log_error("store: BEGIN: %s", PQerrorMessage(c->c));
 	PQclear(r);
