@@ -55,7 +55,12 @@ static enum store_result query_events(struct pgs *st, const char *sql, const str
 		k = max;
 		*more = true;
 	}
-	*rows = calloc(k ? k : 1, sizeof(**rows));
+	if (!k) {
+		/* none: no array, as the SQLite store answers */
+		PQclear(r);
+		return STORE_OK;
+	}
+	*rows = calloc(k, sizeof(**rows));
 	if (!*rows) {
 		PQclear(r);
 		return STORE_ERROR;
