@@ -112,6 +112,10 @@ int pg_hist_insert(struct pgs *st, struct pgc *c, const char *id, const struct s
 /* The shared count of unfinished events, taken again when stale. */
 void pg_count_unfinished(struct pgs *st, struct pgc *c, bool force);
 
+/* schema.c: create the schema, or bring it up to date (one daemon at a
+ * time); -1 with err when it cannot, or the database's is newer. */
+int pg_prepare_schema(struct pgs *st, PGconn *c, char *err, size_t errlen);
+
 /* The operations, by file. */
 void pg_set_max_size(struct store *b, int64_t bytes);
 void pg_close(struct store *b);
