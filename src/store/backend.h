@@ -2,6 +2,8 @@
  * A backend's store struct begins with struct store, whose ops it sets. */
 #ifndef LQS_STORE_BACKEND_H
 #define LQS_STORE_BACKEND_H
+#include <pthread.h>
+
 #include "lqs-hookd/store.h"
 
 struct store_ops {
@@ -57,6 +59,19 @@ struct store {
 };
 
 /* What every backend shares. */
+/* Keys held in this process (keylocks.c): one holder per key. */
+#define KEYLOCKS_MAX 512
+struct keylocks {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	char held[KEYLOCKS_MAX][64];
+	int n;
+};
+void keylocks_init(struct keylocks *k);
+void keylocks_destroy(struct keylocks *k);
+/* Take key; with wait, until its holder lets go (false: held, not waiting). */
+bool keylocks_take(struct keylocks *k, const char *key, bool wait);
+void keylocks_release(struct keylocks *k, const char *key);
 /* The LogQS delivery a duplicate is recognised by: the same hook, type,
  * resource and transition. */
 void store_dedupe_key(const struct event *ev, char *out, size_t n);

@@ -251,13 +251,8 @@ enum store_result pg_sweep_get(struct store *b, const char *name, struct store_s
 
 enum store_result pg_sweep_put(struct store *b, const struct store_sweep *w)
 {
-	struct pgs *st = pg_of(b);
-	struct pgc *c = pg_get(st);
 	struct pgp p = { .n = 0 };
-	enum store_result r;
 
-	if (!c)
-		return STORE_ERROR;
 	pgp_text(&p, w->name);
 	pgp_int(&p, w->started_ms);
 	pgp_int(&p, w->finished_ms);
@@ -268,11 +263,9 @@ enum store_result pg_sweep_put(struct store *b, const struct store_sweep *w)
 	pgp_int(&p, w->errors);
 	pgp_text(&p, w->error);
 	pgp_text(&p, w->owner);
-	r = pg_do(st, c, "INSERT INTO sweeps(name, started_at, finished_at, found, enqueued, duplicates, runs, errors, "
+	return pg_run(pg_of(b), "INSERT INTO sweeps(name, started_at, finished_at, found, enqueued, duplicates, runs, errors, "
 			 "error, owner) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) ON CONFLICT (name) DO UPDATE SET "
 			 "started_at=EXCLUDED.started_at, finished_at=EXCLUDED.finished_at, found=EXCLUDED.found, "
 			 "enqueued=EXCLUDED.enqueued, duplicates=EXCLUDED.duplicates, runs=EXCLUDED.runs, "
 			 "errors=EXCLUDED.errors, error=EXCLUDED.error, owner=EXCLUDED.owner", &p);
-	pg_put(st, c);
-	return r;
 }

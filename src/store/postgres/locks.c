@@ -15,42 +15,6 @@
 /* How often a lock another daemon holds is asked for again. */
 #define PG_LOCK_POLL_MS 100
 
-static int held_at(const struct pgs *st, const char *key)
-{
-	for (int i = 0; i < st->n_held; i++)
-		if (strcmp(st->held[i], key) == 0)
-			return i;
-	return -1;
-}
-
-static bool local_take(struct pgs *st, const char *key, bool wait)
-{
-	bool got;
-
-	pthread_mutex_lock(&st->locks_mu);
-	while (wait && (held_at(st, key) >= 0 || st->n_held >= PG_LOCKS_MAX))
-		pthread_cond_wait(&st->locks_cv, &st->locks_mu);
-	got = held_at(st, key) < 0 && st->n_held < PG_LOCKS_MAX;
-	if (got)
-		str_copy(st->held[st->n_held++], key, sizeof(st->held[0]));
-	pthread_mutex_unlock(&st->locks_mu);
-	return got;
-}
-
-static void local_release(struct pgs *st, const char *key)
-{
-	int i;
-
-	pthread_mutex_lock(&st->locks_mu);
-	i = held_at(st, key);
-	if (i >= 0) {
-		memcpy(st->held[i], st->held[st->n_held - 1], sizeof(st->held[0]));
-		st->n_held--;
-	}
-	pthread_cond_broadcast(&st->locks_cv);
-	pthread_mutex_unlock(&st->locks_mu);
-}
-
 /* 1: taken; 0: another daemon holds it; -1: the database cannot be reached. */
 static int cluster_try(struct pgs *st, const char *key, const char *fn)
 {
@@ -87,7 +51,7 @@ void pg_lock(struct store *b, const char *key)
 	struct pgs *st = pg_of(b);
 	bool said = false;
 
-	local_take(st, key, true);
+	keylocks_take(&st->keys, key, true);
 	for (;;) {
 		int got = cluster_try(st, key, "pg_try_advisory_lock");
 		struct timespec ts = { 0, PG_LOCK_POLL_MS * 1000000L };
@@ -105,11 +69,11 @@ bool pg_trylock(struct store *b, const char *key)
 {
 	struct pgs *st = pg_of(b);
 
-	if (!local_take(st, key, false))
+	if (!keylocks_take(&st->keys, key, false))
 		return false;
 	if (cluster_try(st, key, "pg_try_advisory_lock") == 1)
 		return true;
-	local_release(st, key);
+	keylocks_release(&st->keys, key);
 	return false;
 }
 
@@ -119,5 +83,5 @@ void pg_unlock(struct store *b, const char *key)
 
 	/* a lost connection let go of it already */
 	cluster_try(st, key, "pg_advisory_unlock");
-	local_release(st, key);
+	keylocks_release(&st->keys, key);
 }

@@ -256,6 +256,18 @@ enum store_result pg_do(struct pgs *st, struct pgc *c, const char *sql, const st
 	return STORE_OK;
 }
 
+enum store_result pg_run(struct pgs *st, const char *sql, const struct pgp *p)
+{
+	struct pgc *c = pg_get(st);
+	enum store_result r;
+
+	if (!c)
+		return STORE_ERROR;
+	r = pg_do(st, c, sql, p);
+	pg_put(st, c);
+	return r;
+}
+
 int64_t pg_changed(PGresult *r)
 {
 	const char *t = PQcmdTuples(r);
@@ -461,8 +473,7 @@ int pg_store_open(struct store **out, const char *where, const struct store_conf
 	pthread_mutex_init(&st->mu, NULL);
 	pthread_cond_init(&st->cv, NULL);
 	pthread_mutex_init(&st->lock_mu, NULL);
-	pthread_mutex_init(&st->locks_mu, NULL);
-	pthread_cond_init(&st->locks_cv, NULL);
+	keylocks_init(&st->keys);
 	st->base.ops = &pg_ops;
 	st->conninfo = strdup(where);
 	st->password = conf && conf->password && *conf->password ? strdup(conf->password) : NULL;
@@ -519,8 +530,7 @@ void pg_close(struct store *b)
 	pthread_mutex_destroy(&st->mu);
 	pthread_cond_destroy(&st->cv);
 	pthread_mutex_destroy(&st->lock_mu);
-	pthread_mutex_destroy(&st->locks_mu);
-	pthread_cond_destroy(&st->locks_cv);
+	keylocks_destroy(&st->keys);
 	free(st);
 }
 

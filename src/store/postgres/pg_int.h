@@ -18,8 +18,6 @@
 
 /* Statements prepared on one connection (by the address of their SQL). */
 #define PG_STMTS 96
-/* Advisory locks this process holds at once (one per worker in practice). */
-#define PG_LOCKS_MAX 512
 /* The first wait before connecting again after a failure; it doubles. */
 #define PG_RECONNECT_MIN_MS 100
 #define PG_RECONNECT_MAX_MS 5000
@@ -54,10 +52,7 @@ struct pgs {
 	/* the connection holding this daemon's session advisory locks */
 	pthread_mutex_t lock_mu;
 	struct pgc lockc;
-	pthread_mutex_t locks_mu;
-	pthread_cond_t locks_cv;
-	char held[PG_LOCKS_MAX][64];
-	int n_held;
+	struct keylocks keys;     /* first taken in this process */
 	/* unfinished events in the whole database: counted every
 	 * PG_COUNT_EVERY_MS, plus what this daemon added since */
 	_Atomic int64_t unfinished;
@@ -65,6 +60,8 @@ struct pgs {
 	_Atomic int64_t max_size;
 	_Atomic int64_t size_bytes;
 	_Atomic int64_t sized_at;
+	/* the first recovery looks for this host's earlier runs too */
+	atomic_bool recovered_once;
 };
 
 static inline struct pgs *pg_of(struct store *b)
@@ -92,6 +89,8 @@ void pg_put(struct pgs *st, struct pgc *c);
 PGresult *pg_q(struct pgs *st, struct pgc *c, const char *sql, const struct pgp *p);
 /* pg_q for statements whose rows are not wanted: 0, or the failure. */
 enum store_result pg_do(struct pgs *st, struct pgc *c, const char *sql, const struct pgp *p);
+/* pg_do on a connection of its own, taken from the pool and given back. */
+enum store_result pg_run(struct pgs *st, const char *sql, const struct pgp *p);
 /* Rows a statement changed. */
 int64_t pg_changed(PGresult *r);
 /* What the last failure on c means for the caller. */

@@ -218,7 +218,6 @@ static void void_own_host(struct pgs *st, struct pgc *c)
 
 int pg_recover(struct store *b)
 {
-	static _Atomic int first = 1;
 	struct pgs *st = pg_of(b);
 	struct pgc *c = pg_get(st);
 	int64_t now = now_ms();
@@ -227,7 +226,7 @@ int pg_recover(struct store *b)
 
 	if (!c)
 		return -1;
-	if (atomic_exchange(&first, 0))
+	if (!atomic_exchange(&st->recovered_once, true))
 		void_own_host(st, c);
 	if (pg_begin(st, c, false) != STORE_OK)
 		goto out;
@@ -386,34 +385,22 @@ enum store_result pg_history_add(struct store *b, const char *id, const struct s
 
 enum store_result pg_mark(struct store *b, const char *id, unsigned flag)
 {
-	struct pgs *st = pg_of(b);
-	struct pgc *c = pg_get(st);
 	struct pgp p = { .n = 0 };
-	enum store_result r;
 
-	if (!c)
-		return STORE_ERROR;
 	pgp_int(&p, (int64_t)flag);
 	pgp_text(&p, id);
-	r = pg_do(st, c, "UPDATE events SET flags = flags | $1::integer WHERE id = $2", &p);
-	pg_put(st, c);
-	return r;
+	return pg_run(pg_of(b), "UPDATE events SET flags = flags | $1::integer WHERE id = $2", &p);
 }
 
 enum store_result pg_progress(struct store *b, const char *id, json_t *progress)
 {
-	struct pgs *st = pg_of(b);
 	char *text = progress ? json_dumps(progress, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-	struct pgc *c = pg_get(st);
 	struct pgp p = { .n = 0 };
-	enum store_result r = STORE_ERROR;
+	enum store_result r;
 
-	if (c) {
-		pgp_text(&p, text);
-		pgp_text(&p, id);
-		r = pg_do(st, c, "UPDATE events SET progress = $1 WHERE id = $2 AND state = 'running'", &p);
-	}
-	pg_put(st, c);
+	pgp_text(&p, text);
+	pgp_text(&p, id);
+	r = pg_run(pg_of(b), "UPDATE events SET progress = $1 WHERE id = $2 AND state = 'running'", &p);
 	free(text);
 	return r;
 }

@@ -316,8 +316,7 @@ int sqlite_store_open(struct store **out, const char *path, char *err, size_t er
 	pthread_mutex_init(&st->fq_mu, NULL);
 	pthread_cond_init(&st->fq_cv, NULL);
 	pthread_mutex_init(&st->sync_mu, NULL);
-	pthread_mutex_init(&st->locks_mu, NULL);
-	pthread_cond_init(&st->locks_cv, NULL);
+	keylocks_init(&st->keys);
 	st->base.ops = &sqlite_ops;
 	st->wal_fd = -1;
 	st->lock_fd = -1;
@@ -421,8 +420,7 @@ void sq_close(struct store *b)
 	if (st->wal_fd >= 0)
 		close(st->wal_fd);
 	pthread_mutex_destroy(&st->sync_mu);
-	pthread_mutex_destroy(&st->locks_mu);
-	pthread_cond_destroy(&st->locks_cv);
+	keylocks_destroy(&st->keys);
 	if (st->lock_fd >= 0)
 		close(st->lock_fd);
 	free(st->path);

@@ -16,8 +16,6 @@
 /* Prepared statements are kept for reuse, keyed by the address of their
  * SQL literal: preparing costs more than running most of them. */
 #define STMT_CACHE 64
-/* Advisory locks held at once (at most one per worker in practice). */
-#define SQ_LOCKS_MAX 512
 
 /* A worker's outcome waiting to be written (see sq_finish). */
 struct finish_req {
@@ -58,10 +56,7 @@ struct sq {
 	struct { const char *sql; sqlite3_stmt *s; } cache[STMT_CACHE];
 	int n_cache;
 	/* advisory locks */
-	pthread_mutex_t locks_mu;
-	pthread_cond_t locks_cv;
-	char held[SQ_LOCKS_MAX][64];
-	int n_held;
+	struct keylocks keys;
 };
 
 static inline struct sq *sq_of(struct store *b)

@@ -360,51 +360,18 @@ enum store_result sq_progress(struct store *b, const char *id, json_t *progress)
 }
 
 /* The store is this daemon's alone (its file lock), so its advisory locks
- * are a table in this process. Few keys are held at once (one per worker
- * at most): a small array scanned under one mutex is enough. */
-static int held_at(const struct sq *st, const char *key)
-{
-	for (int i = 0; i < st->n_held; i++)
-		if (strcmp(st->held[i], key) == 0)
-			return i;
-	return -1;
-}
-
+ * are keys held in this process. */
 void sq_lock(struct store *b, const char *key)
 {
-	struct sq *st = sq_of(b);
-
-	pthread_mutex_lock(&st->locks_mu);
-	while (held_at(st, key) >= 0 || st->n_held >= SQ_LOCKS_MAX)
-		pthread_cond_wait(&st->locks_cv, &st->locks_mu);
-	str_copy(st->held[st->n_held++], key, sizeof(st->held[0]));
-	pthread_mutex_unlock(&st->locks_mu);
+	keylocks_take(&sq_of(b)->keys, key, true);
 }
 
 bool sq_trylock(struct store *b, const char *key)
 {
-	struct sq *st = sq_of(b);
-	bool got;
-
-	pthread_mutex_lock(&st->locks_mu);
-	got = held_at(st, key) < 0 && st->n_held < SQ_LOCKS_MAX;
-	if (got)
-		str_copy(st->held[st->n_held++], key, sizeof(st->held[0]));
-	pthread_mutex_unlock(&st->locks_mu);
-	return got;
+	return keylocks_take(&sq_of(b)->keys, key, false);
 }
 
 void sq_unlock(struct store *b, const char *key)
 {
-	struct sq *st = sq_of(b);
-	int i;
-
-	pthread_mutex_lock(&st->locks_mu);
-	i = held_at(st, key);
-	if (i >= 0) {
-		memcpy(st->held[i], st->held[st->n_held - 1], sizeof(st->held[0]));
-		st->n_held--;
-	}
-	pthread_cond_broadcast(&st->locks_cv);
-	pthread_mutex_unlock(&st->locks_mu);
+	keylocks_release(&sq_of(b)->keys, key);
 }
