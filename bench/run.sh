@@ -68,6 +68,18 @@ receive() { # LABEL PID PORT
 	done
 }
 
+# floor LABEL [MODE ARGS...]: the receive rows of a bench-floor server
+floor() {
+	local label=$1 port fpid
+	shift
+	port=$(free_port)
+	"$BUILD/bench-floor" "$port" "$SECRET" "$@" >/dev/null &
+	fpid=$!; PIDS+=("$fpid")
+	wait_listen "$port"
+	receive "$label" "$fpid" "$port"
+	kill "$fpid"; wait "$fpid" 2>/dev/null
+}
+
 cat >"$WORK/noroute.conf" <<EOF2
 # every event is stored (fsynced before its 202) and finished at once: the
 # receive path alone, with the durable store as shipped
@@ -94,26 +106,11 @@ hookd process "$port" "$WORK/p.db" LQS_API_URL=http://127.0.0.1:9 LQS_RETRY_COUN
 	LQS_HOOKD_RETRY_MAX_DELAY=1h LQS_HOOKD_MAX_QUEUED=100000000
 receive "lqs-hookd + processing" "$HPID" "$port"
 kill "$HPID"; wait "$HPID" 2>/dev/null
-port=$(free_port)
-"$BUILD/bench-floor" "$port" "$SECRET" >/dev/null &
-fpid=$!; PIDS+=("$fpid")
-wait_listen "$port"
-receive "floor (no store)" "$fpid" "$port"
-kill "$fpid"; wait "$fpid" 2>/dev/null
+floor "floor (no store)"
 # two more floors: what the daemon's path to its answer costs with nothing
 # stored, and the least any server syncing before its 202 must pay
-port=$(free_port)
-"$BUILD/bench-floor" "$port" "$SECRET" handoff >/dev/null &
-fpid=$!; PIDS+=("$fpid")
-wait_listen "$port"
-receive "floor + handoff (no store)" "$fpid" "$port"
-kill "$fpid"; wait "$fpid" 2>/dev/null
-port=$(free_port)
-"$BUILD/bench-floor" "$port" "$SECRET" fsync "$WORK/append.log" >/dev/null &
-fpid=$!; PIDS+=("$fpid")
-wait_listen "$port"
-receive "floor + append log (fdatasync per batch)" "$fpid" "$port"
-kill "$fpid"; wait "$fpid" 2>/dev/null
+floor "floor + handoff (no store)" handoff
+floor "floor + append log (fdatasync per batch)" fsync "$WORK/append.log"
 rm -f "$WORK/append.log"
 port=$(free_port)
 (cd "$SRC/bench" && LQS_EXPECTED_SECRET="$SECRET" exec "$PY" -m uvicorn listener:app --host 127.0.0.1 --port "$port" \
@@ -228,18 +225,8 @@ say "### Durable receive: PostgreSQL store beside SQLite and the floors (wrk -t 
 say ""
 say "| server | connections | requests/s | p50 ms | p99 ms | p99.9 ms | errors | peak RSS MiB |"
 say "|---|---|---|---|---|---|---|---|"
-port=$(free_port)
-"$BUILD/bench-floor" "$port" "$SECRET" >/dev/null &
-fpid=$!; PIDS+=("$fpid")
-wait_listen "$port"
-receive "floor (no store)" "$fpid" "$port"
-kill "$fpid"; wait "$fpid" 2>/dev/null
-port=$(free_port)
-"$BUILD/bench-floor" "$port" "$SECRET" fsync "$WORK/append-pg.log" >/dev/null &
-fpid=$!; PIDS+=("$fpid")
-wait_listen "$port"
-receive "floor + append log (fdatasync per batch)" "$fpid" "$port"
-kill "$fpid"; wait "$fpid" 2>/dev/null
+floor "floor (no store)"
+floor "floor + append log (fdatasync per batch)" fsync "$WORK/append-pg.log"
 port=$(free_port)
 hookd sqlite "$port" "$WORK/rs.db" LQS_HOOKD_CONFIG="$WORK/noroute.conf"
 receive "lqs-hookd, SQLite" "$HPID" "$port"
