@@ -75,7 +75,7 @@ void keylocks_release(struct keylocks *k, const char *key);
 /* The LogQS delivery a duplicate is recognised by: the same hook, type,
  * resource and transition. */
 void store_dedupe_key(const struct event *ev, char *out, size_t n);
-/* Add n events in state to the figures. */
+/* Set the figure of state to n (from a count by state). */
 void store_stats_add(struct store_stats *out, const char *state, int64_t n);
 
 /* The SQLite backend (a path). */

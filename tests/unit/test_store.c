@@ -706,6 +706,27 @@ START_TEST(sweep_records)
 }
 END_TEST
 
+/* Which backend an address names, and the address as the logs show it. */
+START_TEST(store_address)
+{
+	char out[256];
+
+	ck_assert(store_is_postgres("postgresql://u:pw@db/x"));
+	ck_assert(store_is_postgres("host=/run/postgresql dbname=x"));
+	ck_assert(store_is_postgres("dbname=x user=u"));
+	ck_assert(!store_is_postgres("/var/lib/lqs-hookd/lqs-hookd.db"));
+	ck_assert(!store_is_postgres("lqs-hookd.db"));
+	store_redact("postgresql://u:secret@db:5432/x?sslmode=require", out, sizeof(out));
+	ck_assert_str_eq(out, "postgresql://u:***@db:5432/x?sslmode=require");
+	store_redact("host=db password=secret dbname=x", out, sizeof(out));
+	ck_assert_str_eq(out, "host=db password=*** dbname=x");
+	store_redact("postgresql://db/x?user=u&password=secret&sslmode=require", out, sizeof(out));
+	ck_assert_str_eq(out, "postgresql://db/x?user=u&password=***&sslmode=require");
+	store_redact("postgresql://u@db/x", out, sizeof(out));
+	ck_assert_str_eq(out, "postgresql://u@db/x");
+}
+END_TEST
+
 Suite *suite_store(void)
 {
 	Suite *s = suite_create("store");
@@ -727,6 +748,7 @@ Suite *suite_store(void)
 	tcase_add_test(t, leases_expire_and_fence);
 	tcase_add_test(t, advisory_locks);
 	tcase_add_test(t, change_feed);
+	tcase_add_test(t, store_address);
 	tcase_add_test(t, sweep_duplicates);
 	tcase_add_test(t, sweep_records);
 	suite_add_tcase(s, t);
