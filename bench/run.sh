@@ -286,6 +286,31 @@ for n in 1 3; do
 done
 say ""
 say "- 3 daemons / 1 daemon, throughput: $(awk -v a="${DRAIN[1]}" -v b="${DRAIN[3]}" 'BEGIN { printf "%.2f", a / b }')x"
+
+# How soon a status stream shows a change: on SQLite the stream reads the
+# store every 100 ms; on PostgreSQL a NOTIFY wakes it, also on a daemon
+# that did not receive the event.
+say ""
+say "### Status stream latency: from sending a POST to its \"received\" message on a stream (100 events, 50-250 ms apart)"
+say ""
+say "| store | POST to | stream on | p50 ms | p90 ms | max ms | missing |"
+say "|---|---|---|---|---|---|---|"
+declare -A LAT
+port=$(free_port)
+hookd lat_sqlite "$port" "$WORK/lat.db" LQS_HOOKD_CONFIG="$WORK/noroute.conf"
+read -r p50 p90 max missing < <(python3 "$SRC/bench/stream_latency.py" "http://127.0.0.1:$port" "http://127.0.0.1:$port" "$AUTH_B64" 100)
+LAT[sqlite]=$p50
+say "| SQLite | daemon A | daemon A (read every 100 ms) | $p50 | $p90 | $max | $missing |"
+kill "$HPID"; wait "$HPID" 2>/dev/null
+url=$(pgdb bench_latency)
+pa=$(free_port); hookd lat_a "$pa" "$url" LQS_HOOKD_CONFIG="$WORK/noroute.conf"; apid=$HPID
+pb=$(free_port); hookd lat_b "$pb" "$url" LQS_HOOKD_CONFIG="$WORK/noroute.conf"; bpid=$HPID
+read -r p50 p90 max missing < <(python3 "$SRC/bench/stream_latency.py" "http://127.0.0.1:$pa" "http://127.0.0.1:$pb" "$AUTH_B64" 100)
+LAT[pg]=$p50
+say "| PostgreSQL | daemon A | daemon B (woken by NOTIFY) | $p50 | $p90 | $max | $missing |"
+kill "$apid" "$bpid"; wait "$apid" "$bpid" 2>/dev/null
+say ""
+say "- p50, PostgreSQL across daemons / SQLite on one daemon: $(awk -v a="${LAT[pg]}" -v b="${LAT[sqlite]}" 'BEGIN { printf "%.2f", a / b }')"
 "$SRC/tests/tools/pgtmp.sh" stop "$PGW"
 fi
 

@@ -31,6 +31,9 @@
  *   lqs-archive appends finished events to archive_dir, syncs, marks them
  *               archived; the store lock. TLS pairs swap under their rwlock
  *               (main writes on reload, each handshake reads).
+ *   lqs-pgnotify (PostgreSQL store) sends a NOTIFY after commits, hears
+ *               every daemon's and wakes lqs-stream; the store's wake_mu,
+ *               then the hub mu.
  * Signals are blocked in every thread and read by main from a signalfd; once
  * stopping, main takes a second SIGTERM/SIGINT as "exit now". */
 #include <errno.h>

@@ -37,6 +37,8 @@ void metrics_sqs_receive(const char *queue, double seconds);
 void metrics_stream_subscribers(int n);
 void metrics_stream_cut(void);
 void metrics_stream_refused(void);
+/* Change notifications sent to, or heard from, a shared PostgreSQL store. */
+void metrics_store_notifications(bool sent, int n);
 void metrics_archive_events(int n);
 void metrics_archive_error(void);
 void metrics_tls_expiry(int64_t epoch_s);

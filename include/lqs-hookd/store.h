@@ -280,6 +280,14 @@ enum store_result store_changes(struct store *st, const struct store_cursor *aft
 				size_t max, size_t *n);
 /* The feed's end now: a cursor past everything stored. */
 enum store_result store_changes_head(struct store *st, struct store_cursor *head);
+/* Be told of changes instead of reading on a timer: wake(arg, true) is
+ * called (from a thread of the store's) whenever any daemon sharing the
+ * store may have added some, and once as soon as that works;
+ * wake(arg, false) while it does not (read on a timer meanwhile). A wake
+ * can come before its changes are readable (an older transaction still
+ * open): read again shortly after one. wake NULL: no more calls after
+ * this returns. -1: the store cannot tell (SQLite: one daemon writes). */
+int store_changes_notify(struct store *st, void (*wake)(void *arg, bool live), void *arg);
 
 /* ---- sweeps: when each last ran, shared by every daemon on the store ---- */
 

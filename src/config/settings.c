@@ -77,7 +77,7 @@ const struct setting settings[] = {
 	{ "store", "store_password", T_SECRET, OFF(store_password), NULL, NOBOUND, NULL, NULL,
 	  "Password of the PostgreSQL store (or store_password_file, or the systemd credential lqs-hookd.store_password); never logged. Unset: libpq's own ways (~/.pgpass, PGPASSWORD)." },
 	{ "store", "store_connections", T_INT, OFF(store_connections), "8", 1, 256, NULL, NULL,
-	  "Connections this daemon opens to a PostgreSQL store at most, besides one for its advisory locks. Read at start." },
+	  "Connections this daemon opens to a PostgreSQL store at most, besides one for its advisory locks and one for change notifications. Read at start." },
 	{ "store", "max_queued", T_INT, OFF(max_queued), "100000", 1, 100000000, NULL, NULL,
 	  "Unfinished events the store may hold; beyond it POST /events answers 503 with Retry-After." },
 	{ "store", "dedupe_window", T_DURATION, OFF(dedupe_window), "10m", 0, 604800, NULL, NULL,

@@ -151,6 +151,12 @@ static atomic_int reload_last_ok = 1;
 /* Counters and gauges without labels: atomics, rendered at the end. */
 static atomic_int stream_subs;
 static atomic_llong stream_cut, stream_refused, archive_events, archive_errors, tls_expiry;
+static atomic_llong notes_sent, notes_heard;
+
+void metrics_store_notifications(bool sent, int n)
+{
+	atomic_fetch_add(sent ? &notes_sent : &notes_heard, n);
+}
 
 void metrics_tls_expiry(int64_t epoch_s)
 {
@@ -481,10 +487,16 @@ char *metrics_render(void)
 		   "lqs_hookd_archive_events_total %lld\n"
 		   "# HELP lqs_hookd_archive_errors_total Archive passes that failed (the events stay in the store).\n"
 		   "# TYPE lqs_hookd_archive_errors_total counter\n"
-		   "lqs_hookd_archive_errors_total %lld\n",
+		   "lqs_hookd_archive_errors_total %lld\n"
+		   "# HELP lqs_hookd_store_notifications_total Change notifications this daemon sent to, and heard "
+		   "from, the daemons sharing a PostgreSQL store.\n"
+		   "# TYPE lqs_hookd_store_notifications_total counter\n"
+		   "lqs_hookd_store_notifications_total{direction=\"sent\"} %lld\n"
+		   "lqs_hookd_store_notifications_total{direction=\"heard\"} %lld\n",
 		   atomic_load(&stream_subs), (long long)atomic_load(&stream_cut),
 		   (long long)atomic_load(&stream_refused), (long long)atomic_load(&archive_events),
-		   (long long)atomic_load(&archive_errors));
+		   (long long)atomic_load(&archive_errors), (long long)atomic_load(&notes_sent),
+		   (long long)atomic_load(&notes_heard));
 	if (atomic_load(&tls_expiry) > 0)
 		buf_printf(&b,
 			   "# HELP lqs_hookd_tls_cert_expiry_timestamp_seconds When the certificate in use (tls_cert) expires.\n"

@@ -23,10 +23,17 @@
 #include "lqs-hookd/metrics.h"
 #include "lqs-hookd/util.h"
 
-/* Changes read per store call, and how often the feed is read while
- * anyone listens. */
+/* Changes read per store call. While anyone listens the feed is read
+ * every STREAM_POLL_MS; with a store that tells of changes (PostgreSQL),
+ * at once when told (but STREAM_GAP_MS apart at least, however many
+ * daemons tell), once more STREAM_POLL_MS after (a change can be told
+ * before an older transaction lets it be read), and every
+ * STREAM_IDLE_POLL_MS otherwise (what no notification covers: a
+ * transaction outside the daemons that held the feed back). */
 #define STREAM_PAGE 256
 #define STREAM_POLL_MS 100
+#define STREAM_GAP_MS 50
+#define STREAM_IDLE_POLL_MS 1000
 #define STREAM_ROUND_PAGES 8
 /* Sent first: how long a client waits before reconnecting (ms). */
 #define STREAM_RETRY_MS 2000
@@ -54,6 +61,9 @@ struct stream_hub {
 	pthread_cond_t cv;
 	pthread_t thread;
 	bool started, stopping;
+	bool told;       /* the store tells of changes now */
+	bool changed;    /* told of one since the last read */
+	bool notified;   /* the store was asked to tell */
 	struct sub *subs;
 	int n;
 	struct store_change *page;
@@ -344,25 +354,36 @@ static void feed_round(struct stream_hub *hub, int64_t limit)
 	}
 }
 
-/* Heartbeats; and a subscriber that went away while its connection was
+/* Under hub->mu: a subscriber that went away while its connection was
  * suspended (libmicrohttpd does not watch those sockets) is let go now
  * rather than at its next write. A client sends nothing after its
- * request, so a readable end of stream is a closed connection. */
-static void heartbeat(struct stream_hub *hub, int64_t every_ms)
+ * request, so a readable end of stream is a closed connection. Returns
+ * how many subscribers are on their way out (cut, not yet freed). */
+static int let_go_closed(struct stream_hub *hub)
 {
-	static const char beat[] = ": heartbeat\n\n";
-	int64_t now = mono_ms();
+	int leaving = 0;
 	char b;
 
-	pthread_mutex_lock(&hub->mu);
 	for (struct sub *s = hub->subs; s; s = s->next) {
 		if (s->suspended && !s->cut && s->fd >= 0 && recv(s->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0) {
 			s->cut = true;   /* not counted: it left by itself */
 			sub_wake(s);
-		} else if (now - s->last_write_ms >= every_ms) {
-			sub_append(hub, s, beat, sizeof(beat) - 1);
 		}
+		leaving += s->cut;
 	}
+	return leaving;
+}
+
+static void heartbeat(struct stream_hub *hub, int64_t every_ms)
+{
+	static const char beat[] = ": heartbeat\n\n";
+	int64_t now = mono_ms();
+
+	pthread_mutex_lock(&hub->mu);
+	let_go_closed(hub);
+	for (struct sub *s = hub->subs; s; s = s->next)
+		if (!s->cut && now - s->last_write_ms >= every_ms)
+			sub_append(hub, s, beat, sizeof(beat) - 1);
 	pthread_mutex_unlock(&hub->mu);
 }
 
@@ -377,6 +398,8 @@ static void *hub_main(void *arg)
 			pthread_cond_wait(&hub->cv, &hub->mu);
 			continue;
 		}
+		bool told_of_one = hub->changed;
+		hub->changed = false;
 		pthread_mutex_unlock(&hub->mu);
 		struct config_ref *ref = config_current();
 		int64_t limit = ref->cfg.stream_buffer, every = (int64_t)(ref->cfg.stream_heartbeat * 1000);
@@ -384,12 +407,32 @@ static void *hub_main(void *arg)
 		feed_round(hub, limit);
 		heartbeat(hub, every);
 		pthread_mutex_lock(&hub->mu);
-		struct timespec until = deadline_in_us(STREAM_POLL_MS * 1000);
+		struct timespec until = deadline_in_us(STREAM_GAP_MS * 1000);
 		while (!hub->stopping && pthread_cond_timedwait(&hub->cv, &hub->mu, &until) != ETIMEDOUT)
+			;
+		int64_t rest = (hub->told && !told_of_one ? STREAM_IDLE_POLL_MS : STREAM_POLL_MS) - STREAM_GAP_MS;
+		until = deadline_in_us(rest * 1000);
+		while (!hub->stopping && !hub->changed &&
+		       pthread_cond_timedwait(&hub->cv, &hub->mu, &until) != ETIMEDOUT)
 			;
 	}
 	pthread_mutex_unlock(&hub->mu);
 	return NULL;
+}
+
+/* From the store's thread: something may have changed (live), or the
+ * store cannot tell for now (read on the timer). */
+static void hub_told(void *arg, bool live)
+{
+	struct stream_hub *hub = arg;
+
+	pthread_mutex_lock(&hub->mu);
+	hub->told = live;
+	if (live) {
+		hub->changed = true;
+		pthread_cond_broadcast(&hub->cv);
+	}
+	pthread_mutex_unlock(&hub->mu);
 }
 
 struct stream_hub *stream_hub_start(struct store *st)
@@ -408,6 +451,7 @@ struct stream_hub *stream_hub_start(struct store *st)
 		stream_hub_stop(hub);
 		return NULL;
 	}
+	hub->notified = store_changes_notify(st, hub_told, hub) == 0;
 	return hub;
 }
 
@@ -415,6 +459,9 @@ void stream_hub_close_all(struct stream_hub *hub)
 {
 	if (!hub)
 		return;
+	if (hub->notified)
+		store_changes_notify(hub->st, NULL, NULL);   /* no call after this */
+	hub->notified = false;
 	pthread_mutex_lock(&hub->mu);
 	hub->stopping = true;
 	for (struct sub *s = hub->subs; s; s = s->next) {
@@ -500,7 +547,8 @@ enum MHD_Result api_events_stream(struct http *h, struct MHD_Connection *c, stru
 	}
 	snprintf(retry, sizeof(retry), "retry: %d\n\n", STREAM_RETRY_MS);
 	pthread_mutex_lock(&hub->mu);
-	if (hub->stopping || hub->n >= cfg->stream_max_subscribers) {
+	/* a client that just left (a reconnect) does not hold its place */
+	if (hub->stopping || hub->n - let_go_closed(hub) >= cfg->stream_max_subscribers) {
 		bool stopping = hub->stopping;
 		pthread_mutex_unlock(&hub->mu);
 		free(s);

@@ -32,6 +32,8 @@ struct store_ops {
 	enum store_result (*changes)(struct store *st, const struct store_cursor *after, struct store_change *out,
 				     size_t max, size_t *n);
 	enum store_result (*changes_head)(struct store *st, struct store_cursor *head);
+	/* optional (NULL: the caller reads the feed on a timer) */
+	int (*changes_notify)(struct store *st, void (*wake)(void *arg, bool live), void *arg);
 	enum store_result (*replay)(struct store *st, const char *id);
 	enum store_result (*replay_matching)(struct store *st, const struct store_query *q, bool dry_run, json_t *ids,
 					     int64_t *next_cursor);

@@ -247,6 +247,10 @@ enum store_result store_changes_head(struct store *st, struct store_cursor *head
 	memset(head, 0, sizeof(*head));
 	return st->ops->changes_head(st, head);
 }
+int store_changes_notify(struct store *st, void (*wake)(void *arg, bool live), void *arg)
+{
+	return st->ops->changes_notify ? st->ops->changes_notify(st, wake, arg) : -1;
+}
 enum store_result store_replay(struct store *st, const char *id) { return st->ops->replay(st, id); }
 enum store_result store_replay_matching(struct store *st, const struct store_query *q, bool dry_run,
 					json_t *ids, int64_t *next_cursor)

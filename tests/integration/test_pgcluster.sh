@@ -142,6 +142,35 @@ kill "$spid" 2>/dev/null
 check "a stream on one daemon follows an event another one received and ran" \
 	"$(grep '^event:' "$T_DIR/s.out" | cut -d' ' -f2 | xargs)" "received started completed"
 
+# change notifications: every NOTIFY either daemon sends, the other hears
+# (both listen, so what B heard is what A and B sent), also after their
+# notification connections are killed
+note() { curl -s "$1/metrics" | awk -v s="lqs_hookd_store_notifications_total{direction=\"$2\"}" '$1 == s {print $2}'; }
+sent_both() { echo $(($(note "$OTHER" sent) + $(note "$BASE" sent))); }
+listeners() { sql "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'lqs-hookd notifications'"; }
+check "the daemon that ran it sent notifications" "$([ "$(note "$OTHER" sent)" -gt 0 ] && echo yes)" yes
+check "one notification connection per running daemon, killed" \
+	"$(sql "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'lqs-hookd notifications'")" 2
+wait_until 10 grep -q 'change notifications from PostgreSQL .* flow again' "$HOOKD_LOG" ||
+	fail "the notification connection is made again" "$(grep -i notification "$HOOKD_LOG")"
+check "its loss is logged, once" "$(grep -c 'change notification connection to PostgreSQL .* was lost' "$HOOKD_LOG")" 1
+wait_until 10 [ "$(listeners)" = 2 ] || fail "both listen again" "$(listeners)"
+sleep 0.3
+h0=$(note "$BASE" heard); s0=$(sent_both)
+curl -sN --max-time 20 "$BASE/events/stream?resource_id=00000000-0000-0000-0000-0000000000de" >"$T_DIR/s2.out" &
+spid=$!
+sleep 0.5
+ev='{"hook_id":"00000000-0000-0000-0000-0000000000ac","process_type":"digestion","resource_id":"00000000-0000-0000-0000-0000000000de","previous_state":"finalizing","current_state":"completed"}'
+curl -s -o /dev/null --max-time 10 -X POST "$OTHER/events" -H "$AUTH" -H 'Content-Type: application/json' -d "$ev"
+wait_until 15 grep -q '^event: completed' "$T_DIR/s2.out"
+kill "$spid" 2>/dev/null
+check "after that, a stream still follows the other daemon" \
+	"$(grep '^event:' "$T_DIR/s2.out" | cut -d' ' -f2 | xargs)" "received started completed"
+heard_all() { [ $(($(note "$BASE" heard) - h0)) = $(($(sent_both) - s0)) ]; }
+wait_until 5 heard_all
+sent=$(($(sent_both) - s0)); heard=$(($(note "$BASE" heard) - h0))
+check "B heard every notification sent since ($heard of $sent)" "$([ "$sent" -gt 0 ] && [ "$heard" = "$sent" ] && echo yes)" yes
+
 # 40 batches of 4 objects, each object posted to one of two daemons, all
 # four of a batch at once: each batch closes once, with one trigger
 B=("${BASES[0]}" "$BASE")

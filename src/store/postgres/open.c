@@ -33,6 +33,7 @@ static const struct store_ops pg_ops = {
 	.list = pg_list,
 	.changes = pg_changes,
 	.changes_head = pg_changes_head,
+	.changes_notify = pg_changes_notify,
 	.replay = pg_replay,
 	.replay_matching = pg_replay_matching,
 	.prune = pg_prune,
@@ -321,7 +322,8 @@ enum store_result pg_commit(struct pgs *st, struct pgc *c)
 	/* a COMMIT of an aborted transaction answers ROLLBACK: not committed */
 	bool ok = PQresultStatus(r) == PGRES_COMMAND_OK && strcmp(PQcmdStatus(r), "COMMIT") == 0;
 
-	(void)st;
+	if (ok)
+		pg_note_written(st);
 	if (!ok)
 		log_error("store: COMMIT: %s", PQerrorMessage(c->c)[0] ? PQerrorMessage(c->c) : "rolled back");
 	PQclear(r);
@@ -440,6 +442,10 @@ int pg_hist_insert(struct pgs *st, struct pgc *c, const char *id, const struct s
 	pgp_text(&p, h->error);
 	r = pg_do(st, c, "INSERT INTO history(event_id, step, started_at, ended_at, detail, error) "
 			 "VALUES ($1,$2,$3,$4,$5,$6)", &p);
+	/* a statement of its own is committed now; in a transaction, the
+	 * COMMIT tells */
+	if (r == STORE_OK && PQtransactionStatus(c->c) == PQTRANS_IDLE)
+		pg_note_written(st);
 	free(detail);
 	return r == STORE_OK ? 0 : -1;
 }
@@ -473,6 +479,8 @@ int pg_store_open(struct store **out, const char *where, const struct store_conf
 	pthread_mutex_init(&st->mu, NULL);
 	pthread_cond_init(&st->cv, NULL);
 	pthread_mutex_init(&st->lock_mu, NULL);
+	pthread_mutex_init(&st->wake_mu, NULL);
+	st->notify_fd = -1;
 	keylocks_init(&st->keys);
 	st->base.ops = &pg_ops;
 	st->conninfo = strdup(where);
@@ -500,6 +508,7 @@ int pg_store_open(struct store **out, const char *where, const struct store_conf
 		return -1;
 	}
 	pg_count_unfinished(st, &st->pool[0], true);
+	pg_notify_start(st);
 	*out = &st->base;
 	return 0;
 }
@@ -516,6 +525,7 @@ void pg_close(struct store *b)
 {
 	struct pgs *st = pg_of(b);
 
+	pg_notify_stop(st);
 	for (int i = 0; st->pool && i < st->n_pool; i++)
 		if (st->pool[i].c)
 			PQfinish(st->pool[i].c);
@@ -530,6 +540,7 @@ void pg_close(struct store *b)
 	pthread_mutex_destroy(&st->mu);
 	pthread_cond_destroy(&st->cv);
 	pthread_mutex_destroy(&st->lock_mu);
+	pthread_mutex_destroy(&st->wake_mu);
 	keylocks_destroy(&st->keys);
 	free(st);
 }

@@ -23,6 +23,8 @@
 #define PG_RECONNECT_MAX_MS 5000
 /* How stale the shared count of unfinished events may be. */
 #define PG_COUNT_EVERY_MS 250
+/* At most one change notification a daemon sends in this time. */
+#define PG_NOTIFY_EVERY_MS 20
 /* A statement never runs longer (a stuck server does not hold a worker). */
 #define PG_STATEMENT_TIMEOUT "30s"
 
@@ -62,6 +64,16 @@ struct pgs {
 	_Atomic int64_t sized_at;
 	/* the first recovery looks for this host's earlier runs too */
 	atomic_bool recovered_once;
+	/* change notifications (notify.c) */
+	pthread_t notify_thread;
+	bool notify_started;
+	int notify_fd;              /* eventfd: wakes the thread */
+	atomic_bool notify_stop;
+	atomic_bool written;        /* committed since the last NOTIFY */
+	atomic_bool retell;         /* a new subscriber waits to hear the state */
+	pthread_mutex_t wake_mu;
+	void (*wake)(void *arg, bool live);
+	void *wake_arg;
 };
 
 static inline struct pgs *pg_of(struct store *b)
@@ -115,6 +127,12 @@ void pg_count_unfinished(struct pgs *st, struct pgc *c, bool force);
  * time); -1 with err when it cannot, or the database's is newer. */
 int pg_prepare_schema(struct pgs *st, PGconn *c, char *err, size_t errlen);
 
+/* notify.c: the thread that sends and hears change notifications. */
+void pg_notify_start(struct pgs *st);
+void pg_notify_stop(struct pgs *st);
+/* Something a status stream shows was committed: a NOTIFY follows. */
+void pg_note_written(struct pgs *st);
+
 /* The operations, by file. */
 void pg_set_max_size(struct store *b, int64_t bytes);
 void pg_close(struct store *b);
@@ -145,7 +163,8 @@ enum store_result pg_list(struct store *b, const struct store_query *q, struct s
 enum store_result pg_archive_pending(struct store *b, int limit, struct store_event **rows, size_t *n);
 enum store_result pg_archive_mark(struct store *b, char (*ids)[37], const int64_t *finished_ms, size_t n,
 				  int64_t now_ms);
-/* feed.c */
+/* feed.c, notify.c */
+int pg_changes_notify(struct store *b, void (*wake)(void *arg, bool live), void *arg);
 enum store_result pg_changes_head(struct store *b, struct store_cursor *head);
 enum store_result pg_changes(struct store *b, const struct store_cursor *after, struct store_change *out, size_t max,
 			     size_t *n);
