@@ -170,6 +170,9 @@ heard_all() { [ $(($(note "$BASE" heard) - h0)) = $(($(sent_both) - s0)) ]; }
 wait_until 5 heard_all
 sent=$(($(sent_both) - s0)); heard=$(($(note "$BASE" heard) - h0))
 check "B heard every notification sent since ($heard of $sent)" "$([ "$sent" -gt 0 ] && [ "$heard" = "$sent" ] && echo yes)" yes
+# idle daemons (lease renewals, recovery passes) notify nobody
+s1=$(sent_both); sleep 2
+check "idle: no notification in 2 s" "$(($(sent_both) - s1))" 0
 
 # 40 batches of 4 objects, each object posted to one of two daemons, all
 # four of a batch at once: each batch closes once, with one trigger

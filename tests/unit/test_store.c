@@ -6,24 +6,62 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include "lqs-hookd/store.h"
 #include "lqs-hookd/util.h"
 #include "suites.h"
 
-static char dir[64], path[128];
+/* With LQS_TEST_PG (the socket folder of a throwaway PostgreSQL server),
+ * each test's store is a fresh database there instead of an SQLite file:
+ * the same tests, the other backend. */
+static char dir[64], path[1024], dbname[64];
 static struct store *st;
 static struct store_event got;   /* the last get() */
 
+static const char *pg_dir(void)
+{
+	const char *d = getenv("LQS_TEST_PG");
+
+	return d && *d ? d : NULL;
+}
+
+/* A statement on the server's maintenance database. */
+static void pg_admin(const char *sql)
+{
+	char ci[1200];
+	PGconn *c;
+	PGresult *r;
+
+	snprintf(ci, sizeof(ci), "host=%s dbname=postgres user=hookd options='-c client_min_messages=warning'",
+		 pg_dir());
+	c = PQconnectdb(ci);
+	ck_assert_msg(PQstatus(c) == CONNECTION_OK, "%s", PQerrorMessage(c));
+	r = PQexec(c, sql);
+	ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK, "%s: %s", sql, PQerrorMessage(c));
+	PQclear(r);
+	PQfinish(c);
+}
+
 static void setup(void)
 {
+	static unsigned serial;
 	char err[256];
 
 	snprintf(dir, sizeof(dir), "/tmp/lqs-store-XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	snprintf(path, sizeof(path), "%s/t.db", dir);
-	ck_assert_int_eq(store_open(&st, path, err, sizeof(err)), 0);
+	if (pg_dir()) {
+		char sql[160];
+		snprintf(dbname, sizeof(dbname), "ut_%ld_%u", (long)getpid(), serial++);
+		snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s", dbname);
+		pg_admin(sql);
+		snprintf(sql, sizeof(sql), "CREATE DATABASE %s", dbname);
+		pg_admin(sql);
+		snprintf(path, sizeof(path), "postgresql://hookd@/%s?host=%s", dbname, pg_dir());
+	}
+	ck_assert_msg(store_open(&st, path, err, sizeof(err)) == 0, "%s", err);
 }
 
 static void teardown(void)
@@ -35,6 +73,11 @@ static void teardown(void)
 	st = NULL;
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	ck_assert_int_eq(system(cmd), 0);
+	if (pg_dir()) {
+		char sql[160];
+		snprintf(sql, sizeof(sql), "DROP DATABASE %s WITH (FORCE)", dbname);
+		pg_admin(sql);
+	}
 }
 
 static void mk(struct event *ev, const char *rid, const char *hook)
@@ -106,11 +149,18 @@ START_TEST(enqueue_get_durable)
 	ck_assert_int_eq(got.attempts, 0);
 	ck_assert_str_eq(got.handler, "digestion_stats");
 	ck_assert_str_eq(json_string_value(json_object_get(got.event, "resource_id")), R1);
-	/* a second daemon on the same store is refused, by name */
+	/* a second daemon on the same SQLite store is refused, by name; on
+	 * PostgreSQL it shares the queue */
 	{
 		struct store *other;
-		ck_assert_int_eq(store_open(&other, path, err, sizeof(err)), -1);
-		ck_assert_ptr_nonnull(strstr(err, "is in use by another lqs-hookd"));
+		if (pg_dir()) {
+			ck_assert_int_eq(store_open(&other, path, err, sizeof(err)), 0);
+			ck_assert_int_eq(store_unfinished(other), 1);
+			store_close(other);
+		} else {
+			ck_assert_int_eq(store_open(&other, path, err, sizeof(err)), -1);
+			ck_assert_ptr_nonnull(strstr(err, "is in use by another lqs-hookd"));
+		}
 	}
 	/* reopen: still there */
 	store_close(st);
@@ -121,7 +171,7 @@ START_TEST(enqueue_get_durable)
 		struct store_event none;
 		ck_assert_int_eq(store_get(st, "00000000-0000-0000-0000-000000000000", &none), STORE_NOTFOUND);
 	}
-	ck_assert_str_eq(store_backend(st), "sqlite");
+	ck_assert_str_eq(store_backend(st), pg_dir() ? "postgresql" : "sqlite");
 }
 END_TEST
 
@@ -218,6 +268,10 @@ START_TEST(recover_replay_history_prune)
 
 	mk(&ev, R1, NULL);
 	put(st, &ev, "h", 0, 100, id);
+	/* PostgreSQL leaves a lease held by a live process (this one) until
+	 * it runs out: a short one */
+	if (pg_dir())
+		store_set_lease(st, 500);
 	ck_assert_int_eq(store_claim(st, now_ms(), &c, &due), 1);
 	store_claim_release(&c);
 	/* the lease is renewed while its owner lives: nothing to recover */
@@ -226,6 +280,8 @@ START_TEST(recover_replay_history_prune)
 	/* the process dies mid-attempt */
 	store_close(st);
 	ck_assert_int_eq(store_open(&st, path, err, sizeof(err)), 0);
+	if (pg_dir())
+		usleep(700 * 1000);
 	ck_assert_int_eq(store_recover(st), 1);
 	ck_assert_int_eq(store_claim(st, now_ms(), &c, &due), 1);
 	ck_assert_str_eq(c.id, id);
@@ -319,7 +375,7 @@ START_TEST(batch_commit_then_sync)
 {
 	struct event a, b;
 	struct store_item it[3];
-	char wal[160];
+	char wal[sizeof(path) + 8];
 
 	mk(&a, R1, NULL);
 	mk(&b, R2, NULL);
@@ -332,8 +388,10 @@ START_TEST(batch_commit_then_sync)
 	ck_assert_int_eq(it[1].result, STORE_OK);
 	ck_assert_int_eq(it[2].result, STORE_DUPLICATE);
 	ck_assert_str_eq(it[2].id, it[0].id);
-	snprintf(wal, sizeof(wal), "%s-wal", path);
-	ck_assert_int_eq(access(wal, F_OK), 0);
+	if (!pg_dir()) {   /* SQLite: the batch is in the WAL, not synced yet */
+		snprintf(wal, sizeof(wal), "%s-wal", path);
+		ck_assert_int_eq(access(wal, F_OK), 0);
+	}
 	ck_assert_int_eq(store_durable(st), 0);
 	ck_assert_int_eq(store_durable(st), 0);   /* the WAL descriptor is kept */
 	ck_assert_int_eq(store_unfinished(st), 1);
@@ -352,6 +410,8 @@ START_TEST(upgrade_from_v3)
 	sqlite3 *db;
 	sqlite3_stmt *s;
 
+	if (pg_dir())
+		return;   /* SQLite's upgrades (PostgreSQL's schema is at its first version) */
 	mk(&ev, R1, NULL);
 	ck_assert_int_eq(put(st, &ev, "h", 60000, 100, id1), STORE_OK);
 	store_close(st);
@@ -390,6 +450,16 @@ START_TEST(newer_schema_refused)
 
 	store_close(st);
 	st = NULL;
+	if (pg_dir()) {
+		PGconn *c = PQconnectdb(path);
+		PGresult *r = PQexec(c, "UPDATE lqs_hookd_schema SET version = 99");
+		ck_assert_int_eq(PQresultStatus(r), PGRES_COMMAND_OK);
+		PQclear(r);
+		PQfinish(c);
+		ck_assert_int_eq(store_open(&st, path, err, sizeof(err)), -1);
+		ck_assert_ptr_nonnull(strstr(err, "has schema version 99, newer than this lqs-hookd knows (1)"));
+		return;
+	}
 	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
 	ck_assert_int_eq(sqlite3_exec(db, "PRAGMA user_version = 99;", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
@@ -672,6 +742,73 @@ START_TEST(sweep_duplicates)
 }
 END_TEST
 
+/* One batch of every kind (both backends decide it the same way, whether
+ * they look one event at a time or the whole batch at once): copies
+ * within the batch and of stored events, a sweep's find of a queued
+ * event, an unrouted event, quotes and backslashes, and max_queued
+ * reached in the middle. */
+START_TEST(batch_mixed)
+{
+	static const char odd[] = "r\"q\\s{,} NULL";
+	struct event a, b, sw, un, weird, c, d;
+	struct store_item it[7];
+	struct store_limits lim = { 60000, 3 };
+
+	mk(&a, R1, "aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa");
+	mk(&sw, R1, NULL);
+	mk(&un, R2, "bbbbbbbb-bbbb-bbbb-bbbb-bbbbbbbbbbbb");
+	mk(&weird, odd, "cccccccc-cccc-cccc-cccc-cccccccccccc");
+	mk(&c, "33333333-3333-3333-3333-333333333333", NULL);
+	mk(&d, "44444444-4444-4444-4444-444444444444", NULL);
+	b = a;
+	it[0] = (struct store_item){ .ev = &a, .handler = "h" };
+	it[1] = (struct store_item){ .ev = &b, .handler = "h" };
+	it[2] = (struct store_item){ .ev = &sw, .handler = "h", .source = "sweep:s" };
+	it[3] = (struct store_item){ .ev = &un, .handler = NULL };
+	it[4] = (struct store_item){ .ev = &weird, .handler = "h" };
+	it[5] = (struct store_item){ .ev = &c, .handler = "h" };
+	it[6] = (struct store_item){ .ev = &d, .handler = "h" };
+	for (int i = 0; i < 7; i++)
+		it[i].body = store_event_body(it[i].ev);
+	store_submit_durable(st, it, 7, &lim);
+	ck_assert_int_eq(it[0].result, STORE_OK);
+	ck_assert_int_eq(it[1].result, STORE_DUPLICATE);
+	ck_assert_str_eq(it[1].id, it[0].id);
+	ck_assert_int_eq(it[2].result, STORE_DUPLICATE);   /* the queued event of the same state */
+	ck_assert_str_eq(it[2].id, it[0].id);
+	ck_assert_int_eq(it[3].result, STORE_OK);
+	ck_assert_int_eq(it[4].result, STORE_OK);
+	ck_assert_int_eq(it[5].result, STORE_OK);
+	ck_assert_int_eq(it[6].result, STORE_FULL);        /* three unfinished: the unrouted one is done */
+	ck_assert_int_eq(store_unfinished(st), 3);
+	ck_assert_str_eq(get(it[3].id)->state, ST_COMPLETED);
+	ck_assert_str_eq(json_string_value(json_object_get(get(it[4].id)->event, "resource_id")), odd);
+	{
+		struct store_query q = { .resource_id = odd, .limit = 10 };
+		struct store_event *rows;
+		size_t n;
+		int64_t next;
+		ck_assert_int_eq(store_list(st, &q, &rows, &n, &next), STORE_OK);
+		ck_assert_uint_eq(n, 1);
+		ck_assert_str_eq(rows[0].id, it[4].id);
+		store_events_free(rows, n);
+	}
+	ck_assert_str_eq(get(it[0].id)->state, ST_QUEUED);
+	/* the same again, another batch: each a copy of what is stored */
+	for (int i = 0; i < 3; i++) {
+		free(it[i].body);
+		it[i].body = store_event_body(it[i].ev);
+	}
+	store_submit_durable(st, it, 3, &lim);
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(it[i].result, STORE_DUPLICATE);
+		ck_assert_str_eq(it[i].id, it[0].id);
+	}
+	for (int i = 0; i < 7; i++)
+		free(it[i].body);
+}
+END_TEST
+
 /* The record of a sweep's runs outlives the daemon. */
 START_TEST(sweep_records)
 {
@@ -750,6 +887,7 @@ Suite *suite_store(void)
 	tcase_add_test(t, change_feed);
 	tcase_add_test(t, store_address);
 	tcase_add_test(t, sweep_duplicates);
+	tcase_add_test(t, batch_mixed);
 	tcase_add_test(t, sweep_records);
 	suite_add_tcase(s, t);
 	return s;

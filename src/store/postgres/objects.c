@@ -118,6 +118,7 @@ static enum store_result close_batch(struct pgs *st, struct pgc *c, const char *
 			 "dedupe_key, body, handler, state, result, finished_at, source) "
 			 "VALUES ($1,$2,$2,'batch','closed',$3,$4,$5,$6,$7,$8,$9,'batch')", &p);
 	free(body);
+	c->wrote |= r == STORE_OK;
 	if (r == STORE_OK && !result)
 		(*added)++;
 	free(result);
@@ -162,6 +163,7 @@ static enum store_result open_batch(struct pgs *st, struct pgc *c, const struct 
 	*opened = now;
 	pgp_text(&p, id);
 	pgp_int(&p, now);
+	c->wrote = true;   /* "batch_opened" (a failure rolls back, and clears it) */
 	return pg_do(st, c, "INSERT INTO batches(watch, bucket, prefix, id, state, opened_at, last_object_at) "
 			    "VALUES ($1,$2,$3,$4,'open',$5,$5)", &p);
 }

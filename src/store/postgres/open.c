@@ -68,6 +68,56 @@ void pgp_null(struct pgp *p)
 	p->v[p->n++] = NULL;
 }
 
+void pga_init(struct pga *a)
+{
+	buf_init(&a->b, 0);
+	a->failed = buf_append(&a->b, "{", 1) != 0;
+}
+
+static void pga_next(struct pga *a)
+{
+	if (!a->failed && a->b.len > 1 && buf_append(&a->b, ",", 1) != 0)
+		a->failed = true;
+}
+
+void pga_text(struct pga *a, const char *s)
+{
+	pga_next(a);
+	if (!s || !*s) {
+		a->failed |= buf_append_str(&a->b, "NULL") != 0;
+		return;
+	}
+	/* quoted, with '"' and '\' escaped: any text is one element */
+	a->failed |= buf_append(&a->b, "\"", 1) != 0;
+	while (*s && !a->failed) {
+		size_t k = strcspn(s, "\"\\");
+		a->failed |= buf_append(&a->b, s, k) != 0;
+		s += k;
+		if (*s) {
+			char esc[2] = { '\\', *s++ };
+			a->failed |= buf_append(&a->b, esc, 2) != 0;
+		}
+	}
+	a->failed |= buf_append(&a->b, "\"", 1) != 0;
+}
+
+void pga_int(struct pga *a, int64_t v)
+{
+	pga_next(a);
+	a->failed |= buf_printf(&a->b, "%lld", (long long)v) != 0;
+}
+
+const char *pga_end(struct pga *a)
+{
+	a->failed |= buf_append(&a->b, "}", 1) != 0;
+	return a->failed ? NULL : a->b.data;
+}
+
+void pga_free(struct pga *a)
+{
+	buf_free(&a->b);
+}
+
 /* Connect one connection, set up as every statement expects. */
 PGconn *pg_connect(struct pgs *st, char *err, size_t errlen)
 {
@@ -190,6 +240,7 @@ void pg_put(struct pgs *st, struct pgc *c)
 		PQclear(r);
 	}
 	c->busy = false;
+	c->wrote = false;
 	pthread_cond_signal(&st->cv);
 	pthread_mutex_unlock(&st->mu);
 }
@@ -322,8 +373,9 @@ enum store_result pg_commit(struct pgs *st, struct pgc *c)
 	/* a COMMIT of an aborted transaction answers ROLLBACK: not committed */
 	bool ok = PQresultStatus(r) == PGRES_COMMAND_OK && strcmp(PQcmdStatus(r), "COMMIT") == 0;
 
-	if (ok)
+	if (ok && c->wrote)
 		pg_note_written(st);
+	c->wrote = false;
 	if (!ok)
 		log_error("store: COMMIT: %s", PQerrorMessage(c->c)[0] ? PQerrorMessage(c->c) : "rolled back");
 	PQclear(r);
@@ -335,6 +387,7 @@ void pg_rollback(struct pgs *st, struct pgc *c)
 	PGresult *r;
 
 	(void)st;
+	c->wrote = false;
 	if (!c->c || PQstatus(c->c) != CONNECTION_OK || PQtransactionStatus(c->c) == PQTRANS_IDLE)
 		return;
 	r = PQexec(c->c, "ROLLBACK");
@@ -400,28 +453,22 @@ static int cmp_key(const void *a, const void *b)
 enum store_result pg_xact_locks(struct pgs *st, struct pgc *c, int64_t *keys, size_t n)
 {
 	struct pgp p = { .n = 0 };
-	size_t at = 0;
-	enum store_result r;
-	char *arr;
+	struct pga arr;
+	enum store_result r = STORE_ERROR;
 
 	if (!n)
 		return STORE_OK;
 	qsort(keys, n, sizeof(*keys), cmp_key);
-	arr = malloc(n * 22 + 3);
-	if (!arr)
-		return STORE_ERROR;
-	arr[at++] = '{';
-	for (size_t i = 0; i < n; i++) {
-		if (i && keys[i] == keys[i - 1])
-			continue;
-		at += (size_t)snprintf(arr + at, n * 22 + 3 - at, "%s%lld", at > 1 ? "," : "", (long long)keys[i]);
+	pga_init(&arr);
+	for (size_t i = 0; i < n; i++)
+		if (!i || keys[i] != keys[i - 1])
+			pga_int(&arr, keys[i]);
+	if (pga_end(&arr)) {
+		pgp_text(&p, arr.b.data);
+		/* in array order: unnest yields its elements in order */
+		r = pg_do(st, c, "SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::bigint[]) AS k", &p);
 	}
-	arr[at++] = '}';
-	arr[at] = '\0';
-	pgp_text(&p, arr);
-	/* in array order: unnest yields its elements in order */
-	r = pg_do(st, c, "SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::bigint[]) AS k", &p);
-	free(arr);
+	pga_free(&arr);
 	return r;
 }
 
@@ -446,6 +493,8 @@ int pg_hist_insert(struct pgs *st, struct pgc *c, const char *id, const struct s
 	 * COMMIT tells */
 	if (r == STORE_OK && PQtransactionStatus(c->c) == PQTRANS_IDLE)
 		pg_note_written(st);
+	else if (r == STORE_OK)
+		c->wrote = true;
 	free(detail);
 	return r == STORE_OK ? 0 : -1;
 }

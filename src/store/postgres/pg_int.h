@@ -15,6 +15,7 @@
 #include <libpq-fe.h>
 
 #include "../backend.h"
+#include "lqs-hookd/buf.h"
 
 /* Statements prepared on one connection (by the address of their SQL). */
 #define PG_STMTS 96
@@ -37,6 +38,9 @@ struct pgc {
 	bool busy;
 	const char *sql[PG_STMTS];   /* prepared as "s<i>" */
 	int n;
+	/* its transaction wrote rows the change feed shows: its COMMIT is
+	 * followed by a notification (others' commits are not) */
+	bool wrote;
 };
 
 struct pgs {
@@ -90,6 +94,19 @@ struct pgp {
 void pgp_text(struct pgp *p, const char *s);   /* "" is NULL too */
 void pgp_int(struct pgp *p, int64_t v);
 void pgp_null(struct pgp *p);
+
+/* A PostgreSQL array literal ("{...}") built element by element, so that
+ * one statement takes a column of values for a whole batch. */
+struct pga {
+	struct buf b;
+	bool failed;
+};
+void pga_init(struct pga *a);
+void pga_text(struct pga *a, const char *s);   /* NULL or "": NULL */
+void pga_int(struct pga *a, int64_t v);
+/* The literal (NULL: out of memory); pga_free after. */
+const char *pga_end(struct pga *a);
+void pga_free(struct pga *a);
 
 /* open.c: the pool and statements. */
 /* A new connection, set up as every statement expects (NULL: err says why). */
