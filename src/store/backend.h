@@ -77,6 +77,9 @@ void keylocks_release(struct keylocks *k, const char *key);
 /* The LogQS delivery a duplicate is recognised by: the same hook, type,
  * resource and transition. */
 void store_dedupe_key(const struct event *ev, char *out, size_t n);
+/* The result an event without a route is stored with (finished at once),
+ * as JSON text; NULL: out of memory. The caller frees. */
+char *store_not_routed_text(const char *process_type, const char *current_state);
 /* Set the figure of state to n (from a count by state). */
 void store_stats_add(struct store_stats *out, const char *state, int64_t n);
 

@@ -85,6 +85,15 @@ void store_dedupe_key(const struct event *ev, char *out, size_t n)
 		 ev->current_state);
 }
 
+char *store_not_routed_text(const char *process_type, const char *current_state)
+{
+	json_t *res = event_not_routed(process_type, current_state);
+	char *text = res ? json_dumps(res, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+
+	json_decref(res);
+	return text;
+}
+
 void store_stats_add(struct store_stats *out, const char *state, int64_t n)
 {
 	if (strcmp(state, ST_QUEUED) == 0)

@@ -95,11 +95,8 @@ static enum store_result close_batch(struct pgs *st, struct pgc *c, const char *
 
 	if (!body)
 		return pg_fail(c);
-	if (!trigger || !*trigger) {
-		json_t *res = event_not_routed("batch", "closed");
-		result = json_dumps(res, JSON_COMPACT);
-		json_decref(res);
-	}
+	if (!trigger || !*trigger)
+		result = store_not_routed_text("batch", "closed");
 	uuid_new(trigger_id);
 	snprintf(dkey, sizeof(dkey), "batch|%s", id);
 	pgp_text(&p, trigger_id);

@@ -173,14 +173,9 @@ static enum store_result enqueue_events(struct pgs *st, struct pgc *c, struct st
 			continue;
 		}
 		uuid_new(it->id);
-		if (!it->handler) {
-			json_t *res = event_not_routed(it->ev->process_type, it->ev->current_state);
-			result = res ? json_dumps(res, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-			json_decref(res);
-			if (!result) {
-				out = STORE_ERROR;
-				break;
-			}
+		if (!it->handler && !(result = store_not_routed_text(it->ev->process_type, it->ev->current_state))) {
+			out = STORE_ERROR;
+			break;
 		}
 		pga_text(&ins[A_ID], it->id);
 		pga_text(&ins[A_TYPE], it->ev->process_type);

@@ -82,11 +82,8 @@ static enum store_result close_batch(struct sq *st, const char *id, const char *
 
 	if (!body)
 		return STORE_ERROR;
-	if (!trigger || !*trigger) {
-		json_t *res = event_not_routed("batch", "closed");
-		result = json_dumps(res, JSON_COMPACT);
-		json_decref(res);
-	}
+	if (!trigger || !*trigger)
+		result = store_not_routed_text("batch", "closed");
 	uuid_new(trigger_id);
 	snprintf(dkey, sizeof(dkey), "batch|%s", id);
 	s = sq_prep(st, "INSERT INTO events(id, received_at, updated_at, process_type, current_state, resource_id, "

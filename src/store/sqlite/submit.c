@@ -72,13 +72,8 @@ static enum store_result enqueue_one(struct sq *st, struct store_item *it, int64
 	uuid_new(it->id);
 	/* No route: nothing to run, so the event is stored finished, in the
 	 * same commit, and never costs a worker a round trip. */
-	if (!it->handler) {
-		json_t *res = event_not_routed(it->ev->process_type, it->ev->current_state);
-		result = res ? json_dumps(res, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-		json_decref(res);
-		if (!result)
-			return STORE_ERROR;
-	}
+	if (!it->handler && !(result = store_not_routed_text(it->ev->process_type, it->ev->current_state)))
+		return STORE_ERROR;
 	s = sq_prep(st, "INSERT INTO events(id, received_at, updated_at, process_type, current_state, "
 		     "resource_id, dedupe_key, body, handler, state, result, finished_at, source) "
 		     "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)");
