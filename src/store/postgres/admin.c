@@ -58,10 +58,8 @@ enum store_result pg_replay(struct store *b, const char *id)
 		out = pg_commit(st, c);
 		if (out == STORE_OK)
 			atomic_fetch_add(&st->unfinished, 1);
-	} else {
-		pg_rollback(st, c);
 	}
-	pg_put(st, c);
+	pg_put(st, c);   /* rolls back what was not committed */
 	return out;
 }
 
@@ -107,9 +105,7 @@ enum store_result pg_replay_matching(struct store *b, const struct store_query *
 	}
 	if (out == STORE_OK && !dry_run)
 		out = pg_commit(st, c);
-	if (out != STORE_OK || dry_run)
-		pg_rollback(st, c);
-	pg_put(st, c);
+	pg_put(st, c);   /* a dry run, or a failure: rolled back */
 	if (out == STORE_OK) {
 		for (int i = 0; i < n; i++)
 			json_array_append_new(ids, json_string(pg_str(r, i, 0)));
@@ -158,9 +154,7 @@ int pg_prune(struct store *b, int64_t completed_before_ms, int64_t failed_before
 		n = -1;
 out:
 	PQclear(r);
-	if (n < 0)
-		pg_rollback(st, c);
-	pg_put(st, c);
+	pg_put(st, c);   /* rolls back what was not committed */
 	return n;
 }
 

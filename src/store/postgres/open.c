@@ -232,15 +232,12 @@ void pg_put(struct pgs *st, struct pgc *c)
 {
 	if (!c)
 		return;
+	/* a connection left inside a transaction (a failure on the way, a
+	 * read) is rolled back before anyone else uses it, and outside the
+	 * pool's lock: a round trip there would hold up every pg_get */
+	pg_rollback(st, c);
 	pthread_mutex_lock(&st->mu);
-	/* a connection left inside a transaction (a failure on the way) is
-	 * rolled back before anyone else uses it */
-	if (c->c && PQtransactionStatus(c->c) != PQTRANS_IDLE && PQstatus(c->c) == CONNECTION_OK) {
-		PGresult *r = PQexec(c->c, "ROLLBACK");
-		PQclear(r);
-	}
 	c->busy = false;
-	c->wrote = false;
 	pthread_cond_signal(&st->cv);
 	pthread_mutex_unlock(&st->mu);
 }

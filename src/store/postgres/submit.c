@@ -276,9 +276,8 @@ void pg_submit(struct store *b, struct store_item *items, size_t n, const struct
 	if (failure == STORE_OK)
 		failure = pg_commit(st, c);
 	if (failure != STORE_OK) {
-		/* all or nothing: no 202 for an event that is not committed */
-		if (c)
-			pg_rollback(st, c);
+		/* all or nothing: no 202 for an event that is not committed
+		 * (pg_put rolls the transaction back) */
 		for (size_t i = 0; i < n; i++)
 			if (items[i].result != STORE_FULL)
 				items[i].result = failure;

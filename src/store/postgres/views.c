@@ -212,8 +212,6 @@ enum store_result pg_archive_mark(struct store *b, char (*ids)[37], const int64_
 	}
 	if (out == STORE_OK)
 		out = pg_commit(st, c);
-	if (out != STORE_OK)
-		pg_rollback(st, c);
-	pg_put(st, c);
+	pg_put(st, c);   /* rolls back what was not committed */
 	return out == STORE_OK ? STORE_OK : STORE_ERROR;
 }

@@ -160,9 +160,7 @@ int pg_claim(struct store *b, int64_t now, struct store_claim *cl, int64_t *next
 			found = -1;
 		}
 	}
-	if (found < 0)
-		pg_rollback(st, c);
-	pg_put(st, c);
+	pg_put(st, c);   /* rolls back what was not committed */
 	return found;
 }
 
@@ -260,9 +258,7 @@ int pg_recover(struct store *b)
 		n = -1;
 out:
 	PQclear(r);
-	if (n < 0)
-		pg_rollback(st, c);
-	pg_put(st, c);
+	pg_put(st, c);   /* rolls back what was not committed */
 	return n;
 }
 
@@ -323,9 +319,7 @@ enum store_result pg_finish(struct store *b, const struct store_outcome *o, stru
 	}
 	out = pg_commit(st, c);
 out:
-	if (out != STORE_OK) {
-		if (c)
-			pg_rollback(st, c);
+	if (out != STORE_OK) {   /* pg_put rolls the transaction back */
 		if (got == 1)
 			store_claim_release(next);
 		got = 0;
@@ -364,9 +358,7 @@ enum store_result pg_requeue(struct store *b, const char *id, int64_t claimed_ms
 			 "attempts=greatest(attempts-1,0) WHERE id=$2 AND state='running' AND owner=$3", &p) == STORE_OK &&
 	    pg_hist_insert(st, c, id, &h) == 0)
 		out = pg_commit(st, c);
-	if (out != STORE_OK)
-		pg_rollback(st, c);
-	pg_put(st, c);
+	pg_put(st, c);   /* rolls back what was not committed */
 	return out;
 }
 
